@@ -1,0 +1,3 @@
+from .addon import register, unregister
+
+__all__ = ("register", "unregister")

@@ -1,0 +1,86 @@
+"""One engine process per Blender session, started on first use and stopped on unregister or at exit.
+
+No bpy. The client is keyed by its :class:`EngineConfig`: changing the engine Python or the cache folder in the
+preferences starts a fresh engine on the next capture. The capture running now (at most one) is kept here too, so
+the Cancel operator and the panel can find it.
+"""
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import TYPE_CHECKING
+
+from .paths import EngineConfig
+
+if TYPE_CHECKING:
+    from .capture import CaptureSession
+    from .client import EngineClient
+
+START_TIMEOUT_S = 120.0
+
+_lock = threading.Lock()
+_client: "EngineClient | None" = None
+_config: EngineConfig | None = None
+_active: "CaptureSession | None" = None
+_atexit_registered = False
+
+
+def get_client(config: EngineConfig, start_timeout: float = START_TIMEOUT_S) -> "EngineClient":
+    """The running engine for ``config``, starting it (blocking, up to ``start_timeout`` s) when needed."""
+    global _client, _config, _atexit_registered
+    from .client import EngineClient  # lazy: nothing is spawned or imported until a capture runs
+
+    with _lock:
+        if _client is not None and _client.alive and _config == config:
+            return _client
+        old, _client, _config = _client, None, None
+    if old is not None:
+        old.shutdown()
+    client = EngineClient(config.python, root=config.root, cache_dir=config.cache_dir)
+    client.start(timeout=start_timeout)  # EngineError with the engine log's tail
+    with _lock:
+        _client, _config = client, config
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+    return client
+
+
+def adopt_client(client: "EngineClient", config: EngineConfig) -> None:
+    """Use an already started client for ``config`` (scripts and tests that start their own engine)."""
+    global _client, _config, _atexit_registered
+    with _lock:
+        old, _client, _config = _client, client, config
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+    if old is not None and old is not client:
+        old.shutdown()
+
+
+def current_client() -> "EngineClient | None":
+    return _client
+
+
+def active_session() -> "CaptureSession | None":
+    return _active
+
+
+def set_active_session(session: "CaptureSession | None") -> None:
+    global _active
+    _active = session
+
+
+def shutdown() -> None:
+    """Cancel the running capture (if any) and stop the engine. Safe to call more than once."""
+    global _client, _config, _active
+    session, _active = _active, None
+    if session is not None and session.running:
+        try:
+            session.cancel()
+        except Exception:
+            pass
+    with _lock:
+        client, _client, _config = _client, None, None
+    if client is not None:
+        client.shutdown()

@@ -1,0 +1,272 @@
+"""Thin operators: poll, copy settings into frozen dataclasses, call capture / take_import, report.
+
+Errors become ``self.report({'ERROR'}, message)`` + ``{'CANCELLED'}`` in one base class (a script calling
+``bpy.ops.reel2rig.*`` gets them as a RuntimeError with the same message).
+
+``reel2rig.capture``: ``invoke`` starts the job and goes modal with a window-manager timer that pumps the
+:class:`~addon.capture.CaptureSession` in a small time budget (ESC or ``reel2rig.cancel`` stops it); ``execute``
+runs the same session to the end, blocking — for scripts and headless Blender, where timers never fire.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import bpy
+from bpy.props import FloatProperty, StringProperty
+from bpy_extras.io_utils import ImportHelper
+
+from . import engine_session, properties
+from .capture import CANCELLED, FINISHED, RUNNING, CaptureSession, CaptureSettings, CaptureStatus
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+    Result = set[OperatorReturnItems]
+else:
+    Result = set
+
+TIMER_INTERVAL_S = 0.1
+MODAL_BUDGET_S = 0.02  # time per timer tick spent draining events: keeps the UI responsive
+
+
+class Reel2RigError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+class _Reel2RigOperator(bpy.types.Operator):
+    """Base: subclasses implement :meth:`run`; any exception becomes an ERROR report and CANCELLED."""
+
+    def run(self, context: bpy.types.Context) -> Result:
+        raise NotImplementedError
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        return self.guarded(lambda: self.run(context))
+
+    def guarded(self, call: Any) -> Result:
+        try:
+            result: Result = call()
+            return result
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the user as a report
+            if not _expected(exc):
+                traceback.print_exc()
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+
+
+def _expected(exc: Exception) -> bool:
+    """Errors with a message meant for the user (no traceback needed)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"Reel2RigError", "TakeError", "ImportFailed", "EngineSetupError", "EngineError",
+                         "FileNotFoundError"})
+
+
+def _message(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if _expected(exc) else f"{type(exc).__name__}: {text}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# capture
+
+
+def _redraw_panels() -> None:
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        screen = window.screen
+        for area in screen.areas if screen else []:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def _show_status(status: CaptureStatus) -> None:
+    st = properties.status(bpy.context)
+    st.running = status.state == RUNNING
+    st.progress = min(max(status.fraction, 0.0), 1.0)
+    st.stage = status.text()
+    st.fps = status.fps
+    if status.state != RUNNING:
+        st.message = status.message
+        st.is_error = status.state not in (FINISHED, CANCELLED)
+    _redraw_panels()
+
+
+def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSettings:
+    """Copy the scene's Reel2Rig settings and the preferences into a frozen CaptureSettings."""
+    from . import preferences
+
+    scene_settings = properties.settings(context)
+    path = bpy.path.abspath(video or scene_settings.video_path)
+    if not path:
+        raise Reel2RigError("Choose a video in the Reel2Rig panel (3D View › Sidebar › Reel2Rig) first")
+    if not os.path.isfile(path):
+        raise Reel2RigError(f"Video '{path}' not found; check the path")
+    options: dict[str, Any] = {"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing)}
+    if scene_settings.focal_px > 0:
+        options["focal_px"] = float(scene_settings.focal_px)
+    return CaptureSettings(video=os.path.abspath(path), engine=preferences.engine_config(context), options=options)
+
+
+def import_finished_take(settings: CaptureSettings, take_path: str) -> str:
+    """on_finished of a capture: build the Take into the current scene; returns the summary line."""
+    from . import take_import
+
+    result = take_import.import_take(bpy.context, take_path, video=settings.video)
+    properties.status(bpy.context).take_path = take_path
+    return result.summary()
+
+
+def begin_capture(context: bpy.types.Context, settings: CaptureSettings) -> CaptureSession:
+    """Start the engine if needed, queue the job and make it the active session."""
+    current = engine_session.active_session()
+    if current is not None and current.running:
+        raise Reel2RigError("A capture is already running; cancel it first (ESC or the Cancel button)")
+    client = engine_session.get_client(settings.engine)
+    session = CaptureSession(client, settings, on_status=_show_status,
+                             on_finished=lambda take, sidecar: import_finished_take(settings, take))
+    st = properties.status(context)
+    st.message, st.is_error = "", False
+    session.start()
+    engine_session.set_active_session(session)
+    return session
+
+
+def end_capture(operator: bpy.types.Operator, session: CaptureSession) -> Result:
+    """Report the outcome of a session that stopped running, release it, and return the operator's result."""
+    if engine_session.active_session() is session:
+        engine_session.set_active_session(None)
+    properties.status(bpy.context).running = False
+    state, message = session.status.state, session.status.message
+    if state == FINISHED:
+        operator.report({"INFO"}, message)
+        return {"FINISHED"}
+    if state == CANCELLED:
+        operator.report({"WARNING"}, message)
+        return {"CANCELLED"}
+    operator.report({"ERROR"}, message or "Capture failed")
+    return {"CANCELLED"}
+
+
+class REEL2RIG_OT_capture(_Reel2RigOperator):
+    bl_idname = "reel2rig.capture"
+    bl_label = "Capture"
+    bl_description = "Turn the video into a keyframed armature and a matching camera (runs the Reel2Rig engine)"
+    bl_options = {"UNDO"}
+
+    video: StringProperty(  # type: ignore[valid-type]
+        name="Video", description="Clip to capture; empty: the scene's Reel2Rig video",
+        subtype="FILE_PATH", default="", options={"SKIP_SAVE"})
+    timeout: FloatProperty(  # type: ignore[valid-type]
+        name="Timeout", description="Blocking runs only: give up after this many seconds (0: no limit)",
+        default=0.0, min=0.0, options={"SKIP_SAVE"})
+
+    _session: CaptureSession | None = None
+    _timer: Any = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        session = engine_session.active_session()
+        return session is None or not session.running
+
+    def run(self, context: bpy.types.Context) -> Result:
+        session = begin_capture(context, capture_settings(context, self.video))
+        try:
+            session.run_to_end(timeout_s=self.timeout or None)
+        except BaseException:
+            session.cancel()
+            raise
+        finally:
+            if session.running:  # interrupted (KeyboardInterrupt): do not leave a stale active session
+                engine_session.set_active_session(None)
+        return end_capture(self, session)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        if context.window is None or bpy.app.background:  # headless: no event loop, run to the end
+            return self.execute(context)
+
+        def start() -> Result:
+            self._session = begin_capture(context, capture_settings(context, self.video))
+            wm = context.window_manager
+            self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+            wm.modal_handler_add(self)
+            return {"RUNNING_MODAL"}
+
+        return self.guarded(start)
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        session = self._session
+        if session is None:
+            return {"CANCELLED"}
+        if event.type == "ESC" and event.value == "PRESS":
+            session.cancel()
+        elif event.type == "TIMER":
+            session.pump(MODAL_BUDGET_S)
+        if session.running:
+            return {"PASS_THROUGH"}
+        self._remove_timer(context)
+        return end_capture(self, session)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the modal (file load, quit): stop the job too."""
+        if self._session is not None and self._session.running:
+            self._session.cancel()
+            engine_session.set_active_session(None)
+            properties.status(context).running = False
+        self._remove_timer(context)
+
+    def _remove_timer(self, context: bpy.types.Context) -> None:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+
+
+class REEL2RIG_OT_cancel(_Reel2RigOperator):
+    bl_idname = "reel2rig.cancel"
+    bl_label = "Cancel Capture"
+    bl_description = "Stop the running capture (finished stages stay cached, so a re-run resumes)"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        session = engine_session.active_session()
+        return session is not None and session.running
+
+    def run(self, context: bpy.types.Context) -> Result:
+        session = engine_session.active_session()
+        if session is None or not session.running:
+            raise Reel2RigError("No capture is running")
+        session.cancel()
+        self.report({"INFO"}, "Cancelling the capture…")
+        return {"FINISHED"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# import
+
+
+class REEL2RIG_OT_import_take(_Reel2RigOperator, ImportHelper):  # type: ignore[misc]
+    bl_idname = "reel2rig.import_take"
+    bl_label = "Import Take"
+    bl_description = "Build an armature, its action and a matching camera from a Reel2Rig take (.take.npz)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.take.npz", options={"HIDDEN"})  # type: ignore[valid-type]
+    filepath: StringProperty(  # type: ignore[valid-type]
+        name="Take", description="The .take.npz file to import", subtype="FILE_PATH", default="")
+    video: StringProperty(  # type: ignore[valid-type]
+        name="Video", description="Clip for the camera background; empty: the clip the take names",
+        subtype="FILE_PATH", default="", options={"SKIP_SAVE"})
+
+    def run(self, context: bpy.types.Context) -> Result:
+        from . import take_import
+
+        if not self.filepath:
+            raise Reel2RigError("Choose a .take.npz file to import")
+        path = bpy.path.abspath(self.filepath)
+        result = take_import.import_take(context, path, video=bpy.path.abspath(self.video) if self.video else None)
+        st = properties.status(context)
+        st.message, st.is_error, st.take_path = result.summary(), False, path
+        self.report({"WARNING"} if result.warnings else {"INFO"}, result.summary())
+        return {"FINISHED"}

@@ -1,0 +1,52 @@
+"""3D View › Sidebar › Reel2Rig: choose a clip, capture, watch progress, cancel, see the last result. bpy."""
+from __future__ import annotations
+
+import textwrap
+
+import bpy
+
+from . import properties
+
+
+class REEL2RIG_PT_capture(bpy.types.Panel):
+    bl_idname = "REEL2RIG_PT_capture"
+    bl_label = "Capture"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Reel2Rig"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = properties.settings(context)
+        status = properties.status(context)
+
+        col = layout.column()
+        col.enabled = not status.running
+        col.prop(settings, "video_path", text="")
+        col.prop(settings, "mode")
+        col.prop(settings, "smoothing", slider=True)
+        col.prop(settings, "focal_px")
+
+        if status.running:
+            text = status.stage or "Running…"
+            progress = getattr(layout, "progress", None)  # Blender 4.0+
+            if progress is not None:
+                progress(factor=status.progress, type="BAR", text=text)
+            else:
+                layout.label(text=f"{text} ({status.progress * 100:.0f}%)", icon="TIME")
+            layout.operator("reel2rig.cancel", icon="CANCEL")
+        else:
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("reel2rig.capture", icon="REC")
+        layout.operator("reel2rig.import_take", icon="IMPORT")
+
+        if status.message and not status.running:
+            box = layout.box()
+            for i, line in enumerate(textwrap.wrap(status.message, 48)[:8]):
+                if i > 0:
+                    box.label(text=line, icon="BLANK1")
+                elif status.is_error:
+                    box.label(text=line, icon="ERROR")
+                else:
+                    box.label(text=line, icon="INFO")

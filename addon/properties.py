@@ -1,0 +1,58 @@
+"""Reel2Rig's properties: per-scene capture settings (saved in the .blend) and the window manager's run status
+(not saved). bpy; registered from addon.CLASSES, pointers added by :func:`register_pointers`."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
+
+
+class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
+    """What to capture (Scene.reel2rig)."""
+
+    video_path: StringProperty(  # type: ignore[valid-type]
+        name="Video", description="Clip to turn into animation", subtype="FILE_PATH", default="")
+    mode: EnumProperty(  # type: ignore[valid-type]
+        name="Mode", description="What to track",
+        items=(("body+hands", "Body + Hands", "Full body with fingers"),
+               ("body", "Body", "Body only; hands stay at rest")),
+        default="body+hands")
+    smoothing: FloatProperty(  # type: ignore[valid-type]
+        name="Smoothing", description="Temporal smoothing of the fitted motion (0 = none, 1 = strong)",
+        default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    focal_px: FloatProperty(  # type: ignore[valid-type]
+        name="Focal Length (px)", description="Camera focal length in pixels; 0 estimates it from the frame size",
+        default=0.0, min=0.0, soft_max=10000.0)
+
+
+class REEL2RIG_PG_status(bpy.types.PropertyGroup):
+    """The capture running now and the last outcome (WindowManager.reel2rig_status; runtime only)."""
+
+    running: BoolProperty(name="Running", default=False)  # type: ignore[valid-type]
+    progress: FloatProperty(  # type: ignore[valid-type]
+        name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    stage: StringProperty(name="Stage", default="")  # type: ignore[valid-type]
+    fps: FloatProperty(name="Frames/s", default=0.0)  # type: ignore[valid-type]
+    message: StringProperty(name="Last Result", default="")  # type: ignore[valid-type]
+    is_error: BoolProperty(name="Last Result Is an Error", default=False)  # type: ignore[valid-type]
+    take_path: StringProperty(name="Last Take", subtype="FILE_PATH", default="")  # type: ignore[valid-type]
+
+
+def register_pointers() -> None:
+    bpy.types.Scene.reel2rig = PointerProperty(  # type: ignore[attr-defined,func-returns-value]
+        type=REEL2RIG_PG_settings)
+    bpy.types.WindowManager.reel2rig_status = PointerProperty(  # type: ignore[attr-defined,func-returns-value]
+        type=REEL2RIG_PG_status)
+
+
+def unregister_pointers() -> None:
+    for owner, name in ((bpy.types.WindowManager, "reel2rig_status"), (bpy.types.Scene, "reel2rig")):
+        if hasattr(owner, name):
+            delattr(owner, name)
+
+
+def settings(context: bpy.types.Context) -> REEL2RIG_PG_settings:
+    return context.scene.reel2rig  # type: ignore[attr-defined,no-any-return]
+
+
+def status(context: bpy.types.Context) -> REEL2RIG_PG_status:
+    return context.window_manager.reel2rig_status  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,124 @@
+"""The engine's command-line commands: capture, warm, overlay, take-schema. No bpy.
+
+``./reel2rig capture VIDEO --out DIR`` ends up here; so does the setup step that warms the Anny cache.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def add_commands(commands) -> None:
+    cap = commands.add_parser("capture", help="capture a video into a Take (.take.npz + .take.json)")
+    cap.add_argument("video", help="video file (mp4, mov, ...)")
+    cap.add_argument("--out", default="out", help="output folder (default: out/)")
+    cap.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: estimated)")
+    cap.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing, 0 (none) to 1 (strong)")
+    cap.add_argument("--frames", default=None, help="frame range START:END (end exclusive), e.g. 0:120")
+    cap.add_argument("--body-only", action="store_true", help="skip hands and fingers")
+    cap.add_argument("--no-overlay", action="store_true", help="do not write the overlay contact sheet PNG")
+    commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
+    ov = commands.add_parser("overlay", help="draw a Take's skeleton over its footage (contact sheet PNG)")
+    ov.add_argument("take")
+    ov.add_argument("--out", default=None, help="PNG path (default: next to the Take)")
+    ov.add_argument("--video", default=None, help="the clip, if it moved since the capture")
+    commands.add_parser("take-schema", help="print the Take's fields as a Markdown table")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "capture":
+        return _capture(args)
+    if args.command == "warm":
+        return _warm()
+    if args.command == "overlay":
+        from .overlay import contact_sheet
+
+        take = Path(args.take)
+        print(contact_sheet(take, args.out or take.with_suffix("").with_suffix(".overlay.png"), args.video))
+        return 0
+    if args.command == "take-schema":
+        from .take import describe_fields
+
+        print(describe_fields())
+        return 0
+    raise SystemExit(f"unknown command {args.command}")
+
+
+class _Progress:
+    """One line per stage on a terminal (carriage-return updates), plain lines otherwise."""
+
+    def __init__(self) -> None:
+        self.stage = None
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int, fps: float) -> None:
+        now = time.monotonic()
+        if stage != self.stage:
+            if self.stage is not None and self.tty:
+                sys.stderr.write("\n")
+            self.stage = stage
+        elif now - self.last < 0.2 and done < total:
+            return
+        self.last = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        line = f"{stage:>7} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if fps:
+            line += f"  {fps:.1f} frames/s"
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        sys.stderr.flush()
+
+
+def _capture(args: argparse.Namespace) -> int:
+    from .pipeline import CaptureOptions, run_capture
+    from .protocol import RpcError
+
+    start, end = 0, None
+    if args.frames:
+        a, _, b = args.frames.partition(":")
+        start, end = int(a or 0), (int(b) if b else None)
+    options = CaptureOptions(mode="body" if args.body_only else "body+hands", focal_px=args.focal,
+                             frame_start=start, frame_end=end, smoothing=args.smoothing)
+    progress = _Progress()
+    try:
+        result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)
+    except RpcError as exc:
+        sys.stderr.write(f"\nerror: {exc.message}\nfix: {exc.fix}\n")
+        return 1
+    sys.stderr.write("\n")
+    print(f"frames: {result.frames}  total: {result.seconds:.1f} s")
+    for stage, info in result.stages.items():
+        fps = info.get("fps")
+        print(f"  {stage:<7} {info['seconds']:7.2f} s" + (f"  {fps:7.1f} frames/s" if fps else ""))
+    print(f"take: {result.take_path}\nsidecar: {result.sidecar_path}")
+    if not args.no_overlay:
+        from .overlay import contact_sheet
+
+        sheet = contact_sheet(result.take_path, result.take_path.with_suffix("").with_suffix(".overlay.png"),
+                              args.video)
+        print(f"overlay: {sheet}")
+    return 0
+
+
+def _warm() -> int:
+    """Build Anny's cache and our skeleton cache; delete the big intermediate files Anny does not load."""
+    import os
+
+    from .anny_skeleton import load_anny_model, load_skeleton
+
+    started = time.perf_counter()
+    load_anny_model()
+    load_skeleton()
+    cache = Path(os.environ["ANNY_CACHE_DIR"])
+    removed = 0
+    for path in cache.glob("**/*.safetensors"):
+        if not path.name.startswith("build_compact_model_data_"):
+            removed += path.stat().st_size
+            path.unlink()
+    kept = sum(p.stat().st_size for p in cache.glob("**/*") if p.is_file())
+    print(f"anny cache ready in {time.perf_counter() - started:.1f} s: {kept / 1e6:.0f} MB kept, "
+          f"{removed / 1e6:.0f} MB of build intermediates removed ({cache})")
+    return 0

@@ -1,0 +1,533 @@
+"""First fit of the Anny skeleton (body + fingers) to MediaPipe landmarks, batched over frames in torch. No bpy.
+
+The unknowns per frame are every bone's local rotation (axis-angle, Blender ``matrix_basis`` convention — see
+``take.py``) and the root's world position. The camera is fixed and level (an assumption of this first version:
+``R_world2cam`` maps world +Y to the optical axis, world +Z to image up), at the world origin during the fit.
+
+Objective (summed over frames, each term normalised so the weights are scale-free):
+
+* body 2D:   pseudo-Huber of (projected marker − landmark) / person size, weighted by landmark visibility —
+             so the result lines up with the person in the picture;
+* body 3D:   1 − cos between model and MediaPipe world-landmark segment directions (camera axes; scale-free);
+* hands 2D:  the 21 hand markers against the hand landmarks, normalised by the hand's size in pixels;
+* hands 3D:  1 − cos between finger segment directions and those of the hand landmarks (x, y, relative z);
+* prior:     Σ w_bone ‖aa‖² (stiff spine/clavicles/twist bones, free limbs and fingers);
+* temporal:  ‖second difference‖² of the bone heads (metres/frame²), scaled by the smoothing option.
+
+Initialisation: the body's facing per frame from the hips and shoulders of the world landmarks (Procrustes on the
+torso frame), depth from the person's size in pixels, position from the hip centre.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Callable
+
+import numpy as np
+
+from .anny_skeleton import Skeleton
+
+# Level camera: world X → image right, world Z → image up (−y), world Y → forward (z).
+R_WORLD2CAM_LEVEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+# Body segments (MediaPipe pose indices) whose 3D directions constrain the fit.
+BODY_SEGMENTS = [
+    (11, 13), (13, 15), (12, 14), (14, 16),          # arms
+    (23, 25), (25, 27), (24, 26), (26, 28),          # legs
+    (27, 31), (28, 32), (29, 31), (30, 32),          # feet
+    (12, 11), (24, 23),                              # shoulder line, hip line (subject's right → left)
+    (23, 11), (24, 12),                              # flanks (spine bend / twist)
+    (8, 7), (11, 0), (12, 0),                        # head yaw and tilt
+]
+# Hand segments (MediaPipe hand indices).
+HAND_SEGMENTS = [
+    (0, 1), (1, 2), (2, 3), (3, 4),
+    (0, 5), (5, 6), (6, 7), (7, 8),
+    (0, 9), (9, 10), (10, 11), (11, 12),
+    (0, 13), (13, 14), (14, 15), (15, 16),
+    (0, 17), (17, 18), (18, 19), (19, 20),
+    (5, 17), (5, 9), (9, 13), (13, 17),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    iterations: int = 400
+    learning_rate: float = 0.01
+    smoothing: float = 0.5
+    w_body2d: float = 100.0
+    w_body3d: float = 1.0
+    w_hand2d: float = 20.0
+    w_hand3d: float = 1.0
+    w_prior: float = 0.001
+    window: int = 400  # frames fitted together; longer clips go window by window (bounded memory)
+
+
+@dataclasses.dataclass
+class FitResult:
+    local_rotations_aa: np.ndarray   # (T, J, 3)
+    root_position_world: np.ndarray  # (T, 3)  (camera at the world origin, level)
+    bone_fitted: np.ndarray          # (T, J) bool
+    residual_px: np.ndarray          # (T,)
+
+
+# Bones the fit moves; the rest (twist helpers, metacarpals, toes, eyes, lower spine segments) stay at rest.
+DRIVEN_PREFIXES = ("root", "spine01", "spine03", "neck01", "head", "clavicle", "upperarm01", "lowerarm01", "wrist",
+                   "finger", "upperleg01", "lowerleg01", "foot")
+
+# Swing targets for the initial pose: bone → (from, to) landmark indices; body uses pose indices, hand uses hand
+# indices (with "h").
+_BODY_SWING = [("spine01", (None, None)), ("upperarm01", (11, 13)), ("lowerarm01", (13, 15)),
+               ("upperleg01", (23, 25)), ("lowerleg01", (25, 27)), ("foot", (29, 31))]
+_FINGER_SWING = [("finger1-1", (1, 2)), ("finger1-2", (2, 3)), ("finger1-3", (3, 4))] + [
+    (f"finger{k}-{s}", (4 * (k - 1) + s, 4 * (k - 1) + s + 1)) for k in range(2, 6) for s in range(1, 4)]
+
+
+def driven_mask(skel: Skeleton) -> np.ndarray:
+    return np.array([name.startswith(DRIVEN_PREFIXES) for name in skel.names])
+
+
+def _swing(v: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(T,3),(T,3) → (T,3,3) smallest rotations taking direction v onto direction u (identity where undefined)."""
+    from rigs.rotations import aa_to_matrix
+
+    v, u = _unit(v), _unit(u)
+    axis = np.cross(v, u)
+    s = np.linalg.norm(axis, axis=-1, keepdims=True)
+    c = np.sum(v * u, axis=-1, keepdims=True)
+    angle = np.arctan2(s, c)
+    aa = axis / np.where(s < 1e-9, 1.0, s) * angle
+    aa = np.where(np.isfinite(aa), aa, 0.0)
+    return aa_to_matrix(aa)
+
+
+def _kabsch(model: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(T,N,3),(T,N,3) direction sets → (T,3,3) rotations R minimising Σ‖R m − t‖² (identity where invalid)."""
+    H = np.einsum("tni,tnj->tij", model, target)
+    out = np.broadcast_to(np.eye(3), H.shape).copy()
+    ok = np.all(np.isfinite(H), axis=(1, 2))
+    if ok.any():
+        U, _, Vt = np.linalg.svd(H[ok])
+        d = np.sign(np.linalg.det(np.einsum("tij,tjk->tik", U, Vt)))
+        D = np.zeros_like(U)
+        D[:, 0, 0] = 1
+        D[:, 1, 1] = 1
+        D[:, 2, 2] = d
+        out[ok] = np.einsum("tji,tjk,tlk->til", Vt, D, U)
+    return out
+
+
+def initial_pose(skel: Skeleton, local_aa: np.ndarray, root_pos: np.ndarray, pose_world: np.ndarray,
+                 pose_vis: np.ndarray, hands_dir: np.ndarray, hand_seen: np.ndarray, R_w2c: np.ndarray) -> np.ndarray:
+    """Bone-direction initialisation: swing each limb and finger bone onto the observed segment direction.
+
+    For bone j with posed world rotation A_j, a world swing S gives A_j' = S A_j, i.e. the local rotation
+    L_j' = L_j (A_jᵀ S A_j). Body targets come from the world landmarks, finger targets from the hand landmarks
+    (x, y, relative z), both in camera axes and converted to world axes here. The wrist takes the rotation that
+    best maps the palm's two directions (wrist → middle knuckle, index knuckle → little knuckle).
+    """
+    from rigs.fk import forward_kinematics
+    from rigs.rotations import aa_to_matrix, matrix_to_aa
+
+    R_c2w = R_w2c.T
+    local = local_aa.copy()
+    pw = pose_world @ R_c2w.T                     # (T,33,3) world axes
+    hd = hands_dir @ R_c2w.T                      # (T,2,21,3) world axes (scale irrelevant)
+    markers = skel.body_marker_bone
+
+    def world_points(W, bones, offsets):
+        Wb = W[:, bones]
+        return Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], offsets)
+
+    def apply(j, S, frames):
+        W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
+        A = W[:, j, :3, :3]
+        delta = np.einsum("tji,tjk,tkl->til", A, S, A)  # Aᵀ S A
+        new = np.einsum("tij,tjk->tik", aa_to_matrix(local[:, j]), delta)
+        local[frames, j] = matrix_to_aa(new[frames])
+
+    # Torso lean: spine01 takes mid-hip → mid-shoulder.
+    for side in ("", ".L", ".R"):  # the spine first: it carries the limbs
+        for name, (a, b) in _BODY_SWING:
+            if (side == "") != (name == "spine01"):
+                continue
+            j = skel.index(name + side)
+            if name == "spine01":
+                ia, ib = (23, 24), (11, 12)
+            else:
+                if side == ".R":
+                    a, b = a + 1, b + 1
+                ia, ib = (a,), (b,)
+            vis = np.min(pose_vis[:, list(ia) + list(ib)], axis=1)
+            frames = (vis > 0.5) & np.all(np.isfinite(pw[:, list(ia) + list(ib)]), axis=(1, 2))
+            if not frames.any():
+                continue
+            W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
+            mpts = world_points(W, markers[list(ia) + list(ib)], skel.body_marker_local[list(ia) + list(ib)])
+            v = mpts[:, len(ia):].mean(1) - mpts[:, :len(ia)].mean(1)
+            u = pw[:, list(ib)].mean(1) - pw[:, list(ia)].mean(1)
+            apply(j, _swing(v, u), frames)
+
+    for side, suffix in enumerate((".L", ".R")):
+        frames = hand_seen[:, side]
+        if not frames.any():
+            continue
+        hb, hl = skel.hand_marker_bone[side], skel.hand_marker_local[side]
+        j = skel.index("wrist" + suffix)
+        W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
+        mp = world_points(W, hb, hl)
+        model_dirs = np.stack([_unit(mp[:, 9] - mp[:, 0]), _unit(mp[:, 17] - mp[:, 5])], axis=1)
+        target_dirs = np.stack([_unit(hd[:, side, 9] - hd[:, side, 0]), _unit(hd[:, side, 17] - hd[:, side, 5])], 1)
+        apply(j, _kabsch(model_dirs, target_dirs), frames)
+        for name, (a, b) in _FINGER_SWING:
+            j = skel.index(name + suffix)
+            W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
+            mp = world_points(W, hb, hl)
+            apply(j, _swing(mp[:, b] - mp[:, a], hd[:, side, b] - hd[:, side, a]), frames)
+    return local
+
+
+def _prior_weights(skel: Skeleton) -> np.ndarray:
+    """Per-bone stiffness of the ‖aa‖² prior."""
+    w = np.full(len(skel.names), 1.0)
+    for j, name in enumerate(skel.names):
+        base = name.split(".")[0]
+        if name == "root":
+            w[j] = 0.0
+        elif base.startswith(("upperarm01", "lowerarm01", "upperleg01", "lowerleg01", "wrist", "finger",
+                              "shoulder01", "neck", "head", "foot")):
+            w[j] = 0.3
+        elif base.startswith(("spine", "pelvis", "clavicle")):
+            w[j] = 3.0
+        elif base.startswith(("upperarm02", "lowerarm02", "upperleg02", "lowerleg02", "metacarpal")):
+            w[j] = 10.0
+        else:  # toes, eyes
+            w[j] = 30.0
+    return w
+
+
+class TorchSkeleton:
+    """Forward kinematics in torch, one batched product per depth level of the hierarchy."""
+
+    def __init__(self, skel: Skeleton, dtype, device="cpu"):
+        import torch
+
+        parents = skel.parents
+        rest = skel.rest
+        offsets = rest.copy()
+        for j, p in enumerate(parents):
+            if p >= 0:
+                Rp, hp = rest[p, :3, :3], rest[p, :3, 3]
+                inv = np.eye(4)
+                inv[:3, :3] = Rp.T
+                inv[:3, 3] = -Rp.T @ hp
+                offsets[j] = inv @ rest[j]
+        self.off_R = torch.tensor(offsets[:, :3, :3], dtype=dtype, device=device)
+        self.off_t = torch.tensor(offsets[:, :3, 3], dtype=dtype, device=device)
+        depth = np.zeros(len(parents), dtype=int)
+        for j, p in enumerate(parents):
+            depth[j] = 0 if p < 0 else depth[p] + 1
+        self.levels = []
+        position = {}  # bone → (level, index within level)
+        for d in range(depth.max() + 1):
+            bones = [j for j in range(len(parents)) if depth[j] == d]
+            for k, j in enumerate(bones):
+                position[j] = (d, k)
+            parent_pos = [position[parents[j]][1] if parents[j] >= 0 else 0 for j in bones]
+            self.levels.append((torch.tensor(bones, device=device), torch.tensor(parent_pos, device=device)))
+        order = torch.cat([b for b, _ in self.levels])
+        self.inverse = torch.argsort(order)
+
+    def forward(self, local_R, root_pos):
+        """local_R (T,J,3,3), root_pos (T,3) → world rotations (T,J,3,3) and heads (T,J,3)."""
+        import torch
+
+        rots, heads = [], []
+        for d, (bones, parent_pos) in enumerate(self.levels):
+            if d == 0:
+                A = self.off_R[bones] @ local_R[:, bones]
+                b = root_pos[:, None, :].expand(-1, len(bones), -1)
+            else:
+                Ap, bp = rots[-1][:, parent_pos], heads[-1][:, parent_pos]
+                A = Ap @ self.off_R[bones] @ local_R[:, bones]
+                b = bp + (Ap @ self.off_t[bones][..., None])[..., 0]
+            rots.append(A)
+            heads.append(b)
+        A = torch.cat(rots, dim=1)[:, self.inverse]
+        b = torch.cat(heads, dim=1)[:, self.inverse]
+        return A, b
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n < 1e-9, 1.0, n)
+
+
+def _initial_root(skel: Skeleton, pose_world: np.ndarray, pose_2d: np.ndarray, K: np.ndarray,
+                  R_w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Root local rotation (T,3) and root position (T,3) from the torso landmarks.
+
+    Facing: the rotation G that takes Anny's rest torso frame (left = +X, up = +Z) onto the observed one
+    (left = hip_L − hip_R, up = mid-shoulder − mid-hip, converted from camera to world axes); the root's local
+    rotation is then Rest_root^T G Rest_root (so that W_root = G Rest_root).
+    """
+    from rigs.rotations import matrix_to_aa
+
+    n_frames = pose_world.shape[0]
+    R_c2w = R_w2c.T
+    lhip, rhip, lsh, rsh = (pose_world[:, i] for i in (23, 24, 11, 12))
+    left = (lhip - rhip) + (lsh - rsh)
+    up = 0.5 * (lsh + rsh) - 0.5 * (lhip + rhip)
+    left_w, up_w = left @ R_c2w.T, up @ R_c2w.T
+    ok = np.all(np.isfinite(left_w), axis=1) & np.all(np.isfinite(up_w), axis=1)
+    rest_root = skel.rest[0, :3, :3]
+    aa = np.zeros((n_frames, 3))
+    for t in range(n_frames):
+        if not ok[t]:
+            continue
+        x = _unit(left_w[t])
+        z = _unit(up_w[t] - (up_w[t] @ x) * x)
+        y = np.cross(z, x)
+        G = np.stack([x, y, z], axis=1)  # columns: where rest X, Y, Z go
+        aa[t] = matrix_to_aa(rest_root.T @ G @ rest_root)
+    aa = _fill_invalid(aa, ok)
+
+    # Depth from size: pixels per metre from the torso height (0.50 m) and the shoulder width (0.31 m), taking the
+    # larger (foreshortening only shrinks a segment); position from the hip centre, or the shoulders when the hips
+    # are out of the picture.
+    vis = np.nan_to_num(pose_2d[..., 2])
+    p2 = pose_2d[..., :2]
+    sh_ok = (vis[:, 11] > 0.5) & (vis[:, 12] > 0.5)
+    hip_ok = (vis[:, 23] > 0.5) & (vis[:, 24] > 0.5)
+    mid_sh, mid_hip = 0.5 * (p2[:, 11] + p2[:, 12]), 0.5 * (p2[:, 23] + p2[:, 24])
+    with np.errstate(invalid="ignore"):
+        ppm_torso = np.where(sh_ok & hip_ok, np.linalg.norm(mid_sh - mid_hip, axis=1) / 0.50, np.nan)
+        ppm_sh = np.where(sh_ok, np.linalg.norm(p2[:, 11] - p2[:, 12], axis=1) / 0.31, np.nan)
+        ppm = np.fmax(ppm_torso, ppm_sh)
+    depth = K[0, 0] / np.where(ppm > 1, ppm, np.nan)
+    anchor_px = np.where(hip_ok[:, None], mid_hip, mid_sh)
+    # The same anchors on the model at rest, relative to the root bone's head (world axes).
+    markers_rest = _body_markers_rest(skel)
+    anchor_rest = np.where(hip_ok[:, None], 0.5 * (markers_rest[23] + markers_rest[24]),
+                           0.5 * (markers_rest[11] + markers_rest[12])) - skel.rest[0, :3, 3]
+    ray = np.stack([(anchor_px[:, 0] - K[0, 2]) / K[0, 0], (anchor_px[:, 1] - K[1, 2]) / K[1, 1],
+                    np.ones(n_frames)], axis=1)
+    anchor_world = (ray * depth[:, None]) @ R_c2w.T
+    from rigs.rotations import aa_to_matrix
+    G = np.einsum("ij,tjk,kl->til", rest_root, aa_to_matrix(aa), rest_root.T)  # world rotation of the body
+    pos = anchor_world - np.einsum("tij,tj->ti", G, anchor_rest)
+    good = np.all(np.isfinite(pos), axis=1)
+    if not good.any():
+        pos[:] = np.array([0.0, 0.0, 3.0]) @ R_c2w.T
+    pos = _fill_invalid(pos, good)
+    return aa, pos
+
+
+def _body_markers_rest(skel: Skeleton) -> np.ndarray:
+    """(33,3) rest positions of the body markers (zeros where unused)."""
+    out = np.zeros((33, 3))
+    for i, (j, local) in enumerate(zip(skel.body_marker_bone, skel.body_marker_local)):
+        if j >= 0:
+            out[i] = skel.rest[j, :3, :3] @ local + skel.rest[j, :3, 3]
+    return out
+
+
+def gate_hands(pose_2d: np.ndarray, hands_2d: np.ndarray) -> np.ndarray:
+    """Drop a hand whose wrist is far from the body's wrist of the same side (a duplicate or the other hand).
+
+    Far = more than 1.5 hand lengths (wrist → middle-finger knuckle) when the body's wrist is visible.
+    """
+    out = hands_2d.copy()
+    for side, body_wrist in ((0, 15), (1, 16)):
+        hand = hands_2d[:, side]
+        size = np.linalg.norm(hand[:, 9, :2] - hand[:, 0, :2], axis=-1)
+        dist = np.linalg.norm(hand[:, 0, :2] - pose_2d[:, body_wrist, :2], axis=-1)
+        visible = np.nan_to_num(pose_2d[:, body_wrist, 2]) > 0.5
+        with np.errstate(invalid="ignore"):
+            bad = visible & (dist > 1.5 * np.maximum(size, 1.0))
+        out[bad, side] = np.nan
+    return out
+
+
+def _fill_invalid(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Replace rows where ok is False by linear interpolation between valid rows (hold at the ends)."""
+    if ok.all() or not ok.any():
+        return values
+    idx = np.arange(len(values))
+    out = values.copy()
+    for c in range(values.shape[1]):
+        out[~ok, c] = np.interp(idx[~ok], idx[ok], values[ok, c])
+    return out
+
+
+def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, hands_2d: np.ndarray,
+                 K: np.ndarray, settings: FitSettings = FitSettings(),
+                 progress: Callable[[int, int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> FitResult:
+    """Fit every frame. pose_2d (T,33,3), pose_world (T,33,3), hands_2d (T,2,21,3), K (3,3). NaN = unseen."""
+    n_frames = pose_2d.shape[0]
+    windows = [(s, min(s + settings.window, n_frames)) for s in range(0, n_frames, settings.window)]
+    total = settings.iterations * len(windows)
+    parts = []
+    for w, (a, b) in enumerate(windows):
+        def window_progress(i: int, _n: int, offset=w * settings.iterations) -> None:
+            if progress:
+                progress(offset + i, total)
+        parts.append(_fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
+                                 window_progress, cancelled))
+    return FitResult(
+        local_rotations_aa=np.concatenate([p.local_rotations_aa for p in parts]),
+        root_position_world=np.concatenate([p.root_position_world for p in parts]),
+        bone_fitted=np.concatenate([p.bone_fitted for p in parts]),
+        residual_px=np.concatenate([p.residual_px for p in parts]))
+
+
+def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled) -> FitResult:
+    import roma
+    import torch
+
+    from .pipeline import Cancelled
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    dtype = torch.float32
+    n_frames, n_bones = pose_2d.shape[0], len(skel.names)
+    R_w2c = R_WORLD2CAM_LEVEL
+    tsk = TorchSkeleton(skel, dtype)
+    T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype)  # noqa: E731
+
+    # --- observations and weights ---------------------------------------------------------------------------
+    body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)          # (T,33)
+    body_used = skel.body_marker_bone >= 0
+    body_vis[:, ~body_used] = 0.0
+    body_valid = np.isfinite(pose_2d[..., 0]) & (body_vis > 0.3)
+    w_b2 = body_vis * body_valid                                         # (T,33)
+    ys = np.where(body_valid, pose_2d[..., 1], np.nan)
+    xs = np.where(body_valid, pose_2d[..., 0], np.nan)
+    with np.errstate(all="ignore"):
+        size = np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1)
+        size = np.maximum(size, np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1))
+    size = np.where(np.isfinite(size) & (size > 10), size, np.nan)
+    size = np.nan_to_num(size, nan=np.nanmedian(size) if np.isfinite(size).any() else 100.0)
+    seg_a = np.array([a for a, _ in BODY_SEGMENTS])
+    seg_b = np.array([b for _, b in BODY_SEGMENTS])
+    w_b3 = np.minimum(body_vis[:, seg_a], body_vis[:, seg_b]) * \
+        np.all(np.isfinite(pose_world[:, seg_a]) & np.isfinite(pose_world[:, seg_b]), axis=-1)
+    obs_b3 = _unit(pose_world[:, seg_b] - pose_world[:, seg_a])        # camera axes
+
+    hands_2d = gate_hands(pose_2d, hands_2d)
+    hand_seen = np.all(np.isfinite(hands_2d[..., 0]), axis=-1)          # (T,2)
+    hand_size = np.linalg.norm(hands_2d[:, :, 9, :2] - hands_2d[:, :, 0, :2], axis=-1)
+    hand_size = np.where(hand_seen & (hand_size > 2), hand_size, 1.0)
+    hseg_a = np.array([a for a, _ in HAND_SEGMENTS])
+    hseg_b = np.array([b for _, b in HAND_SEGMENTS])
+    obs_h3 = _unit(hands_2d[:, :, hseg_b] - hands_2d[:, :, hseg_a])      # (T,2,S,3) camera axes
+
+    aa0, pos0 = _initial_root(skel, pose_world, pose_2d, K, R_w2c)
+
+    init = np.zeros((n_frames, n_bones, 3))
+    init[:, 0] = aa0
+    hands_dir = hands_2d.copy()
+    init = initial_pose(skel, init, pos0, pose_world, body_vis, hands_dir, hand_seen, R_w2c)
+
+    # --- parameters -----------------------------------------------------------------------------------------
+    local_aa = T(init).clone().requires_grad_(True)
+    frozen = torch.tensor(~driven_mask(skel))
+    # Root position in camera coordinates (x, y, log z): depth stays positive and its steps are relative.
+    pos0_cam = pos0 @ R_w2c.T
+    root_xy = T(pos0_cam[:, :2]).clone().requires_grad_(True)
+    root_logz = T(np.log(np.maximum(pos0_cam[:, 2], 0.1))).clone().requires_grad_(True)
+    R_c2w_t = T(R_w2c.T)
+    opt = torch.optim.Adam([local_aa, root_xy, root_logz], lr=settings.learning_rate)
+
+    K_t, R_t = T(K), T(R_w2c)
+    obs_b2, w_b2_t, size_t = T(pose_2d[..., :2]), T(w_b2), T(size)
+    obs_b3_t, w_b3_t = T(obs_b3), T(w_b3)
+    obs_h2 = T(hands_2d[..., :2])
+    w_h_t = T(hand_seen.astype(float))
+    hand_size_t = T(hand_size)
+    obs_h3_t = T(obs_h3)
+    prior_w = T(_prior_weights(skel))
+    body_bone = torch.tensor(np.maximum(skel.body_marker_bone, 0))
+    body_local = T(skel.body_marker_local)
+    hand_bone = torch.tensor(skel.hand_marker_bone)        # (2,21)
+    hand_local = T(skel.hand_marker_local)                 # (2,21,3)
+    n_valid = max(1.0, float((w_b2.sum(axis=1) > 0).sum()))
+    smooth_w = 50.0 * settings.smoothing ** 2
+
+    def project(p_world):  # (..., 3) → pixels (..., 2), camera axes (..., 3)
+        p_cam = p_world @ R_t.T
+        uvw = p_cam @ K_t.T
+        return uvw[..., :2] / uvw[..., 2:3].clamp(min=1e-3), p_cam
+
+    def pseudo_huber(r, delta):
+        return delta ** 2 * (torch.sqrt(1 + (r / delta) ** 2) - 1)
+
+    debug_fit = bool(os.environ.get("REEL2RIG_DEBUG_FIT"))
+    debug = False
+
+    def root_world():
+        cam = torch.cat([root_xy, torch.exp(root_logz)[:, None]], dim=1)
+        return cam @ R_c2w_t.T
+
+    def evaluate():
+        Rl = roma.rotvec_to_rotmat(local_aa)
+        root_pos = root_world()
+        A, heads = tsk.forward(Rl, root_pos)
+        body_pts = heads[:, body_bone] + (A[:, body_bone] @ body_local[..., None])[..., 0]   # (T,33,3)
+        hand_pts = heads[:, hand_bone] + (A[:, hand_bone] @ hand_local[..., None])[..., 0]   # (T,2,21,3)
+        uv_b, cam_b = project(body_pts)
+        uv_h, cam_h = project(hand_pts)
+        r_b2 = torch.linalg.norm(uv_b - obs_b2, dim=-1) / size_t[:, None]
+        l_b2 = (w_b2_t * pseudo_huber(r_b2, 0.05)).sum() / n_valid / 33
+        d_b = cam_b[:, seg_b] - cam_b[:, seg_a]
+        cos_b = (d_b * obs_b3_t).sum(-1) / d_b.norm(dim=-1).clamp(min=1e-6)
+        l_b3 = (w_b3_t * (1 - cos_b)).sum() / n_valid / len(BODY_SEGMENTS)
+        r_h2 = torch.linalg.norm(uv_h - obs_h2, dim=-1) / hand_size_t[..., None]
+        l_h2 = (w_h_t[..., None] * pseudo_huber(r_h2, 0.2)).sum() / n_valid / 21
+        d_h = cam_h[:, :, hseg_b] - cam_h[:, :, hseg_a]
+        cos_h = (d_h * obs_h3_t).sum(-1) / d_h.norm(dim=-1).clamp(min=1e-6)
+        l_h3 = (w_h_t[..., None] * (1 - cos_h)).sum() / n_valid / len(HAND_SEGMENTS)
+        l_prior = ((local_aa ** 2).sum(-1) * prior_w).sum() / n_frames
+        l_smooth = torch.zeros((), dtype=dtype)
+        if n_frames >= 3 and smooth_w > 0:
+            acc = heads[2:] - 2 * heads[1:-1] + heads[:-2]
+            l_smooth = smooth_w * 1e3 * (acc ** 2).sum(-1).mean()
+        loss = (settings.w_body2d * l_b2 + settings.w_body3d * l_b3 + settings.w_hand2d * l_h2 +
+                settings.w_hand3d * l_h3 + settings.w_prior * l_prior + l_smooth)
+        if debug:
+            terms = dict(b2=l_b2, b3=l_b3, h2=l_h2, h3=l_h3, prior=l_prior, smooth=l_smooth)
+            print(" ".join(f"{k}={float(v):.4f}" for k, v in terms.items()), file=sys.stderr)
+        return loss, uv_b
+
+    # Stage 1 (first third): root only, so the limbs do not absorb the global error.
+    for it in range(settings.iterations):
+        if cancelled is not None and cancelled():
+            raise Cancelled("cancelled during fit")
+        opt.zero_grad()
+        debug = debug_fit and it % 50 == 0
+        loss, _ = evaluate()
+        loss.backward()
+        local_aa.grad[:, frozen] = 0.0
+        if it < settings.iterations // 4:
+            local_aa.grad[:, 1:] = 0.0
+        opt.step()
+        if progress is not None and (it % 10 == 0 or it == settings.iterations - 1):
+            progress(it + 1, settings.iterations)
+
+    with torch.no_grad():
+        _, uv_b = evaluate()
+        err = torch.linalg.norm(uv_b - obs_b2, dim=-1).numpy()
+    used = w_b2 > 0
+    residual = np.where(used.any(axis=1), (err * used).sum(axis=1) / np.maximum(used.sum(axis=1), 1), np.nan)
+    fitted = np.zeros((n_frames, n_bones), dtype=bool)
+    body_seen = used.any(axis=1)
+    for j, name in enumerate(skel.names):
+        side = 0 if name.endswith(".L") else 1
+        if name.startswith(("finger", "metacarpal")):
+            fitted[:, j] = hand_seen[:, side]
+        elif not name.startswith(("toe", "eye")):
+            fitted[:, j] = body_seen
+    return FitResult(local_rotations_aa=local_aa.detach().double().numpy(),
+                     root_position_world=root_world().detach().double().numpy(),
+                     bone_fitted=fitted, residual_px=residual)

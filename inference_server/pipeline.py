@@ -1,0 +1,56 @@
+"""The capture pipeline: video → detect (MediaPipe Holistic) → fit (Anny skeleton) → Take.
+
+May import torch, mediapipe, cv2, anny (lazily, inside functions). Never bpy.
+
+Stages are cached per (video content hash, stage options) in ``<cache>/stages``: a re-run after a crash, a cancel
+or a change of a later option (e.g. smoothing) skips detection. Cache entries are written atomically and only when
+complete, so a killed engine never leaves a half-written entry behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+ProgressFn = Callable[[str, int, int, float], None]  # (stage, done, total, frames_per_second)
+CancelledFn = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """Raised inside the pipeline when the caller asked to stop; caches stay consistent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureOptions:
+    mode: str = "body+hands"          # "body+hands" | "body" (hands-only arrives with issue 4)
+    focal_px: float | None = None     # camera focal length in pixels; None = estimate from the frame size
+    frame_start: int = 0
+    frame_end: int | None = None      # exclusive; None = to the end
+    max_side: int = 1280              # frames larger than this are downscaled for detection
+    smoothing: float = 0.5            # 0 = none, 1 = strong
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "CaptureOptions":
+        data = dict(data or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown capture options {unknown}; known: {sorted(names)}")
+        return cls(**data)
+
+
+@dataclasses.dataclass
+class CaptureResult:
+    take_path: Path
+    sidecar_path: Path
+    frames: int
+    seconds: float
+    stages: dict  # stage -> {"seconds": float, "fps": float}
+
+
+def run_capture(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
+                cancelled: CancelledFn) -> CaptureResult:
+    """Run every stage; raise protocol.RpcError (application codes) for bad input, Cancelled on cancel."""
+    from .capture import run
+
+    return run(Path(video), Path(out_dir), options, progress, cancelled)

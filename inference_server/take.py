@@ -1,0 +1,223 @@
+"""The Take: the one file format that crosses from the engine to the add-on.
+
+numpy + standard library only (no bpy, no torch): the add-on imports this inside Blender's Python.
+
+A Take is two files side by side, both written atomically (temp file + rename):
+
+* ``NAME.take.npz`` — arrays, loaded with ``allow_pickle=False``;
+* ``NAME.take.json`` — a small sidecar with metadata (schema version, source clip, timings).
+
+``FIELDS`` below is the single place where every array is documented: name, dtype, shape, unit, meaning.
+The writer checks every array against it; the reader checks again and refuses a newer major schema version.
+
+Conventions (see DESIGN §2)
+---------------------------
+* World: Blender's — metres, Z up, right-handed. The subject faces roughly −Y at rest (Anny's rest pose).
+* Camera: OpenCV convention, x right, y down, z forward.  ``p_cam = R_world2cam @ p_world + t_world2cam``;
+  pixels ``u = K @ p_cam / z``, origin at the top-left corner of the (rotation-corrected) image.
+* Skeleton: bones in parent-before-child order, root first (parent −1).  ``rest_matrices[j]`` is bone j's
+  rest pose in armature (= world, the armature object sits at the identity) space: rotation columns are the bone's
+  X, Y, Z axes, Y pointing from head to tail (Blender's bone convention), translation is the head.
+* Pose: ``local_rotations_aa[t, j]`` is bone j's rotation relative to its rest pose, axis-angle in the bone's own
+  rest axes — exactly Blender's ``pose_bone.matrix_basis`` rotation. The posed armature-space matrix is
+  ``W_j = W_parent @ (rest_parent^-1 @ rest_j) @ [R(local_j) | 0]`` and, for the root,
+  ``W_root = [R_root_rest @ R(local_root) | root_position_world]``.
+  ``joints_world`` holds the resulting bone heads, so a reader can check its own forward kinematics.
+* Left/right: the subject's own, never the image side.  Missing values in landmark arrays are NaN.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+SCHEMA_VERSION = "1.0"
+TAKE_SUFFIX = ".take.npz"
+SIDECAR_SUFFIX = ".take.json"
+
+
+class TakeError(Exception):
+    """A Take file is missing, malformed or from a newer engine. The message names the file and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    name: str
+    dtype: str  # numpy kind: 'f' float, 'i' integer, 'b' bool, 'U' unicode
+    shape: tuple[str | int, ...]  # symbolic: T frames, J bones, or fixed integers
+    unit: str
+    doc: str
+    required: bool = True
+
+
+# Symbols: T = frames kept in the Take, J = bones of the skeleton.
+FIELDS: tuple[Field, ...] = (
+    # --- time -----------------------------------------------------------------------------------------------
+    Field("frame_ids", "i", ("T",), "frame index", "Index of each kept frame in the source clip (0-based)."),
+    Field("timestamps", "f", ("T",), "s", "Presentation time of each frame from the container (not index/fps)."),
+    Field("fps", "f", (), "1/s", "Nominal frame rate reported by the container (timestamps are authoritative)."),
+    # --- image and camera ------------------------------------------------------------------------------------
+    Field("image_size", "i", (2,), "px", "Width, height of the frames after rotation metadata is applied."),
+    Field("K", "f", (3, 3), "px", "Camera intrinsics (focal lengths and principal point in pixels)."),
+    Field("R_world2cam", "f", ("T", 3, 3), "", "World-to-camera rotation per frame (OpenCV camera axes)."),
+    Field("t_world2cam", "f", ("T", 3), "m", "World-to-camera translation per frame."),
+    # --- skeleton ---------------------------------------------------------------------------------------------
+    Field("bone_names", "U", ("J",), "", "Bone labels of the body model (Anny: 'upperarm01.L', ...)."),
+    Field("bone_parents", "i", ("J",), "bone index", "Parent of each bone, -1 for the root; parents come first."),
+    Field("rest_matrices", "f", ("J", 4, 4), "m", "Rest pose of each bone in armature space (Y along the bone)."),
+    Field("bone_lengths", "f", ("J",), "m", "Head-to-tail length of each bone at rest."),
+    # --- motion -----------------------------------------------------------------------------------------------
+    Field("local_rotations_aa", "f", ("T", "J", 3), "rad",
+          "Rotation of each bone relative to its rest pose, axis-angle in the bone's rest axes."),
+    Field("root_position_world", "f", ("T", 3), "m", "World position of the root bone's head."),
+    Field("joints_world", "f", ("T", "J", 3), "m", "Bone heads after forward kinematics, world space."),
+    Field("bone_fitted", "b", ("T", "J"), "",
+          "True where the bone's rotation came from observations this frame (False: held from rest/neighbours)."),
+    Field("valid", "b", ("T",), "", "True where a person was detected in the frame."),
+    Field("fit_residual_px", "f", ("T",), "px", "Mean 2D distance between fitted joints and body landmarks."),
+    # --- observations (what the detector saw; NaN where nothing was seen) --------------------------------------
+    Field("pose_landmarks_2d", "f", ("T", 33, 3), "px",
+          "MediaPipe pose landmarks: x, y in pixels and visibility in [0, 1]."),
+    Field("pose_landmarks_world", "f", ("T", 33, 3), "m",
+          "MediaPipe pose world landmarks, hip-centred, camera-aligned axes (x right, y down, z forward)."),
+    Field("hand_landmarks_2d", "f", ("T", 2, 21, 3), "px",
+          "Hand landmarks per hand [left, right] (subject's own): x, y in pixels, z relative depth in pixels."),
+)
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+
+def _major(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError as exc:
+        raise TakeError(f"schema_version {version!r} is not of the form MAJOR.MINOR") from exc
+
+
+def validate_arrays(arrays: Mapping[str, np.ndarray], where: str = "take") -> tuple[int, int]:
+    """Check names, dtypes and shapes against FIELDS; return (T, J). Raises TakeError naming the field."""
+    sizes: dict[str, int] = {}
+    for field in FIELDS:
+        if field.name not in arrays:
+            if field.required:
+                raise TakeError(f"{where}: field '{field.name}' is missing ({field.doc})")
+            continue
+        value = np.asarray(arrays[field.name])
+        if value.dtype.kind != field.dtype and not (field.dtype == "f" and value.dtype.kind in "iu"):
+            raise TakeError(f"{where}: field '{field.name}' has dtype {value.dtype}, expected kind '{field.dtype}'")
+        if value.ndim != len(field.shape):
+            raise TakeError(f"{where}: field '{field.name}' has shape {value.shape}, expected {field.shape}")
+        for axis, (want, got) in enumerate(zip(field.shape, value.shape)):
+            if isinstance(want, int):
+                if want != got:
+                    raise TakeError(
+                        f"{where}: field '{field.name}' axis {axis} is {got}, expected {want} (shape {field.shape})")
+            elif sizes.setdefault(want, got) != got:
+                raise TakeError(
+                    f"{where}: field '{field.name}' axis {axis} is {got} but {want} = {sizes[want]} elsewhere")
+    return sizes.get("T", 0), sizes.get("J", 0)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    _atomic_write(Path(path), lambda handle: handle.write(data))
+
+
+def sidecar_path(take_path: str | os.PathLike[str]) -> Path:
+    take_path = Path(take_path)
+    name = take_path.name
+    stem = name[: -len(TAKE_SUFFIX)] if name.endswith(TAKE_SUFFIX) else take_path.stem
+    return take_path.with_name(stem + SIDECAR_SUFFIX)
+
+
+def write_take(path: str | os.PathLike[str], arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
+    """Validate and write a Take (npz, then sidecar; both atomic). Returns the npz path."""
+    path = Path(path)
+    if not path.name.endswith(TAKE_SUFFIX):
+        raise TakeError(f"{path}: a Take file name must end in '{TAKE_SUFFIX}'")
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    unknown = sorted(set(arrays) - set(FIELDS_BY_NAME))
+    if unknown:
+        raise TakeError(f"{path}: fields {unknown} are not in the Take schema (add them to take.FIELDS)")
+    n_frames, n_bones = validate_arrays(arrays, where=str(path))
+    payload = dict(arrays)
+    payload["schema_version"] = np.array(SCHEMA_VERSION)
+    _atomic_write(path, lambda handle: np.savez_compressed(handle, **payload))
+    sidecar = {"schema_version": SCHEMA_VERSION, "frames": n_frames, "bones": n_bones, **dict(meta)}
+    atomic_write_bytes(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=True).encode("utf-8"))
+    return path
+
+
+@dataclasses.dataclass
+class Take:
+    path: Path
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.arrays["frame_ids"].shape[0])
+
+    @property
+    def bone_names(self) -> list[str]:
+        return [str(name) for name in self.arrays["bone_names"]]
+
+
+def read_take(path: str | os.PathLike[str]) -> Take:
+    """Load and validate a Take. Raises TakeError with the file name and what to do."""
+    path = Path(path)
+    if not path.exists():
+        raise TakeError(f"{path}: Take file not found — run a capture first or check the path")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object), OSError
+        raise TakeError(f"{path}: not a readable Take ({exc}); re-run the capture to rewrite it") from exc
+    version = str(arrays.pop("schema_version", "0.0"))
+    if _major(version) > _major(SCHEMA_VERSION):
+        raise TakeError(
+            f"{path}: Take schema {version} is newer than this reader ({SCHEMA_VERSION}); "
+            "update the Reel2Rig add-on to read it")
+    if _major(version) < _major(SCHEMA_VERSION):
+        raise TakeError(f"{path}: Take schema {version} is older than {SCHEMA_VERSION}; re-run the capture")
+    validate_arrays(arrays, where=str(path))
+    meta: dict[str, Any] = {}
+    side = sidecar_path(path)
+    if side.exists():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise TakeError(f"{side}: sidecar is not valid JSON ({exc}); re-run the capture") from exc
+    meta["schema_version"] = version
+    return Take(path=path, arrays=arrays, meta=meta)
+
+
+def describe_fields() -> str:
+    """The schema as a Markdown table (printed by `./reel2rig take-schema`, pasted into docs)."""
+    rows = ["| field | dtype | shape | unit | meaning |", "|---|---|---|---|---|"]
+    for f in FIELDS:
+        shape = "(" + ", ".join(str(s) for s in f.shape) + (",)" if len(f.shape) == 1 else ")")
+        rows.append(f"| `{f.name}` | {f.dtype} | {shape} | {f.unit} | {f.doc} |")
+    return "\n".join(rows)

@@ -1,0 +1,69 @@
+"""Forward kinematics in the Take's convention (numpy only).
+
+For bone j with parent p, rest matrices ``Rest`` (armature space, 4x4) and a local rotation ``L_j`` (3x3, in the
+bone's rest axes — Blender's ``matrix_basis``):
+
+    W_root = [Rest_root[:3,:3] @ L_root | root_position]
+    W_j    = W_p @ (Rest_p^-1 @ Rest_j) @ [L_j | 0]
+
+which is Blender's pose-bone formula ``pose = parent_pose @ parent_rest^-1 @ rest @ basis`` with the root's
+basis translation chosen so that its head lands on ``root_position``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .rotations import aa_to_matrix
+
+
+def rigid_inverse(M: np.ndarray) -> np.ndarray:
+    """Inverse of rigid 4x4 matrices (..., 4, 4): [Rᵀ | −Rᵀ t]."""
+    out = np.zeros_like(M)
+    Rt = np.swapaxes(M[..., :3, :3], -1, -2)
+    out[..., :3, :3] = Rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", Rt, M[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def rest_offsets(rest_matrices: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Rest_p^-1 @ Rest_j per bone (J, 4, 4); the root's entry is its own rest matrix."""
+    rest = np.asarray(rest_matrices, dtype=np.float64)
+    offsets = rest.copy()
+    for j, p in enumerate(parents):
+        if p >= 0:
+            offsets[j] = rigid_inverse(rest[p]) @ rest[j]
+    return offsets
+
+
+def forward_kinematics(rest_matrices: np.ndarray, parents: np.ndarray, local_rotations_aa: np.ndarray,
+                       root_position: np.ndarray) -> np.ndarray:
+    """Posed armature-space bone matrices.
+
+    rest_matrices (J,4,4), parents (J,), local_rotations_aa (T,J,3), root_position (T,3) → (T,J,4,4).
+    """
+    parents = np.asarray(parents)
+    local_aa = np.asarray(local_rotations_aa, dtype=np.float64)
+    n_frames, n_bones = local_aa.shape[:2]
+    offsets = rest_offsets(rest_matrices, parents)
+    L = aa_to_matrix(local_aa)  # (T, J, 3, 3)
+    W = np.zeros((n_frames, n_bones, 4, 4))
+    for j in range(n_bones):
+        p = int(parents[j])
+        local = np.zeros((n_frames, 4, 4))
+        local[:, :3, :3] = L[:, j]
+        local[:, 3, 3] = 1.0
+        if p < 0:
+            W[:, j, :3, :3] = offsets[j, :3, :3] @ L[:, j]
+            W[:, j, :3, 3] = root_position
+            W[:, j, 3, 3] = 1.0
+        else:
+            if p >= j:
+                raise ValueError(f"bone {j}'s parent {p} does not come before it")
+            W[:, j] = W[:, p] @ offsets[j] @ local
+    return W
+
+
+def bone_heads(rest_matrices, parents, local_rotations_aa, root_position) -> np.ndarray:
+    """(T, J, 3) bone head positions."""
+    return forward_kinematics(rest_matrices, parents, local_rotations_aa, root_position)[..., :3, 3]

@@ -1,0 +1,43 @@
+"""Shared names for the Blender tests (imported by conftest.py and the tests; a unique module name, unlike
+``conftest``, which other test folders have too)."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+EXTENSION_ID = "reel2rig"
+REPO = "user_default"
+PACKAGE = f"bl_ext.{REPO}.{EXTENSION_ID}"
+
+
+def addon_module(name: str) -> ModuleType:
+    """A submodule of the installed extension, e.g. addon_module('take_import')."""
+    return importlib.import_module(f"{PACKAGE}.addon.{name}")
+
+
+def set_engine_python(bpy: ModuleType) -> None:
+    prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    prefs.engine_python = sys.executable  # the checkout's venv: torch, mediapipe, anny
+
+
+def enable_addon(bpy: ModuleType) -> None:
+    """Enable the installed extension (after factory settings disabled it) and point it at this Python."""
+    import addon_utils
+
+    if PACKAGE not in bpy.context.preferences.addons:
+        addon_utils.enable(PACKAGE, default_set=True, handle_error=_raise)
+    set_engine_python(bpy)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def id_counts(bpy: ModuleType) -> dict[str, int]:
+    data = bpy.data
+    return {name: len(getattr(data, name)) for name in
+            ("objects", "armatures", "cameras", "actions", "movieclips", "collections")}

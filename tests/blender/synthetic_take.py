@@ -1,0 +1,97 @@
+"""Synthetic Takes and clips with known answers (numpy + cv2; no bpy). Also imported by fake_engine.py."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference_server import take
+from rigs import fk, rotations
+
+BONE_NAMES = ["hips", "spine", "neck", "upperarm.L", "lowerarm.L", "thigh.R"]
+BONE_PARENTS = np.array([-1, 0, 1, 1, 3, 0])
+BONE_LENGTHS = np.array([0.15, 0.3, 0.1, 0.28, 0.25, 0.4])
+IMAGE_SIZE = (320, 240)
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q = rng.normal(size=4)
+    return rotations.aa_to_matrix(rotations.quat_to_aa(q / np.linalg.norm(q)))
+
+
+def skeleton(seed: int = 0) -> np.ndarray:
+    """Rest matrices (J, 4, 4) with non-trivial rotations; one bone points straight down (−Z), a roll edge case."""
+    rng = np.random.default_rng(seed)
+    n = len(BONE_NAMES)
+    rest = np.zeros((n, 4, 4))
+    rest[:, 3, 3] = 1.0
+    rest[0, :3, :3] = _random_rotation(rng)
+    rest[0, :3, 3] = [0.1, -0.2, 1.0]
+    for j in range(1, n):
+        p = BONE_PARENTS[j]
+        rest[j, :3, :3] = _random_rotation(rng)
+        rest[j, :3, 3] = rest[p, :3, 3] + rest[p, :3, 1] * BONE_LENGTHS[p] + rng.normal(scale=0.05, size=3)
+    rest[5, :3, :3] = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # columns X, Y=(0,0,-1), Z
+    return rest
+
+
+def camera(n_frames: int, animated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K (3,3), R_world2cam (T,3,3), t_world2cam (T,3): a camera 4 m in front of the subject (at −Y) looking +Y."""
+    K = np.array([[300.0, 0.0, 170.0], [0.0, 300.0, 110.0], [0.0, 0.0, 1.0]])  # principal point off-centre
+    # OpenCV axes in world coordinates: x = +X, y (down) = −Z, z (forward) = +Y.
+    base = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    R = np.repeat(base[None], n_frames, 0)
+    centre = np.array([0.0, -4.0, 1.0])
+    C = np.repeat(centre[None], n_frames, 0)
+    if animated:
+        for i in range(n_frames):
+            R[i] = rotations.aa_to_matrix(np.array([0.0, 0.01 * i, 0.0])) @ base
+            C[i] = centre + [0.03 * i, 0.0, 0.01 * i]
+    t = -np.einsum("tij,tj->ti", R, C)
+    return K, R, t
+
+
+def take_arrays(n_frames: int = 20, fps: float = 30.0, seed: int = 0, animated_camera: bool = True,
+                first_frame: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed + 1)
+    rest = skeleton(seed)
+    n = len(BONE_NAMES)
+    local = rng.normal(scale=0.6, size=(n_frames, n, 3))
+    local[n_frames // 2:, 2] += np.array([0.0, 2.9, 0.0])  # a large rotation: quaternion signs must stay continuous
+    s = np.linspace(0.0, 3.0, n_frames)
+    root = np.stack([np.linspace(0.0, 1.0, n_frames), np.sin(s) * 0.5, 1.0 + 0.1 * np.cos(s)], axis=1)
+    joints = fk.bone_heads(rest, BONE_PARENTS, local, root)
+    K, R, t = camera(n_frames, animated_camera)
+    frame_ids = np.arange(first_frame, first_frame + n_frames)
+    return dict(
+        frame_ids=frame_ids, timestamps=frame_ids / fps, fps=np.array(fps),
+        image_size=np.array(IMAGE_SIZE), K=K, R_world2cam=R, t_world2cam=t,
+        bone_names=np.array(BONE_NAMES), bone_parents=BONE_PARENTS, rest_matrices=rest, bone_lengths=BONE_LENGTHS,
+        local_rotations_aa=local, root_position_world=root, joints_world=joints,
+        bone_fitted=np.ones((n_frames, n), bool), valid=np.ones(n_frames, bool), fit_residual_px=np.zeros(n_frames),
+        pose_landmarks_2d=np.full((n_frames, 33, 3), np.nan), pose_landmarks_world=np.full((n_frames, 33, 3), np.nan),
+        hand_landmarks_2d=np.full((n_frames, 2, 21, 3), np.nan))
+
+
+def write_synthetic_take(path: str | Path, video: str | None = None, **kwargs: Any) -> tuple[Path, dict[str, Any]]:
+    arrays = take_arrays(**kwargs)
+    meta = {"video": str(video)} if video else {}
+    return take.write_take(path, arrays, meta), arrays
+
+
+def write_clip(path: str | Path, n_frames: int = 20, fps: float = 30.0, size: tuple[int, int] = IMAGE_SIZE) -> Path:
+    """A small MP4 (moving square) with OpenCV."""
+    import cv2
+
+    path = Path(path)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    for i in range(n_frames):
+        frame = np.full((size[1], size[0], 3), 40, np.uint8)
+        x = 10 + 8 * i
+        frame[50:90, x:x + 40] = (0, 200, 255)
+        writer.write(frame)
+    writer.release()
+    return path
