@@ -422,17 +422,22 @@ class EngineClient:
         EngineTimeout after `timeout` s (the job keeps running). Events of other jobs stay for poll()."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._state_lock:
-                final = self._finals.get(job_id)
-                if final is not None:
-                    return final
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise EngineTimeout(f"job {job_id} did not end within {timeout:g} s")
-            try:
-                event = self._events.get(timeout=0.2 if remaining is None else min(0.2, remaining))
-            except queue.Empty:
-                continue
+            with self._state_lock:  # the reader records a final and queues its event under this lock
+                try:
+                    event: Event | None = self._events.get_nowait()
+                except queue.Empty:
+                    event = None
+                    final = self._finals.get(job_id)
+                    if final is not None:
+                        return final  # its event was taken earlier (by poll)
+            if event is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise EngineTimeout(f"job {job_id} did not end within {timeout:g} s")
+                try:
+                    event = self._events.get(timeout=0.2 if remaining is None else min(0.2, remaining))
+                except queue.Empty:
+                    continue
             if isinstance(event, EngineDied):
                 self._events.put(event)  # stays visible to poll()
                 with self._state_lock:
@@ -504,10 +509,10 @@ class EngineClient:
         if event is None:
             log.info("ignoring notification %r", method)
             return
-        if isinstance(event, (Finished, Failed)):
-            with self._state_lock:
+        with self._state_lock:
+            if isinstance(event, (Finished, Failed)):
                 self._finals[event.job_id] = event
-        self._events.put(event)
+            self._events.put(event)
 
     def _send_raw(self, message: dict) -> None:
         proc = self._proc

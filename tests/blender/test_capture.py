@@ -105,6 +105,58 @@ def test_pump_reports_progress_and_cancel_stops_it(empty_scene: ModuleType, fake
     assert not bpy.ops.reel2rig.cancel.poll()
 
 
+def test_invoke_without_event_loop_runs_to_the_end(empty_scene: ModuleType, fake_engine, clip_dir: Path) -> None:
+    """Headless Blender has no window events: invoke (what the panel's button calls) falls back to execute."""
+    bpy = empty_scene
+    assert bpy.ops.reel2rig.capture("INVOKE_DEFAULT", video=str(clip_dir / "wave_test.mp4")) == {"FINISHED"}
+    assert "wave_test" in bpy.data.objects
+    assert not status(bpy).running
+
+
+def _drive_modal(bpy: ModuleType, session, events: list[str]) -> tuple[set, "_Reporter"]:
+    """Call the operator's modal() with stand-in events (no window events arrive headless)."""
+    from types import SimpleNamespace
+
+    operators = addon_module("operators")
+    reporter = _Reporter()
+    stand_in = SimpleNamespace(_session=session, _timer=None, report=reporter.report,
+                               _remove_timer=lambda context: None)
+    deadline = time.monotonic() + 20
+    result: set = {"RUNNING_MODAL"}
+    while time.monotonic() < deadline:
+        kind = events.pop(0) if events else "TIMER"
+        event = SimpleNamespace(type=kind, value="PRESS" if kind == "ESC" else "NOTHING")
+        result = operators.REEL2RIG_OT_capture.modal(stand_in, bpy.context, event)
+        if result != {"PASS_THROUGH"}:
+            break
+        time.sleep(0.01)
+    return result, reporter
+
+
+def test_modal_pumps_until_the_take_is_imported(empty_scene: ModuleType, fake_engine, clip_dir: Path) -> None:
+    bpy = empty_scene
+    operators = addon_module("operators")
+    session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context,
+                                                                                str(clip_dir / "wave_test.mp4")))
+    result, reporter = _drive_modal(bpy, session, [])
+    assert result == {"FINISHED"}
+    assert reporter.reports[-1][0] == {"INFO"} and "Imported 20 frames" in reporter.reports[-1][1]
+    assert "wave_test" in bpy.data.objects
+
+
+def test_modal_escape_cancels(empty_scene: ModuleType, fake_engine, clip_dir: Path) -> None:
+    bpy = empty_scene
+    operators = addon_module("operators")
+    before = id_counts(bpy)
+    session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context,
+                                                                                str(clip_dir / "slow_clip.mp4")))
+    result, reporter = _drive_modal(bpy, session, ["TIMER", "TIMER", "ESC"])
+    assert result == {"CANCELLED"}
+    assert reporter.reports[-1][0] == {"WARNING"} and "cancelled" in reporter.reports[-1][1].lower()
+    assert id_counts(bpy) == before
+    assert addon_module("engine_session").active_session() is None
+
+
 def test_engine_failure_is_reported_with_its_fix(empty_scene: ModuleType, fake_engine, clip_dir: Path) -> None:
     bpy = empty_scene
     before = id_counts(bpy)

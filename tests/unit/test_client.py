@@ -154,8 +154,9 @@ def test_capture_wait_and_events_with_a_well_behaved_engine(make_client, tmp_pat
     stages = [e.stage for e in seen if isinstance(e, Progress)]
     assert stages[0] == "decode" and stages[-1] == "write"
     assert all(0 < e.fraction <= 1 for e in seen if isinstance(e, Progress))
-    # wait() again returns the same outcome even though the event was consumed
+    # wait() again returns the same outcome even though the event was consumed, and poll() does not repeat it
     assert client.wait(job, timeout=1) == outcome
+    assert client.poll() == []
 
 
 def test_failed_job_and_events_of_other_jobs_stay_for_poll(make_client, tmp_path):
@@ -163,7 +164,10 @@ def test_failed_job_and_events_of_other_jobs_stay_for_poll(make_client, tmp_path
     client.start(timeout=10)
     good = client.capture(tmp_path / "clip.mp4")
     bad = client.capture(tmp_path / "fail.mp4")
-    outcome = client.wait(bad, timeout=10)
+    time.sleep(0.3)  # the failure is already queued when wait() starts: on_event still sees it
+    seen: list = []
+    outcome = client.wait(bad, timeout=10, on_event=seen.append)
+    assert seen == [outcome]
     assert isinstance(outcome, Failed) and outcome.code == -32011 and not outcome.cancelled
     assert outcome.fix == "re-export the clip"
     events = poll_until(client, lambda evs: any(isinstance(e, Finished) for e in evs))
