@@ -88,8 +88,8 @@ def fcurve_container(obj: bpy.types.Object, action: bpy.types.Action) -> Any:
 def write_channel(container: Any, data_path: str, index: int, frames: np.ndarray, values: np.ndarray,
                   group: str) -> bpy.types.FCurve:
     """One F-curve with a key per frame, LINEAR, written in bulk."""
-    if hasattr(container, "slots"):  # an Action: 4.2/4.3 legacy F-curves, grouped with `action_group`
-        fc = container.fcurves.new(data_path, index=index, action_group=group)
+    if isinstance(container, bpy.types.Action):  # 4.2/4.3 legacy F-curves, grouped with `action_group`
+        fc = container.fcurves.new(data_path, index=index, action_group=group)  # type: ignore[attr-defined]
     else:  # a channelbag (4.4+); `group_name` arrived after the first layered-action release
         try:
             fc = container.fcurves.new(data_path, index=index, group_name=group)

@@ -50,8 +50,8 @@ except ImportError:  # `addon` imported as a top-level package with the checkout
 
 SENSOR_WIDTH_MM = 36.0
 FRAME_SNAP = 1e-3
-#: Keys that may name the source clip in a Take's sidecar, in order of preference.
-VIDEO_META_KEYS = ("video", "source_video", "video_path", "source", "clip")
+#: Keys that may name the source clip in a Take's sidecar, in order of preference (a string, or a table with "path").
+VIDEO_META_KEYS = ("source", "video", "source_video", "video_path", "clip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +131,8 @@ def video_from_meta(meta: Mapping[str, Any], take_path: str | os.PathLike[str]) 
     """The source clip named in the sidecar, if it exists on disk (relative paths: next to the Take)."""
     for key in VIDEO_META_KEYS:
         value = meta.get(key)
+        if isinstance(value, Mapping):  # the engine writes {"source": {"path": ..., "width": ...}}
+            value = value.get("path")
         if isinstance(value, str) and value:
             path = Path(value)
             if not path.is_absolute():

@@ -243,6 +243,27 @@ def pose_anny(model, timestamps: np.ndarray):
 # ---------------------------------------------------------------------------------------------------------------
 # Camera
 # ---------------------------------------------------------------------------------------------------------------
+def take_convention_rotations(rest: np.ndarray, parents: np.ndarray, bone_poses: np.ndarray) -> np.ndarray:
+    """Anny's posed world bone poses → the Take's local rotations (relative to the REST pose, Blender's basis).
+
+    Anny's own "local-bone" deltas are relative to its reference orientations, which differ from the rest
+    orientations, so they are not the Take's ``local_rotations_aa``. With O_c = Rest_p^-1 Rest_c the Take's chain is
+    W_c = W_p O_c [L_c | 0], hence L_c = O_cᵀ W_pᵀ W_c (rotation parts) and L_root = Rest_rootᵀ W_root.
+    (T,J,4,4) → (T,J,3,3 as axis-angle (T,J,3)).
+    """
+    W = bone_poses[..., :3, :3]  # (T, J, 3, 3)
+    R = rest[:, :3, :3]  # (J, 3, 3)
+    out = np.zeros(bone_poses.shape[:2] + (3,))
+    for j, p in enumerate(parents):
+        if p < 0:
+            L = np.einsum("ji,tjk->tik", R[j], W[:, j])
+        else:
+            O = R[p].T @ R[j]
+            L = np.einsum("ji,tkj,tkl->til", O, W[:, p], W[:, j])
+        out[:, j] = [matrix_to_axis_angle(m) for m in L]
+    return out
+
+
 def camera_matrices():
     """K (3, 3), R_world2cam (3, 3), t_world2cam (3,) for the fixed camera."""
     k = np.array([[FOCAL_PX, 0.0, WIDTH / 2.0], [0.0, FOCAL_PX, HEIGHT / 2.0], [0.0, 0.0, 1.0]])
@@ -488,7 +509,9 @@ def main(argv=None) -> int:
         "bone_names": np.array(posed["names"], dtype=np.str_),  # (J,)
         "bone_parents": posed["parents"],  # (J,), -1 for the root
         "rest_matrices": posed["rest"],  # (J, 4, 4), Anny model frame (world = model + floor_offset on z)
-        "local_rotations_aa": posed["local_aa"],  # (T, J, 3)
+        # (T, J, 3) in the Take's convention (rest-relative, Blender basis): rigs.fk reproduces joints_world.
+        "local_rotations_aa": take_convention_rotations(posed["rest"], posed["parents"], posed["bone_poses"]),
+        "anny_local_bone_aa": posed["local_aa"],  # (T, J, 3) what was fed to Anny (its reference-relative deltas)
         "root_position_world": posed["root_position"],  # (T, 3)
         "joints_world": joints_world,  # (T, J, 3)
         "joints_2d": joints_2d,  # (T, J, 2)

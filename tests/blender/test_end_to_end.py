@@ -24,6 +24,7 @@ def real_engine(empty_scene: ModuleType):
     engine_session.shutdown()
 
 
+@pytest.mark.slow
 def test_capture_sample_clip_end_to_end(real_engine: ModuleType) -> None:
     bpy = real_engine
     try:
@@ -61,3 +62,10 @@ def test_capture_sample_clip_end_to_end(real_engine: ModuleType) -> None:
     # the camera shows the clip
     assert scene.camera is not None and scene.camera.data.background_images[0].clip is not None
     assert (scene.render.resolution_x, scene.render.resolution_y) == tuple(int(v) for v in take["image_size"])
+
+    # importing the same Take again (found via its sidecar's source clip) keeps the first action
+    assert bpy.ops.reel2rig.import_take(filepath=st.take_path) == {"FINISHED"}
+    assert bpy.data.objects[SAMPLE.stem].animation_data.action == action
+    again = bpy.data.objects[f"{SAMPLE.stem}.001"]
+    assert again.animation_data.action.name == f"{SAMPLE.stem}.001"
+    assert Path(again["reel2rig_video"]) == SAMPLE.resolve()

@@ -83,6 +83,9 @@ def test_prepare_take_finds_the_video_in_the_sidecar(tmp_path: Path) -> None:
     path, _ = synthetic.write_synthetic_take(tmp_path / "x.take.npz", video=video)
     prepared = take_prepare.prepare_take(take_format.read_take(path))
     assert prepared.video == str(video) and prepared.name == "clip"
+    # the engine's sidecar layout: {"source": {"path": ..., "width": ..., ...}}
+    assert take_prepare.video_from_meta({"source": {"path": str(video), "width": 4}}, path) == str(video)
+    assert take_prepare.video_from_meta({"source": {"path": str(tmp_path / "gone.mp4")}}, path) is None
 
 
 # --- camera --------------------------------------------------------------------------------------------------------

@@ -112,3 +112,26 @@ def test_cancel_mid_job(client, tmp_path):
     # no partial Take
     leftovers = list(out_dir.glob("*.take.npz")) + list(out_dir.glob("*.tmp")) if out_dir.exists() else []
     assert leftovers == []
+
+
+def test_shutdown_during_a_job_cancels_it_first(raw_engine, tmp_path):
+    engine = raw_engine(ANNY_CACHE_DIR=str(ANNY_CACHE))
+    engine.initialize()
+    reply = engine.call("capture", {"video": str(SAMPLE), "out_dir": str(tmp_path / "takes")})
+    job_id = reply["result"]["job_id"]
+    first = engine.notification("progress", job_id, timeout=300)
+    assert first["params"]["stage"] in STAGE_RANK
+    msg_id = engine.next_id()
+    engine.send(protocol.request(msg_id, "shutdown"))
+    # the job's `failed` (cancelled) comes before the answer to shutdown, then the engine exits 0
+    while True:
+        message = engine.recv(timeout=30)
+        if message.get("method") == "progress":
+            continue
+        break
+    if message.get("method") == "failed" and "NotImplementedError" in message["params"]["message"]:
+        pytest.skip("the capture pipeline is not implemented yet")
+    assert message["method"] == "failed" and message["params"]["cancelled"] is True, message
+    assert engine.recv(timeout=30) == {"jsonrpc": "2.0", "id": msg_id, "result": None}
+    assert engine.wait_exit(timeout=30) == 0
+    assert not list((tmp_path / "takes").glob("*.take.npz"))

@@ -1,0 +1,106 @@
+"""The Take format: validation, atomic writes, version refusal, no pickles."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from inference_server import take as tk
+
+
+def minimal_arrays(n_frames: int = 4, n_bones: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    rest = np.tile(np.eye(4), (n_bones, 1, 1))
+    rest[:, 2, 3] = np.arange(n_bones) * 0.1
+    return dict(
+        frame_ids=np.arange(n_frames), timestamps=np.arange(n_frames) / 25.0, fps=np.float64(25.0),
+        image_size=np.array([640, 480]), K=np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]),
+        R_world2cam=np.tile(np.eye(3), (n_frames, 1, 1)), t_world2cam=np.zeros((n_frames, 3)),
+        bone_names=np.array([f"b{j}" for j in range(n_bones)]), bone_parents=np.arange(-1, n_bones - 1),
+        rest_matrices=rest, bone_lengths=np.full(n_bones, 0.1),
+        local_rotations_aa=rng.normal(size=(n_frames, n_bones, 3)) * 0.1,
+        root_position_world=np.zeros((n_frames, 3)), joints_world=np.zeros((n_frames, n_bones, 3)),
+        bone_fitted=np.ones((n_frames, n_bones), bool), valid=np.ones(n_frames, bool),
+        fit_residual_px=np.zeros(n_frames),
+        pose_landmarks_2d=np.full((n_frames, 33, 3), np.nan), pose_landmarks_world=np.full((n_frames, 33, 3), np.nan),
+        hand_landmarks_2d=np.full((n_frames, 2, 21, 3), np.nan))
+
+
+def test_round_trip_keeps_arrays_and_metadata(tmp_path):
+    arrays = minimal_arrays()
+    path = tk.write_take(tmp_path / "clip.take.npz", arrays, {"source": {"path": "clip.mp4"}})
+    take = tk.read_take(path)
+    assert take.n_frames == 4 and take.bone_names == ["b0", "b1", "b2"]
+    np.testing.assert_allclose(take["local_rotations_aa"], arrays["local_rotations_aa"])
+    assert take.meta["schema_version"] == tk.SCHEMA_VERSION
+    assert take.meta["source"]["path"] == "clip.mp4" and take.meta["frames"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.take.json", "clip.take.npz"]
+
+
+@pytest.mark.parametrize("field,bad,message", [
+    ("joints_world", np.zeros((4, 2, 3)), "J = 3"),
+    ("K", np.zeros((3, 4)), "axis 1"),
+    ("bone_names", np.arange(3), "dtype"),
+])
+def test_writer_rejects_bad_shapes_and_types(tmp_path, field, bad, message):
+    arrays = minimal_arrays()
+    arrays[field] = bad
+    with pytest.raises(tk.TakeError, match=message):
+        tk.write_take(tmp_path / "x.take.npz", arrays, {})
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_writer_rejects_unknown_and_missing_fields(tmp_path):
+    arrays = minimal_arrays()
+    arrays["surprise"] = np.zeros(3)
+    with pytest.raises(tk.TakeError, match="not in the Take schema"):
+        tk.write_take(tmp_path / "x.take.npz", arrays, {})
+    arrays = minimal_arrays()
+    del arrays["valid"]
+    with pytest.raises(tk.TakeError, match="'valid' is missing"):
+        tk.write_take(tmp_path / "x.take.npz", arrays, {})
+
+
+def test_reader_refuses_newer_major_version_with_a_fix(tmp_path):
+    path = tmp_path / "new.take.npz"
+    arrays = minimal_arrays()
+    np.savez(path, schema_version=np.array("2.0"), **arrays)
+    with pytest.raises(tk.TakeError, match=r"newer than this reader.*update the Reel2Rig add-on"):
+        tk.read_take(path)
+
+
+def test_reader_refuses_pickled_objects_and_garbage(tmp_path):
+    obj = tmp_path / "obj.take.npz"
+    np.savez(obj, schema_version=np.array("1.0"), frame_ids=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(tk.TakeError, match="not a readable Take"):
+        tk.read_take(obj)
+    junk = tmp_path / "junk.take.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(tk.TakeError, match="junk.take.npz"):
+        tk.read_take(junk)
+    with pytest.raises(tk.TakeError, match="not found"):
+        tk.read_take(tmp_path / "missing.take.npz")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+
+    def failing(handle):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        tk._atomic_write(target, failing)
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["file.bin"]
+
+
+def test_schema_table_documents_every_field():
+    table = tk.describe_fields()
+    for field in tk.FIELDS:
+        assert f"`{field.name}`" in table
+    sidecar = json.dumps({"ok": True})
+    assert json.loads(sidecar)["ok"]
