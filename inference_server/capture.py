@@ -118,15 +118,18 @@ def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.n
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Move the fit (camera at the origin) so the ground is z = 0 and the subject starts above the origin.
 
-    Ground: the 5th percentile over time of the lowest foot/toe joint. Returns root positions (T,3),
-    R_world2cam (T,3,3) and t_world2cam (T,3) after the shift s (p_world' = p_world − s, so t' = R s).
+    Ground: the 5th percentile over time of the lowest sole marker (the heel and toe landmarks' points on the
+    model, which lie on the skin of the sole). Returns root positions (T,3), R_world2cam (T,3,3) and
+    t_world2cam (T,3) after the shift s (p_world' = p_world − s, so t' = R s).
     """
-    from rigs.fk import bone_heads
+    from rigs.fk import forward_kinematics
 
-    heads = bone_heads(skel.rest, skel.parents, local_aa, root_pos)  # (T,J,3)
-    feet = [j for j, n in enumerate(skel.names) if n.startswith(("foot", "toe"))]
-    lowest = heads[:, feet, 2].min(axis=1)
-    ground = float(np.percentile(lowest, 5)) - 0.02  # heads of foot bones sit ~2 cm above the sole
+    W = forward_kinematics(skel.rest, skel.parents, local_aa, root_pos)  # (T,J,4,4)
+    soles = [29, 30, 31, 32]
+    bones = skel.body_marker_bone[soles]
+    Wb = W[:, bones]
+    points = Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], skel.body_marker_local[soles])
+    ground = float(np.percentile(points[..., 2].min(axis=1), 5))
     start = root_pos[0]
     shift = np.array([start[0], start[1], ground])
     n = len(root_pos)

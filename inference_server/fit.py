@@ -35,7 +35,8 @@ R_WORLD2CAM_LEVEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]
 BODY_SEGMENTS = [
     (11, 13), (13, 15), (12, 14), (14, 16),          # arms
     (23, 25), (25, 27), (24, 26), (26, 28),          # legs
-    (27, 31), (28, 32), (29, 31), (30, 32),          # feet
+    (27, 31), (28, 32),                              # feet (ankle → toe; MediaPipe's heel sits higher than the
+                                                     # model's sole-level heel point, so heels are not used)
     (12, 11), (24, 23),                              # shoulder line, hip line (subject's right → left)
     (23, 11), (24, 12),                              # flanks (spine bend / twist)
     (8, 7), (11, 0), (12, 0),                        # head yaw and tilt
@@ -79,7 +80,7 @@ DRIVEN_PREFIXES = ("root", "spine01", "spine03", "neck01", "head", "clavicle", "
 # Swing targets for the initial pose: bone → (from, to) landmark indices; body uses pose indices, hand uses hand
 # indices (with "h").
 _BODY_SWING = [("spine01", (None, None)), ("upperarm01", (11, 13)), ("lowerarm01", (13, 15)),
-               ("upperleg01", (23, 25)), ("lowerleg01", (25, 27)), ("foot", (29, 31))]
+               ("upperleg01", (23, 25)), ("lowerleg01", (25, 27)), ("foot", (27, 31))]
 _FINGER_SWING = [("finger1-1", (1, 2)), ("finger1-2", (2, 3)), ("finger1-3", (3, 4))] + [
     (f"finger{k}-{s}", (4 * (k - 1) + s, 4 * (k - 1) + s + 1)) for k in range(2, 6) for s in range(1, 4)]
 
@@ -399,6 +400,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     # --- observations and weights ---------------------------------------------------------------------------
     body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)          # (T,33)
     body_used = skel.body_marker_bone >= 0
+    body_used[[29, 30]] = False  # heels: different landmark semantics (see BODY_SEGMENTS)
     body_vis[:, ~body_used] = 0.0
     body_valid = np.isfinite(pose_2d[..., 0]) & (body_vis > 0.3)
     w_b2 = body_vis * body_valid                                         # (T,33)
