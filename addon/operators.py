@@ -80,7 +80,24 @@ def _redraw_panels() -> None:
                 area.tag_redraw()
 
 
+_last_console_line: list[Any] = ["", 0.0]
+
+
+def _echo_status_headless(status: CaptureStatus) -> None:
+    """Headless runs (scripts, the demo) have no panel: print the stage to stderr, at most ~2 lines/s."""
+    import sys
+    import time
+
+    line = status.text()
+    now = time.monotonic()
+    if line and line != _last_console_line[0] and (now - _last_console_line[1] > 0.5 or status.state != RUNNING):
+        _last_console_line[:] = [line, now]
+        print(f"[reel2rig] {line}", file=sys.stderr, flush=True)
+
+
 def _show_status(status: CaptureStatus) -> None:
+    if bpy.app.background:
+        _echo_status_headless(status)
     st = properties.status(bpy.context)
     st.running = status.state == RUNNING
     st.progress = min(max(status.fraction, 0.0), 1.0)
