@@ -32,12 +32,11 @@ LIMB_LANDMARKS = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
 
 
 def markers_world(skel, local_aa, root):
+    from inference_server.anny_skeleton import attached_points
     from rigs.fk import forward_kinematics
 
     W = forward_kinematics(skel.rest, skel.parents, local_aa, root)
-    bones = skel.body_marker_bone[LIMB_LANDMARKS]
-    Wb = W[:, bones]
-    return Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], skel.body_marker_local[LIMB_LANDMARKS]), W
+    return attached_points(W, skel.body_marker_bone[LIMB_LANDMARKS], skel.body_marker_local[LIMB_LANDMARKS]), W
 
 
 def main(argv=None) -> int:

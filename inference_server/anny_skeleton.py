@@ -57,6 +57,13 @@ class Skeleton:
         return self.names.index(name)
 
 
+def attached_points(W: np.ndarray, bones: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """World positions of points rigidly attached to bones: W (T,J,4,4) posed bone matrices, bones (N,), offsets
+    (N,3) in each bone's rest frame → (T,N,3)."""
+    Wb = W[:, bones]
+    return Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], offsets)
+
+
 def _cache_path() -> Path:
     try:
         from importlib.metadata import version

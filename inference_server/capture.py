@@ -124,11 +124,11 @@ def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.n
     """
     from rigs.fk import forward_kinematics
 
+    from .anny_skeleton import attached_points
+
     W = forward_kinematics(skel.rest, skel.parents, local_aa, root_pos)  # (T,J,4,4)
     soles = [29, 30, 31, 32]
-    bones = skel.body_marker_bone[soles]
-    Wb = W[:, bones]
-    points = Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], skel.body_marker_local[soles])
+    points = attached_points(W, skel.body_marker_bone[soles], skel.body_marker_local[soles])
     ground = float(np.percentile(points[..., 2].min(axis=1), 5))
     start = root_pos[0]
     shift = np.array([start[0], start[1], ground])
@@ -202,10 +202,9 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     take_path = out_dir / (Path(video).stem + TAKE_SUFFIX)
-    stages["write"] = {"seconds": 0.0, "fps": None}
-    meta["stages"] = stages
+    meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
     write_take(take_path, arrays, meta)
-    stages["write"]["seconds"] = time.perf_counter() - t0
+    stages["write"] = {"seconds": time.perf_counter() - t0, "fps": None}
     progress("write", 1, 1, 0.0)
     return CaptureResult(take_path=take_path, sidecar_path=sidecar_path(take_path), frames=n,
                          seconds=time.perf_counter() - started, stages=stages)

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .anny_skeleton import Skeleton
+from .anny_skeleton import Skeleton, attached_points
 
 # Level camera: world X → image right, world Z → image up (−y), world Y → forward (z).
 R_WORLD2CAM_LEVEL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -137,10 +137,6 @@ def initial_pose(skel: Skeleton, local_aa: np.ndarray, root_pos: np.ndarray, pos
     hd = hands_dir @ R_c2w.T                      # (T,2,21,3) world axes (scale irrelevant)
     markers = skel.body_marker_bone
 
-    def world_points(W, bones, offsets):
-        Wb = W[:, bones]
-        return Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], offsets)
-
     def apply(j, S, frames):
         W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
         A = W[:, j, :3, :3]
@@ -165,7 +161,7 @@ def initial_pose(skel: Skeleton, local_aa: np.ndarray, root_pos: np.ndarray, pos
             if not frames.any():
                 continue
             W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
-            mpts = world_points(W, markers[list(ia) + list(ib)], skel.body_marker_local[list(ia) + list(ib)])
+            mpts = attached_points(W, markers[list(ia) + list(ib)], skel.body_marker_local[list(ia) + list(ib)])
             v = mpts[:, len(ia):].mean(1) - mpts[:, :len(ia)].mean(1)
             u = pw[:, list(ib)].mean(1) - pw[:, list(ia)].mean(1)
             apply(j, _swing(v, u), frames)
@@ -177,14 +173,14 @@ def initial_pose(skel: Skeleton, local_aa: np.ndarray, root_pos: np.ndarray, pos
         hb, hl = skel.hand_marker_bone[side], skel.hand_marker_local[side]
         j = skel.index("wrist" + suffix)
         W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
-        mp = world_points(W, hb, hl)
+        mp = attached_points(W, hb, hl)
         model_dirs = np.stack([_unit(mp[:, 9] - mp[:, 0]), _unit(mp[:, 17] - mp[:, 5])], axis=1)
         target_dirs = np.stack([_unit(hd[:, side, 9] - hd[:, side, 0]), _unit(hd[:, side, 17] - hd[:, side, 5])], 1)
         apply(j, _kabsch(model_dirs, target_dirs), frames)
         for name, (a, b) in _FINGER_SWING:
             j = skel.index(name + suffix)
             W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
-            mp = world_points(W, hb, hl)
+            mp = attached_points(W, hb, hl)
             apply(j, _swing(mp[:, b] - mp[:, a], hd[:, side, b] - hd[:, side, a]), frames)
     return local
 
@@ -390,7 +386,6 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
 
     from .pipeline import Cancelled
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     dtype = torch.float32
     n_frames, n_bones = pose_2d.shape[0], len(skel.names)
     R_w2c = R_WORLD2CAM_LEVEL

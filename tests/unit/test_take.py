@@ -1,7 +1,6 @@
 """The Take format: validation, atomic writes, version refusal, no pickles."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -102,5 +101,4 @@ def test_schema_table_documents_every_field():
     table = tk.describe_fields()
     for field in tk.FIELDS:
         assert f"`{field.name}`" in table
-    sidecar = json.dumps({"ok": True})
-    assert json.loads(sidecar)["ok"]
+    assert table.count("\n") == len(tk.FIELDS) + 1  # header, rule, one row per field
