@@ -1,43 +1,252 @@
-"""Accuracy metrics shared by the benchmark and the tests. numpy only.
+"""Accuracy metrics of the ground-truth benchmark, the same for every method. numpy only; no bpy, no GPU.
 
-All joint arrays are (T, N, 3) in metres, in the same frame (use camera coordinates to compare a capture with ground
-truth whose world frame differs: ``to_camera``).
+Conventions
+- 3D arrays are (T, N, 3) metres in one common frame (camera coordinates: ``to_camera`` brings a capture and a ground
+  truth whose world frames differ into it); 2D arrays are (T, N, 2) pixels.
+- A missing prediction is NaN: a whole frame, or single joints (a point with any NaN coordinate is missing). Every
+  metric ignores the frames/joints that are missing in pred or in true, and returns ``float('nan')`` when nothing is
+  left to measure.
+- Results are in SI units (metres, metres/frame^k, pixels, fractions) unless the name ends in ``_percent`` or the
+  docstring says percent; the report converts to mm. Temporal metrics are per frame (multiply by fps^k for per second).
 """
 from __future__ import annotations
 
+from typing import Literal, Sequence
+
 import numpy as np
+
+Align = Literal["none", "root", "procrustes"]
+
+
+def _present(*arrays: np.ndarray) -> np.ndarray:
+    """(T, N) bool: points whose coordinates (last axis) are all finite in every array."""
+    mask = np.isfinite(arrays[0]).all(-1)
+    for a in arrays[1:]:
+        mask &= np.isfinite(a).all(-1)
+    return mask
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite entries; nan (without a warning) when there are none."""
+    values = np.asarray(values, float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def to_camera(points_world: np.ndarray, R_world2cam: np.ndarray, t_world2cam: np.ndarray) -> np.ndarray:
-    """(T,N,3) world → camera coordinates with per-frame (T,3,3), (T,3)."""
+    """(T,N,3) world → camera coordinates with per-frame (T,3,3), (T,3): x_cam = R x_world + t."""
     return np.einsum("tij,tnj->tni", R_world2cam, points_world) + t_world2cam[:, None]
 
 
 def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(..., 3) camera coordinates (m) → (..., 2) pixels with intrinsics K (3×3): u = (K x)[:2] / (K x)[2]."""
     uvw = points_cam @ K.T
     return uvw[..., :2] / uvw[..., 2:3]
 
 
-def mpjpe(pred: np.ndarray, true: np.ndarray, align: int | None = None) -> float:
-    """Mean per-joint position error (m); with `align`, both are first translated so that joint `align` is at 0."""
-    if align is not None:
-        pred = pred - pred[:, [align]]
-        true = true - true[:, [align]]
-    return float(np.linalg.norm(pred - true, axis=-1).mean())
+# --------------------------------------------------------------------------------------------------------- 3D joints
+
+def procrustes_align(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """pred (T,N,3) m mapped per frame by the best similarity onto true (T,N,3) m → (T,N,3) m.
+
+    Umeyama (1991), fitted on the joints present in both (at least 3, else the whole frame is NaN): with them centred,
+    X = pred - μx, Y = true - μy, and the SVD X^T Y = U S V^T, the rotation is R = (U D V^T)^T with
+    D = diag(1, 1, sign det(U V^T)) (no reflections), the scale s = tr(S D) / ‖X‖²_F, and
+    aligned = s (pred - μx) R^T + μy. Joints missing in pred stay NaN; joints missing only in true are left out of the
+    fit but still mapped.
+    """
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    w = _present(pred, true).astype(float)  # (T, N) fit weights
+    count = w.sum(1)  # (T,)
+    ok = count >= 3
+    n = np.maximum(count, 1)[:, None]
+    P, Q = np.nan_to_num(pred) * w[..., None], np.nan_to_num(true) * w[..., None]
+    mu_p, mu_q = P.sum(1) / n, Q.sum(1) / n  # (T, 3)
+    X = (np.nan_to_num(pred) - mu_p[:, None]) * w[..., None]  # centred, zero where not fitted
+    Y = (np.nan_to_num(true) - mu_q[:, None]) * w[..., None]
+    U, S, Vt = np.linalg.svd(np.einsum("tni,tnj->tij", X, Y))  # (T,3,3) cross-covariance X^T Y
+    d = np.ones((len(pred), 3))
+    d[:, 2] = np.sign(np.linalg.det(U @ Vt))  # reflection guard
+    d[d == 0] = 1.0
+    UDVt = U * d[:, None, :] @ Vt  # = U D V^T = R^T
+    scale = (S * d).sum(1) / np.maximum((X ** 2).sum((1, 2)), 1e-12)  # (T,)
+    aligned = scale[:, None, None] * np.einsum("tni,tij->tnj", pred - mu_p[:, None], UDVt) + mu_q[:, None]
+    aligned[~ok] = np.nan
+    return aligned
+
+
+def joint_errors(pred: np.ndarray, true: np.ndarray, align: Align = "none",
+                 root: int | Sequence[int] | None = None) -> np.ndarray:
+    """Per-joint Euclidean error ‖pred - true‖ → (T,N) metres, NaN where pred or true is missing.
+
+    align: "none" compares as given; "root" subtracts from pred and from true their own root point per frame, the mean
+    of the joints listed in `root` (e.g. both hips → pelvis; the frame is NaN when a root joint is missing);
+    "procrustes" first maps pred onto true with ``procrustes_align``.
+    """
+    pred, true = np.asarray(pred, float), np.asarray(true, float)  # NaN propagates into the errors it touches
+    if align == "root":
+        if root is None:
+            raise ValueError('joint_errors(align="root") needs root=<joint index or list of indices>')
+        idx = [root] if isinstance(root, (int, np.integer)) else list(root)
+        pred = pred - pred[:, idx].mean(1, keepdims=True)
+        true = true - true[:, idx].mean(1, keepdims=True)
+    elif align == "procrustes":
+        pred = procrustes_align(pred, true)
+    elif align != "none":
+        raise ValueError(f'align must be "none", "root" or "procrustes", not {align!r}')
+    return np.linalg.norm(pred - true, axis=-1)
+
+
+def mpjpe(pred: np.ndarray, true: np.ndarray, align: int | Sequence[int] | None = None) -> float:
+    """Mean per-joint position error (m) over all present (frame, joint) pairs of (T,N,3) arrays in metres.
+
+    With `align` (a joint index, or a list whose mean is the root), both are first translated so that the root is at 0.
+    """
+    if align is None:
+        return _mean(joint_errors(pred, true, "none"))
+    return _mean(joint_errors(pred, true, "root", root=align))
 
 
 def pa_mpjpe(pred: np.ndarray, true: np.ndarray) -> float:
-    """MPJPE after the best similarity transform (rotation, translation, scale) per frame (Procrustes)."""
-    errors = []
-    for X, Y in zip(pred, true):
-        X0, Y0 = X - X.mean(0), Y - Y.mean(0)
-        U, S, Vt = np.linalg.svd(X0.T @ Y0)
-        D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-        R = (U @ D @ Vt).T
-        scale = (S * np.diag(D)).sum() / max((X0 ** 2).sum(), 1e-12)
-        errors.append(np.linalg.norm(scale * X0 @ R.T - Y0, axis=1).mean())
-    return float(np.mean(errors))
+    """Procrustes-aligned MPJPE (m): mean over present (frame, joint) pairs after ``procrustes_align`` per frame."""
+    return _mean(joint_errors(pred, true, "procrustes"))
 
+
+def pck_3d(pred: np.ndarray, true: np.ndarray, threshold_m: float, align: Align = "procrustes",
+           root: int | Sequence[int] | None = None) -> float:
+    """Fraction (0..1) of present joints of (T,N,3) m arrays whose error (``joint_errors``) is < threshold_m metres.
+
+    This is the "F@5mm / F@15mm" figure on joints: with a known one-to-one correspondence between predicted and true
+    joints, precision (predicted joints within the threshold of their true joint) and recall (true joints within the
+    threshold of their prediction) are both this fraction, so F = 2PR/(P+R) equals it. Missing predictions are ignored
+    here, not counted as misses; report ``detection_rate`` beside it.
+    """
+    err = joint_errors(pred, true, align, root)
+    present = np.isfinite(err)
+    return float((err[present] < threshold_m).mean()) if present.any() else float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------- 2D
 
 def error_2d(pred_px: np.ndarray, true_px: np.ndarray) -> float:
-    return float(np.linalg.norm(pred_px - true_px, axis=-1).mean())
+    """Mean 2D point error (px) over present points of (..., 2) pixel arrays."""
+    return _mean(np.linalg.norm(np.asarray(pred_px, float) - np.asarray(true_px, float), axis=-1))
+
+
+def error_2d_box_percent(pred_px: np.ndarray, true_px: np.ndarray) -> float:
+    """Mean 2D error relative to the subject's size, in percent, for (T,N,2) pixel arrays.
+
+    Per frame: (mean over present points of ‖pred - true‖) / (diagonal of the axis-aligned bounding box of all the
+    finite true points of that frame) × 100; then the mean over the frames where both are defined (a box of zero
+    diagonal leaves its frame out).
+    """
+    pred_px, true_px = np.asarray(pred_px, float), np.asarray(true_px, float)
+    err = np.linalg.norm(pred_px - true_px, axis=-1)  # (T, N), NaN where missing
+    per_frame = np.full(len(err), np.nan)
+    for t in range(len(err)):
+        e = err[t][np.isfinite(err[t])]
+        box = true_px[t][np.isfinite(true_px[t]).all(-1)]
+        if e.size and len(box):
+            diag = float(np.linalg.norm(box.max(0) - box.min(0)))
+            if diag > 0:
+                per_frame[t] = 100.0 * e.mean() / diag
+    return _mean(per_frame)
+
+
+# ---------------------------------------------------------------------------------------------------------- temporal
+
+def acceleration_error(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean ‖Δ²pred - Δ²true‖ (metres/frame²) over (T,N,3) m arrays, with Δ²x_t = x_{t+1} - 2x_t + x_{t-1}.
+
+    A (t, joint) counts only when frames t-1, t, t+1 are present in both. Multiply by fps² for m/s².
+    """
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    d2 = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]  # noqa: E731  second central difference, (T-2, ...)
+    if len(pred) < 3:
+        return float("nan")
+    return _mean(np.linalg.norm(d2(pred) - d2(true), axis=-1))
+
+
+def jitter(pred: np.ndarray) -> float:
+    """Mean ‖Δ³pred‖ (metres/frame³) of (T,N,3) m, Δ³x_t = x_{t+2} - 3x_{t+1} + 3x_t - x_{t-1} (four present frames).
+
+    A property of the prediction alone: 0 for any motion of constant acceleration (quadratic in t); x_t = c t³ gives
+    6c. Multiply by fps³ for m/s³.
+    """
+    pred = np.asarray(pred, float)
+    if len(pred) < 4:
+        return float("nan")
+    d3 = pred[3:] - 3 * pred[2:-1] + 3 * pred[1:-2] - pred[:-3]  # third difference, (T-3, ...)
+    return _mean(np.linalg.norm(d3, axis=-1))
+
+
+def foot_sliding(pred_feet: np.ndarray, contact: np.ndarray) -> float:
+    """Mean displacement (metres/frame) of feet that should stand still.
+
+    pred_feet (T,F,3) m, contact (T,F) bool (ground-truth contacts). Mean over the (t, f) with contact[t,f] and
+    contact[t+1,f] and both positions present of ‖pred[t+1,f] - pred[t,f]‖; nan when there is no such pair.
+    """
+    pred_feet, contact = np.asarray(pred_feet, float), np.asarray(contact, bool)
+    pairs = contact[1:] & contact[:-1]  # (T-1, F)
+    step = np.linalg.norm(pred_feet[1:] - pred_feet[:-1], axis=-1)  # NaN where either frame is missing
+    return _mean(step[pairs])
+
+
+def root_trajectory_error(pred_root: np.ndarray, true_root: np.ndarray, min_path_m: float = 0.5) -> float:
+    """Root trajectory drift in PERCENT of the ground-truth path length. pred_root, true_root: (T,3) metres.
+
+    mean_t ‖(p_t - p_0) - (g_t - g_0)‖ / Σ_t ‖g_{t+1} - g_t‖ × 100, the mean over frames present in both, with p_0 / g_0
+    the first frame present in both, the path length over consecutive present GT frames. nan when the GT path is
+    shorter than min_path_m metres: for in-place motions (standing, sitting) the ratio is meaningless.
+    """
+    p, g = np.asarray(pred_root, float), np.asarray(true_root, float)
+    both = _present(p, g)
+    if not both.any():
+        return float("nan")
+    steps = np.linalg.norm(g[1:] - g[:-1], axis=-1)
+    path_m = float(steps[np.isfinite(steps)].sum())
+    if path_m < min_path_m:
+        return float("nan")
+    t0 = int(np.argmax(both))
+    drift = np.linalg.norm((p[both] - p[t0]) - (g[both] - g[t0]), axis=-1)
+    return 100.0 * float(drift.mean()) / path_m
+
+
+# -------------------------------------------------------------------------------------------------- detection, hands
+
+def handedness_swaps(pred_wrists_px: np.ndarray, true_wrists_px: np.ndarray, margin_px: float = 0.0) -> dict:
+    """Left/right hand swaps from wrist positions. Arrays (T,2,2) pixels, index 1 = [left, right] (the subject's own).
+
+    A frame is compared when both true wrists and at least one predicted wrist are present.
+    - Both predicted: swapped when the crossed assignment (pred L↔true R, pred R↔true L) is shorter in total distance
+      than the straight one by more than margin_px.
+    - One predicted: swapped when it is closer to the other side's true wrist than to its own by more than margin_px.
+    margin_px defaults to 0 (the plain rule); raise it (e.g. ~10 px) to not count hands held together, where the
+    assignment is a coin toss, as swaps.
+    Returns dict(swap_frames=int, frames_compared=int, swap_events=int); an event is a not-swapped → swapped transition
+    along the compared frames (frames not compared neither end nor start a run; a swapped first frame counts as one).
+    """
+    pred, true = np.asarray(pred_wrists_px, float), np.asarray(true_wrists_px, float)
+    have_pred, have_true = _present(pred), _present(true)  # (T, 2)
+    dist = lambda a, b: np.linalg.norm(a - b, axis=-1)  # noqa: E731
+    straight = dist(pred, true)  # (T, 2): pred L↔true L, pred R↔true R
+    crossed = dist(pred, true[:, ::-1])  # (T, 2): pred L↔true R, pred R↔true L
+    swapped: list[bool] = []
+    for t in range(len(pred)):
+        if not have_true[t].all() or not have_pred[t].any():
+            continue
+        k = have_pred[t]
+        swapped.append(bool(crossed[t][k].sum() + margin_px < straight[t][k].sum()))
+    flags = np.array(swapped, bool)
+    events = int(np.count_nonzero(flags[1:] & ~flags[:-1]) + (flags[0] if len(flags) else 0))
+    return dict(swap_frames=int(flags.sum()), frames_compared=int(len(flags)), swap_events=events)
+
+
+def detection_rate(detected: np.ndarray, eligible: np.ndarray | None = None) -> float:
+    """Fraction (0..1) of the eligible frames (T,) bool (all when None) that are detected (T,) bool.
+
+    nan when no frame is eligible.
+    """
+    detected = np.asarray(detected, bool)
+    eligible = np.ones_like(detected) if eligible is None else np.asarray(eligible, bool)
+    return float(detected[eligible].mean()) if eligible.any() else float("nan")

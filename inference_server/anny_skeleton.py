@@ -30,6 +30,8 @@ _BODY_MARKERS: dict[int, tuple[int, str]] = {
     25: (13, "lowerleg01.L"), 26: (14, "lowerleg01.R"), 27: (15, "foot.L"), 28: (16, "foot.R"),
     29: (21, "foot.L"), 30: (22, "foot.R"), 31: (17, "foot.L"), 32: (18, "foot.R"),
 }
+# MediaPipe pose index → Anny COCO+feet keypoint index (the benchmark's ground truth uses the same pairs).
+BODY_MARKER_COCO = {mp: coco for mp, (coco, _) in _BODY_MARKERS.items()}
 
 # MediaPipe hand landmark → Anny bone whose head it is ("tip:" = the far end of that bone).
 _HAND_POINTS = [

@@ -60,7 +60,7 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     options_digest = hashlib.sha256(json.dumps(key_opts, sort_keys=True).encode()).hexdigest()[:12]
     key = content_hash(video)[:24] + "_" + options_digest
     cache_file = stage_cache_dir() / "detect" / f"{key}.npz"
-    if cache_file.exists():
+    if options.use_cache and cache_file.exists():
         try:
             with np.load(cache_file, allow_pickle=False) as f:
                 d = {k: f[k] for k in f.files}
@@ -141,7 +141,7 @@ def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.n
 def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
         cancelled: CancelledFn) -> CaptureResult:
     from .anny_skeleton import load_skeleton
-    from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence
+    from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, resolve_device
     from rigs.fk import bone_heads
 
     started = time.perf_counter()
@@ -160,7 +160,7 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     t0 = time.perf_counter()
     skel = load_skeleton()
     K = default_intrinsics(info.width, info.height, options.focal_px)
-    settings = FitSettings(smoothing=options.smoothing)
+    settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled)
     t_fit = time.perf_counter() - t0

@@ -19,6 +19,9 @@ def add_commands(commands) -> None:
     cap.add_argument("--frames", default=None, help="frame range START:END (end exclusive), e.g. 0:120")
     cap.add_argument("--body-only", action="store_true", help="skip hands and fingers")
     cap.add_argument("--no-overlay", action="store_true", help="do not write the overlay contact sheet PNG")
+    cap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the fit runs")
+    cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
+    cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
     ov = commands.add_parser("overlay", help="draw a Take's skeleton over its footage (contact sheet PNG)")
     ov.add_argument("take")
@@ -81,7 +84,8 @@ def _capture(args: argparse.Namespace) -> int:
         a, _, b = args.frames.partition(":")
         start, end = int(a or 0), (int(b) if b else None)
     options = CaptureOptions(mode="body" if args.body_only else "body+hands", focal_px=args.focal,
-                             frame_start=start, frame_end=end, smoothing=args.smoothing)
+                             frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
+                             use_cache=not args.no_cache)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)
@@ -89,6 +93,14 @@ def _capture(args: argparse.Namespace) -> int:
         sys.stderr.write(f"\nerror: {exc.message}\nfix: {exc.fix}\n")
         return 1
     sys.stderr.write("\n")
+    if args.json:
+        import json
+        import resource
+
+        print(json.dumps({"take": str(result.take_path), "sidecar": str(result.sidecar_path),
+                          "frames": result.frames, "seconds": result.seconds, "stages": result.stages,
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+        return 0
     print(f"frames: {result.frames}  total: {result.seconds:.1f} s")
     for stage, info in result.stages.items():
         fps = info.get("fps")

@@ -63,6 +63,7 @@ class FitSettings:
     w_hand3d: float = 1.0
     w_prior: float = 0.001
     window: int = 400  # frames fitted together; longer clips go window by window (bounded memory)
+    device: str = "cpu"  # torch device of the fit: "cpu" or "cuda" (resolve_device checks it first)
 
 
 @dataclasses.dataclass
@@ -358,6 +359,22 @@ def _fill_invalid(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+def resolve_device(name: str) -> str:
+    """"cpu", "cuda" or "auto" (CUDA when torch sees a GPU) → a torch device name; RpcError when CUDA is missing."""
+    import torch
+
+    from .protocol import JOB_FAILED, RpcError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RpcError(JOB_FAILED, "the fit was asked to run on CUDA but torch sees no CUDA GPU here",
+                       fix="use device \"cpu\" (or \"auto\"), or install a CUDA build of torch on a GPU machine")
+    if name not in ("cpu", "cuda"):
+        raise RpcError(JOB_FAILED, f"unknown device {name!r}", fix='use "cpu", "cuda" or "auto"')
+    return name
+
+
 def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, hands_2d: np.ndarray,
                  K: np.ndarray, settings: FitSettings = FitSettings(),
                  progress: Callable[[int, int], None] | None = None,
@@ -389,8 +406,9 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     dtype = torch.float32
     n_frames, n_bones = pose_2d.shape[0], len(skel.names)
     R_w2c = R_WORLD2CAM_LEVEL
-    tsk = TorchSkeleton(skel, dtype)
-    T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype)  # noqa: E731
+    dev = torch.device(settings.device)
+    tsk = TorchSkeleton(skel, dtype, dev)
+    T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
 
     # --- observations and weights ---------------------------------------------------------------------------
     body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)          # (T,33)
@@ -429,7 +447,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
 
     # --- parameters -----------------------------------------------------------------------------------------
     local_aa = T(init).clone().requires_grad_(True)
-    frozen = torch.tensor(~driven_mask(skel))
+    frozen = torch.tensor(~driven_mask(skel), device=dev)
     # Root position in camera coordinates (x, y, log z): depth stays positive and its steps are relative.
     pos0_cam = pos0 @ R_w2c.T
     root_xy = T(pos0_cam[:, :2]).clone().requires_grad_(True)
@@ -445,9 +463,9 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     hand_size_t = T(hand_size)
     obs_h3_t = T(obs_h3)
     prior_w = T(_prior_weights(skel))
-    body_bone = torch.tensor(np.maximum(skel.body_marker_bone, 0))
+    body_bone = torch.tensor(np.maximum(skel.body_marker_bone, 0), device=dev)
     body_local = T(skel.body_marker_local)
-    hand_bone = torch.tensor(skel.hand_marker_bone)        # (2,21)
+    hand_bone = torch.tensor(skel.hand_marker_bone, device=dev)  # (2,21)
     hand_local = T(skel.hand_marker_local)                 # (2,21,3)
     n_valid = max(1.0, float((w_b2.sum(axis=1) > 0).sum()))
     smooth_w = 50.0 * settings.smoothing ** 2
@@ -486,7 +504,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
         cos_h = (d_h * obs_h3_t).sum(-1) / d_h.norm(dim=-1).clamp(min=1e-6)
         l_h3 = (w_h_t[..., None] * (1 - cos_h)).sum() / n_valid / len(HAND_SEGMENTS)
         l_prior = ((local_aa ** 2).sum(-1) * prior_w).sum() / n_frames
-        l_smooth = torch.zeros((), dtype=dtype)
+        l_smooth = torch.zeros((), dtype=dtype, device=dev)
         if n_frames >= 3 and smooth_w > 0:
             acc = heads[2:] - 2 * heads[1:-1] + heads[:-2]
             l_smooth = smooth_w * 1e3 * (acc ** 2).sum(-1).mean()
@@ -514,7 +532,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
 
     with torch.no_grad():
         _, uv_b = evaluate()
-        err = torch.linalg.norm(uv_b - obs_b2, dim=-1).numpy()
+        err = torch.linalg.norm(uv_b - obs_b2, dim=-1).cpu().numpy()
     used = w_b2 > 0
     residual = np.where(used.any(axis=1), (err * used).sum(axis=1) / np.maximum(used.sum(axis=1), 1), np.nan)
     fitted = np.zeros((n_frames, n_bones), dtype=bool)
@@ -525,6 +543,6 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
             fitted[:, j] = hand_seen[:, side]
         elif not name.startswith(("toe", "eye")):
             fitted[:, j] = body_seen
-    return FitResult(local_rotations_aa=local_aa.detach().double().numpy(),
-                     root_position_world=root_world().detach().double().numpy(),
+    return FitResult(local_rotations_aa=local_aa.detach().double().cpu().numpy(),
+                     root_position_world=root_world().detach().double().cpu().numpy(),
                      bone_fitted=fitted, residual_px=residual)

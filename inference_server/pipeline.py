@@ -28,6 +28,8 @@ class CaptureOptions:
     frame_end: int | None = None      # exclusive; None = to the end
     max_side: int = 1280              # frames larger than this are downscaled for detection
     smoothing: float = 0.5            # 0 = none, 1 = strong
+    device: str = "cpu"               # fit on "cpu", "cuda" or "auto" (CUDA when there is one)
+    use_cache: bool = True            # False: recompute detection even when a cached result exists (benchmarks)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":

@@ -67,3 +67,23 @@ def forward_kinematics(rest_matrices: np.ndarray, parents: np.ndarray, local_rot
 def bone_heads(rest_matrices, parents, local_rotations_aa, root_position) -> np.ndarray:
     """(T, J, 3) bone head positions."""
     return forward_kinematics(rest_matrices, parents, local_rotations_aa, root_position)[..., :3, 3]
+
+
+def local_rotations_from_world(rest_matrices: np.ndarray, parents: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`forward_kinematics` for rotations: posed bone matrices (T,J,4,4) → local (T,J,3) aa.
+
+    With O_j = Rest_p^-1 Rest_j the chain is W_j = W_p O_j [L_j | 0], hence L_j = O_jᵀ W_pᵀ W_j (rotation parts),
+    and L_root = Rest_rootᵀ W_root. Translations are ignored (the Take's bones only rotate; the root's position is
+    ``world[:, 0, :3, 3]``).
+    """
+    from .rotations import matrix_to_aa
+
+    W = np.asarray(world, dtype=np.float64)[..., :3, :3]  # (T, J, 3, 3)
+    offsets = rest_offsets(rest_matrices, parents)[:, :3, :3]  # (J, 3, 3)
+    L = np.empty_like(W)
+    for j, p in enumerate(np.asarray(parents)):
+        if p < 0:
+            L[:, j] = offsets[j].T @ W[:, j]
+        else:
+            L[:, j] = offsets[j].T @ np.swapaxes(W[:, p], -1, -2) @ W[:, j]
+    return matrix_to_aa(L)

@@ -49,3 +49,18 @@ def test_fk_reproduces_anny_on_the_sample_ground_truth():
     g = np.load(SAMPLE_TRUTH)
     heads = fk.bone_heads(g["rest_matrices"], g["bone_parents"], g["local_rotations_aa"], g["root_position_world"])
     np.testing.assert_allclose(heads, g["joints_world"], atol=1e-6)
+
+
+def test_local_rotations_from_world_inverts_fk():
+    rng = np.random.default_rng(3)
+    n_bones = 6
+    parents = np.array([-1, 0, 1, 1, 3, 0])
+    rest = np.tile(np.eye(4), (n_bones, 1, 1))
+    for j in range(n_bones):
+        rest[j, :3, :3] = rot.aa_to_matrix(rng.normal(size=3))
+        rest[j, :3, 3] = rng.normal(size=3)
+    local = rng.normal(scale=0.8, size=(4, n_bones, 3))
+    W = fk.forward_kinematics(rest, parents, local, rng.normal(size=(4, 3)))
+    back = fk.local_rotations_from_world(rest, parents, W)
+    np.testing.assert_allclose(rot.aa_to_matrix(back), rot.aa_to_matrix(local), atol=1e-9)
+    assert not np.allclose(back[:, 1:], 0)  # the pose is non-trivial

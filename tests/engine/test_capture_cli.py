@@ -1,0 +1,43 @@
+"""The capture command's machine-facing options: --json summary, --no-cache, --device. Real engine, real clip."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SAMPLE, engine_env
+
+pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is missing")
+
+
+def capture(tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "inference_server", "capture", str(SAMPLE), "--out", str(tmp_path / "out"),
+           "--frames", "0:12", "--no-overlay", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=engine_env(tmp_path / "cache"),
+                          timeout=600)
+
+
+def test_json_summary_and_no_cache(tmp_path):
+    first = capture(tmp_path, "--json")
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["frames"] == 12
+    assert summary["stages"]["detect"]["cached"] is False and summary["stages"]["detect"]["seconds"] > 0
+    assert set(summary["stages"]) == {"decode", "detect", "fit", "write"}
+    assert summary["peak_rss_mb"] > 100  # torch + MediaPipe are loaded: a real process, not a stub
+    again = json.loads(capture(tmp_path, "--json").stdout.strip().splitlines()[-1])
+    assert again["stages"]["detect"]["cached"] is True  # the second run reuses the detections
+    fresh = json.loads(capture(tmp_path, "--json", "--no-cache").stdout.strip().splitlines()[-1])
+    assert fresh["stages"]["detect"]["cached"] is False and fresh["stages"]["detect"]["seconds"] > 0
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = capture(tmp_path, "--device", "cuda")
+    assert proc.returncode == 1
+    assert "CUDA" in proc.stderr and "fix:" in proc.stderr
