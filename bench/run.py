@@ -1,0 +1,431 @@
+"""``./reel2rig bench``: the ground-truth benchmark (rendered scenes) and the footage report (real clips).
+
+    ./reel2rig bench [smoke|standard] [--device cpu|cuda] [--out bench/results]
+    ./reel2rig bench --footage DIR [--device cpu|cuda]
+
+Suite mode renders the suite's scenes once (cached under ``<cache>/bench/scenes``), then for every scene runs the
+product's capture as a subprocess (``python -m inference_server capture --json --no-cache``: fresh detection, so
+the stage timings and the peak memory are real), reads the Take back, builds the two baselines from the same
+detections, scores all three with :mod:`bench.evaluate`, prints the tables and writes
+``<out>/<suite>-<time>/results.json`` plus pictures (per-joint error bars, error over time, overlay frames), and
+copies the JSON to ``<out>/<suite>.json``.
+
+Footage mode has no ground truth: it reports 2D alignment of each method against the detector, temporal jitter,
+coverage, hand-label consistency, speed, and overlay frames.
+
+Imports bpy (rendering), torch and anny lazily. A benchmark tool, not part of the add-on or the engine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import metrics as M  # noqa: E402
+from bench.evaluate import BODY_JOINTS, Prediction, evaluate, nan_to_none  # noqa: E402
+from bench.methods import METHODS  # noqa: E402
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"}
+BODY_EDGES = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24), (23, 25), (25, 27),
+              (24, 26), (26, 28), (27, 29), (27, 31), (29, 31), (28, 30), (28, 32), (30, 32)]
+HAND_EDGES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
+              (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20)]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running the product and the baselines
+# ---------------------------------------------------------------------------------------------------------------
+def run_capture(video: Path, out_dir: Path, device: str) -> dict:
+    """The product's capture in its own process; returns its JSON summary, or {"error": ...}."""
+    cmd = [sys.executable, "-m", "inference_server", "capture", str(video), "--out", str(out_dir), "--json",
+           "--no-cache", "--no-overlay", "--device", device]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "fix:"))]
+        return {"error": " ".join(lines) or proc.stderr.strip()[-400:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def detections(video: Path):
+    """The detections the capture just made (a cache hit: same content hash and options)."""
+    from inference_server.capture import detect_stage
+    from inference_server.pipeline import CaptureOptions
+    from inference_server.video import probe
+
+    return detect_stage(video, probe(video), CaptureOptions(), lambda *a: None, lambda: False)
+
+
+def empty_prediction(method: str, n: int) -> Prediction:
+    nan = np.full
+    return Prediction(method, nan((n, 33, 3), np.nan), nan((n, 33, 2), np.nan), nan((n, 2, 21, 3), np.nan),
+                      nan((n, 2, 21, 2), np.nan))
+
+
+def predictions(video: Path, summary: dict, skel, device: str) -> tuple[dict[str, Prediction], object]:
+    from bench import methods
+    from inference_server.capture import default_intrinsics
+    from inference_server.video import probe
+
+    det = detections(video)
+    n = len(det.frame_ids)
+    stages = summary.get("stages", {})
+    detect_s = sum((stages.get(s) or {}).get("seconds") or 0.0 for s in ("decode", "detect"))
+    info = probe(video)
+    K = default_intrinsics(info.width, info.height, None)
+    preds = {"raw-mediapipe": methods.raw_mediapipe(det, detect_s)}
+    direct = methods.direct_mapping(det, skel, K, "cpu" if device == "cpu" else device)
+    direct.seconds = {"detect": detect_s, **direct.seconds}
+    preds["direct-mapping"] = direct
+    if "error" in summary:
+        preds["reel2rig"] = empty_prediction("reel2rig", n)
+    else:
+        preds["reel2rig"] = methods.reel2rig(Path(summary["take"]), skel,
+                                             {k: (v or {}).get("seconds") for k, v in stages.items()})
+    return preds, det
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------------------------------------------
+def _skeleton_layer(label: str, body_2d: np.ndarray, hands_2d: np.ndarray, mesh=None):
+    from bench.figures import OverlayLayer, method_colour_bgr
+
+    points = np.concatenate([body_2d, hands_2d[:, 0], hands_2d[:, 1]], axis=1)  # (T, 75, 2)
+    edges = BODY_EDGES + [(33 + a, 33 + b) for a, b in HAND_EDGES] + [(54 + a, 54 + b) for a, b in HAND_EDGES]
+    kwargs = {}
+    if mesh is not None:
+        kwargs = dict(mesh_vertices_cam=mesh[0], faces=mesh[1], K=mesh[2])
+    return OverlayLayer(label=label, colour=method_colour_bgr(label), points_2d=points, edges=edges, **kwargs)
+
+
+def reel2rig_mesh(take_path: Path, skel):
+    """(T,V,3) camera-space vertices of the fitted Anny mesh, faces, K — for the overlay."""
+    from inference_server.anny_mesh import load_mesh, skin
+    from inference_server.take import read_take
+    from rigs.fk import forward_kinematics
+
+    a = read_take(take_path).arrays
+    W = forward_kinematics(skel.rest, skel.parents, a["local_rotations_aa"].astype(np.float64),
+                           a["root_position_world"].astype(np.float64))
+    mesh = load_mesh()
+    verts = skin(mesh, skel.rest, W)  # (T, V, 3) world
+    cam = np.einsum("tij,tvj->tvi", a["R_world2cam"], verts) + a["t_world2cam"][:, None]
+    return cam.astype(np.float32), mesh.faces, a["K"]
+
+
+def scene_pictures(out: Path, name: str, video: Path, preds: dict[str, Prediction], results: dict,
+                   truth: dict | None, fps: float, take: Path | None, skel) -> list[str]:
+    from bench.figures import error_over_time, overlay_frames
+
+    written = []
+    series = {m: np.array(r.get("body_pa_mpjpe_mm_per_frame", []), dtype=float) for m, r in results.items()
+              if r.get("body_pa_mpjpe_mm_per_frame")}
+    if series:
+        written.append(error_over_time(series, out / f"{name}_error_over_time.png",
+                                       f"{name}: body PA-MPJPE per frame", fps))
+    n = len(next(iter(preds.values())).body_2d)
+    frames = sorted({int(round(x)) for x in np.linspace(0, n - 1, 6)})
+    layers = []
+    if truth is not None:
+        layers.append(_skeleton_layer("ground-truth", truth["body_markers_2d"], truth["hand_points_2d"]))
+    for method in ("raw-mediapipe", "direct-mapping"):
+        layers.append(_skeleton_layer(method, preds[method].body_2d, preds[method].hands_2d))
+    mesh = reel2rig_mesh(take, skel) if take is not None else None
+    layers.append(_skeleton_layer("reel2rig", preds["reel2rig"].body_2d, preds["reel2rig"].hands_2d, mesh))
+    written.append(overlay_frames(video, frames, layers, out / f"{name}_overlay.png"))
+    return [str(p) for p in written]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------------------------
+def _nanmean(values) -> float:
+    arr = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+
+
+def aggregate(per_scene: list[dict]) -> dict:
+    """Mean over scenes of every scalar metric, per method; stage timings summed into frames/s."""
+    summary: dict = {}
+    for method in METHODS:
+        rows = [s["methods"][method] for s in per_scene if method in s["methods"]]
+        keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))] if rows else []
+        agg = {k: _nanmean(r.get(k) for r in rows) for k in keys}
+        for k in ("pa_mpjpe_mm", "f5", "f15", "2d_px", "detection_rate", "mpjpe_wrist_mm"):
+            agg[f"hands_{k}"] = _nanmean([agg.get(f"hand_L_{k}"), agg.get(f"hand_R_{k}")])
+        agg["swap_frames"] = int(sum(r["handedness"]["swap_frames"] for r in rows))
+        agg["swap_events"] = int(sum(r["handedness"]["swap_events"] for r in rows))
+        agg["frames_compared"] = int(sum(r["handedness"]["frames_compared"] for r in rows))
+        frames = sum(s["frames"] for s in per_scene)
+        seconds = {}
+        for s in per_scene:
+            for stage, sec in s["methods"][method].get("seconds", {}).items():
+                if sec is not None:
+                    seconds[stage] = seconds.get(stage, 0.0) + sec
+        agg["fps"] = {stage: frames / sec for stage, sec in seconds.items() if sec > 0}
+        total = sum(seconds.values())
+        agg["fps_end_to_end"] = frames / total if total > 0 else float("nan")
+        joints = {}
+        for r in rows:
+            for j, v in r.get("per_joint_body_mm", {}).items():
+                joints.setdefault(j, []).append(v)
+        agg["per_joint_body_mm"] = {j: _nanmean(v) for j, v in joints.items()}
+        hand_joints: dict = {}
+        for r in rows:
+            for side in "LR":
+                for j, v in r.get(f"per_joint_hand_{side}_mm", {}).items():
+                    hand_joints.setdefault(j, []).append(v)
+        agg["per_joint_hand_mm"] = {j: _nanmean(v) for j, v in hand_joints.items()}
+        summary[method] = agg
+    return summary
+
+
+def _fmt(v, digits=1) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}f}"
+
+
+TABLE_BODY = [("body MPJPE mm", "body_mpjpe_mm", 1), ("PA-MPJPE mm", "body_pa_mpjpe_mm", 1),
+              ("2D px", "body_2d_px", 1), ("2D % box", "body_2d_box_pct", 2),
+              ("accel mm/f²", "accel_error_mm_f2", 2), ("jitter mm/f³", "jitter_mm_f3", 2),
+              ("foot slide mm/f", "foot_sliding_mm_f", 2), ("root traj %", "root_trajectory_pct", 1),
+              ("body det", "body_detection_rate", 3)]
+TABLE_HANDS = [("hand PA mm", "hands_pa_mpjpe_mm", 1), ("wrist-rel mm", "hands_mpjpe_wrist_mm", 1),
+               ("F@5mm", "hands_f5", 3), ("F@15mm", "hands_f15", 3), ("hand 2D px", "hands_2d_px", 1),
+               ("hand det", "hands_detection_rate", 3), ("L/R swap frames", "swap_frames", 0),
+               ("frames/s", "fps_end_to_end", 1)]
+
+
+def markdown_table(summary: dict, columns) -> str:
+    head = "| method | " + " | ".join(c for c, _, _ in columns) + " |"
+    rule = "|---|" + "---|" * len(columns)
+    rows = [f"| {m} | " + " | ".join(_fmt(summary[m].get(k), d) for _, k, d in columns) + " |"
+            for m in METHODS if m in summary]
+    return "\n".join([head, rule] + rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Suite mode
+# ---------------------------------------------------------------------------------------------------------------
+def scene_dir(scene) -> Path:
+    from inference_server.config import cache_dir
+
+    return cache_dir() / "bench" / "scenes" / f"{scene.name}-{scene.key()}"
+
+
+def ensure_rendered(scenes) -> dict[str, float]:
+    """Render the scenes that are not cached yet; returns seconds spent per rendered scene."""
+    from bench.render import render_scene
+
+    missing = [s for s in scenes if not (scene_dir(s) / "truth.npz").exists()]
+    spent: dict[str, float] = {}
+    if not missing:
+        return spent
+    from inference_server.anny_skeleton import load_anny_model
+
+    model = load_anny_model()
+    for i, scene in enumerate(missing, 1):
+        log(f"rendering {i}/{len(missing)}: {scene.name} ({scene.describe()})")
+        t0 = time.perf_counter()
+        render_scene(scene, scene_dir(scene), model, log=log)
+        spent[scene.name] = time.perf_counter() - t0
+    return spent
+
+
+def run_suite(name: str, device: str, out_root: Path, pictures: bool = True) -> dict:
+    from bench.scenes import suite
+    from inference_server.anny_skeleton import load_skeleton
+
+    scenes = suite(name)
+    started = time.perf_counter()
+    render_seconds = ensure_rendered(scenes)
+    run_dir = out_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    (run_dir / "takes").mkdir(parents=True, exist_ok=True)
+    skel = load_skeleton()
+    per_scene = []
+    for i, scene in enumerate(scenes, 1):
+        folder = scene_dir(scene)
+        video = folder / "clip.mp4"
+        with np.load(folder / "truth.npz", allow_pickle=False) as f:
+            truth = {k: f[k] for k in f.files}
+        log(f"scene {i}/{len(scenes)}: {scene.name} — capture")
+        summary = run_capture(video, run_dir / "takes" / scene.name, device)
+        preds, det = predictions(video, summary, skel, device)
+        results = {m: evaluate(truth, preds[m]) for m in METHODS}
+        n = len(truth["frame_ids"])
+        entry = {"scene": scene.name, "description": scene.describe(), "frames": n, "capture": summary,
+                 "methods": results}
+        if pictures:
+            take = Path(summary["take"]) if "take" in summary else None
+            entry["pictures"] = scene_pictures(run_dir, scene.name, video, preds, results, truth,
+                                               float(truth["fps"]), take, skel)
+        per_scene.append(entry)
+        ours = results["reel2rig"]
+        log(f"  reel2rig: body PA {_fmt(ours['body_pa_mpjpe_mm'])} mm, hands PA "
+            f"{_fmt(ours['hand_L_pa_mpjpe_mm'])}/{_fmt(ours['hand_R_pa_mpjpe_mm'])} mm"
+            + (f"  [capture failed: {summary['error']}]" if "error" in summary else ""))
+    summary = aggregate(per_scene)
+    report = {"suite": name, "device": device, "scenes": len(scenes), "frames": sum(s["frames"] for s in per_scene),
+              "seconds": time.perf_counter() - started, "render_seconds": render_seconds,
+              "command": f"./reel2rig bench {name} --device {device}", "summary": summary, "per_scene": per_scene,
+              "machine": _machine()}
+    if pictures:
+        from bench.figures import per_joint_error_bars
+
+        report["pictures"] = [
+            str(per_joint_error_bars({m: summary[m]["per_joint_body_mm"] for m in METHODS},
+                                     run_dir / "per_joint_body.png", f"{name}: body error per joint (root-aligned)")),
+            str(per_joint_error_bars({m: summary[m]["per_joint_hand_mm"] for m in METHODS},
+                                     run_dir / "per_joint_hands.png", f"{name}: hand error per joint (PA)")),
+        ]
+    _write_report(report, run_dir, out_root / f"{name}.json")
+    print(f"\n{name}: {len(scenes)} scenes, {report['frames']} frames, {report['seconds']:.0f} s "
+          f"(rendering {sum(render_seconds.values()):.0f} s) — device {device}\n")
+    print("Body (mean over scenes)\n" + markdown_table(summary, TABLE_BODY))
+    print("\nHands and speed (mean over scenes; frames/s end to end on this machine)\n"
+          + markdown_table(summary, TABLE_HANDS))
+    print(f"\nresults: {run_dir / 'results.json'}\nlatest:  {out_root / f'{name}.json'}")
+    return report
+
+
+def _machine() -> dict:
+    import platform
+
+    return {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
+
+
+def _write_report(report: dict, run_dir: Path, latest: Path) -> None:
+    from inference_server.take import atomic_write_bytes
+
+    data = (json.dumps(nan_to_none(report), indent=1) + "\n").encode()
+    atomic_write_bytes(run_dir / "results.json", data)
+    atomic_write_bytes(latest, data)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Footage mode (no ground truth)
+# ---------------------------------------------------------------------------------------------------------------
+def footage_metrics(pred: Prediction, det) -> dict:
+    """Agreement with the detector and smoothness, for one method on a real clip."""
+    vis = np.nan_to_num(det.pose_2d[:, BODY_JOINTS, 2]) > 0.5
+    observed = np.where(vis[..., None], det.pose_2d[:, BODY_JOINTS, :2], np.nan)
+    body = pred.body_cam[:, BODY_JOINTS]
+    rel = body - body[:, [6, 7]].mean(1, keepdims=True)
+    out = {"method": pred.method,
+           "body_2d_vs_detector_px": M.error_2d(pred.body_2d[:, BODY_JOINTS], observed),
+           "body_2d_vs_detector_box_pct": M.error_2d_box_percent(pred.body_2d[:, BODY_JOINTS], observed),
+           "jitter_mm_f3": 1000 * M.jitter(rel)}
+    for side, key in ((0, "L"), (1, "R")):
+        out[f"hand_{key}_2d_vs_detector_px"] = M.error_2d(pred.hands_2d[:, side], det.hands_2d[:, side, :, :2])
+    out["seconds"] = dict(pred.seconds)
+    return out
+
+
+def run_footage(folder: Path, device: str, out_root: Path) -> dict:
+    from inference_server.anny_skeleton import load_skeleton
+
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise SystemExit(f"{folder}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) found")
+    run_dir = out_root / f"footage-{time.strftime('%Y%m%d-%H%M%S')}"
+    (run_dir / "takes").mkdir(parents=True, exist_ok=True)
+    skel = load_skeleton()
+    started = time.perf_counter()
+    clips = []
+    for i, video in enumerate(videos, 1):
+        log(f"clip {i}/{len(videos)}: {video.name} — capture")
+        summary = run_capture(video, run_dir / "takes" / video.stem, device)
+        try:
+            preds, det = predictions(video, summary, skel, device)
+        except Exception as exc:  # an unreadable clip: say so and go on with the others
+            clips.append({"clip": video.name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        n = len(det.frame_ids)
+        body_seen = np.isfinite(det.pose_2d[:, 0, 0])
+        hands_seen = np.isfinite(det.hands_2d[..., 0, 0])
+        wrists = det.hands_2d[:, :, 0, :2]
+        flips = M.handedness_swaps(wrists[1:], wrists[:-1], margin_px=10.0)  # labels vs the previous frame
+        entry = {"clip": video.name, "frames": n, "capture": summary,
+                 "coverage": {"body": float(body_seen.mean()), "left_hand": float(hands_seen[:, 0].mean()),
+                              "right_hand": float(hands_seen[:, 1].mean())},
+                 "hand_label_flips": flips,
+                 "methods": {m: footage_metrics(p, det) for m, p in preds.items()}}
+        take = Path(summary["take"]) if "take" in summary else None
+        entry["pictures"] = scene_pictures(run_dir, video.stem, video, preds, {}, None,
+                                           float(np.median(1.0 / np.maximum(np.diff(det.timestamps), 1e-3)))
+                                           if n > 1 else 25.0, take, skel)
+        clips.append(entry)
+        ours = entry["methods"]["reel2rig"]
+        log(f"  coverage body {entry['coverage']['body']:.2f}, hands {entry['coverage']['left_hand']:.2f}/"
+            f"{entry['coverage']['right_hand']:.2f}; reel2rig 2D vs detector {_fmt(ours['body_2d_vs_detector_px'])} px"
+            + (f"  [capture failed: {summary['error']}]" if "error" in summary else ""))
+    report = {"footage": str(folder), "device": device, "seconds": time.perf_counter() - started,
+              "command": f"./reel2rig bench --footage {folder} --device {device}", "clips": clips,
+              "machine": _machine()}
+    _write_report(report, run_dir, out_root / "footage.json")
+    print(f"\nfootage: {len(videos)} clips from {folder}\n")
+    print("| clip | frames | body / L / R coverage | label flips | method | 2D vs detector px | jitter mm/f³ | "
+          "frames/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in clips:
+        if "error" in c:
+            print(f"| {c['clip']} | — | — | — | — | {c['error']} | — | — |")
+            continue
+        cov = c["coverage"]
+        for m in METHODS:
+            r = c["methods"][m]
+            secs = [v for v in r["seconds"].values() if v]
+            fps = c["frames"] / sum(secs) if secs else float("nan")
+            print(f"| {c['clip']} | {c['frames']} | {cov['body']:.2f} / {cov['left_hand']:.2f} / "
+                  f"{cov['right_hand']:.2f} | {c['hand_label_flips']['swap_events']} | {m} | "
+                  f"{_fmt(r['body_2d_vs_detector_px'])} | {_fmt(r['jitter_mm_f3'], 2)} | {_fmt(fps)} |")
+    print(f"\nresults: {run_dir / 'results.json'}")
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="./reel2rig bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", nargs="?", default="smoke", help="smoke (default) or standard")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the fit runs")
+    parser.add_argument("--footage", type=Path, default=None, help="a folder of real clips (no ground truth)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
+    parser.add_argument("--no-pictures", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--render-only", action="store_true", help="render the suite's scenes and stop")
+    args = parser.parse_args(argv)
+    from inference_server.config import prepare_environment
+
+    prepare_environment()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.footage is not None:
+        if not args.footage.is_dir():
+            raise SystemExit(f"{args.footage}: not a folder; give a folder of video clips")
+        run_footage(args.footage, args.device, args.out)
+        return 0
+    if args.render_only:
+        from bench.scenes import suite
+
+        spent = ensure_rendered(suite(args.suite))
+        print(f"rendered {len(spent)} scenes in {sum(spent.values()):.0f} s")
+        return 0
+    run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
