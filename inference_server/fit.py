@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -419,7 +420,8 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     w_b2 = body_vis * body_valid                                         # (T,33)
     ys = np.where(body_valid, pose_2d[..., 1], np.nan)
     xs = np.where(body_valid, pose_2d[..., 0], np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames without a person: all-NaN rows give NaN
         size = np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1)
         size = np.maximum(size, np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1))
     size = np.where(np.isfinite(size) & (size > 10), size, np.nan)

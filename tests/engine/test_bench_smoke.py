@@ -125,3 +125,38 @@ def test_perfect_prediction_scores_zero_and_offsets_score_the_offset(smoke):
     crossed = perfect(g)
     crossed.hands_2d = crossed.hands_2d[:, ::-1].copy()  # left and right swapped on every frame
     assert evaluate(g, crossed)["handedness"]["swap_frames"] == len(g["frame_ids"])
+
+
+def test_footage_mode_without_ground_truth(smoke, tmp_path):
+    """``bench --footage DIR`` on a folder holding one clip (the rendered smoke clip, used as plain footage)."""
+    import shutil
+
+    from bench.run import scene_dir
+    from bench.scenes import suite
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(scene_dir(suite("smoke")[0]) / "clip.mp4", folder / "wave.mp4")
+    (folder / "notes.txt").write_text("not a video")  # other files are ignored
+    out = tmp_path / "results"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "bench", "--footage", str(folder), "--out", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "footage.json").read_text())
+    (clip,) = report["clips"]
+    assert clip["clip"] == "wave.mp4" and clip["frames"] == 36
+    assert clip["coverage"]["body"] == 1.0
+    assert clip["hand_label_flips"]["swap_events"] == 0
+    ours = clip["methods"]["reel2rig"]
+    assert ours["body_2d_vs_detector_px"] < 15  # the fit lines up with what the detector saw
+    assert ours["jitter_mm_f3"] < clip["methods"]["raw-mediapipe"]["jitter_mm_f3"]  # and is smoother
+    assert all(Path(p).stat().st_size > 10_000 for p in clip["pictures"])
+    assert "| wave.mp4 |" in proc.stdout
+
+
+def test_footage_mode_needs_a_folder_of_videos(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "bench", "--footage", str(tmp_path), "--out", str(tmp_path / "o")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "no video files" in proc.stderr
