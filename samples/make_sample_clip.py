@@ -39,6 +39,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+# Shared with the benchmark: key-pose tracks and rotation helpers (bench/motions.py), the inverse of the Take's
+# FK (rigs/fk.py) and the H.264 encoder (bench/render.py).
+from bench.motions import finger_curl, hand, local_rotation, matrix_to_axis_angle  # noqa: E402,F401
+from bench.motions import smoothstep as _smoothstep, track_value as _track_value  # noqa: E402
+from rigs.fk import local_rotations_from_world  # noqa: E402
+
 STEM = "sample_wave"
 SEED = 0  # nothing is random; recorded for the truth file's schema
 
@@ -62,7 +69,6 @@ BACKGROUND_RGB = (0.16, 0.26, 0.36)  # muted blue: contrasts with skin, not skin
 #   wrist: -X extends the wrist (back of hand toward forearm), Z deviates it sideways.
 #   spine01..03: Y turns the torso about the vertical.
 # ---------------------------------------------------------------------------------------------------------------
-AXIS_ORDER = "ZXY"  # per bone: R = Rz(z) @ Rx(x) @ Ry(y), all in the bone's rest axes
 
 ARMS_DOWN = {
     "upperarm01.L": {"Z": -40.0}, "upperarm01.R": {"Z": 40.0},
@@ -79,20 +85,6 @@ RIGHT_WAVE = {  # right upper arm out to the side, externally rotated, forearm u
     "wrist.R": {"X": -10.0, "Z": -20.0},
 }
 WAVE_START, WAVE_HZ, WAVE_AMPLITUDE_DEG = 1.35, 1.8, 22.0  # elbow swing (lowerarm01.R X) around RIGHT_WAVE
-
-
-def finger_curl(side: str, fingers: dict[int, float]) -> dict[str, dict[str, float]]:
-    """Curl amount per finger (1 = thumb .. 5 = little; 0 open, 1 fist) -> per-bone X rotations in degrees."""
-    out: dict[str, dict[str, float]] = {}
-    for f, c in fingers.items():
-        angles = (30.0, 40.0, 40.0) if f == 1 else (75.0, 95.0, 60.0)
-        for seg, a in zip((1, 2, 3), angles):
-            out[f"finger{f}-{seg}.{side}"] = {"X": c * a}
-    return out
-
-
-def hand(side: str, thumb: float, index: float, middle: float, ring: float, little: float):
-    return finger_curl(side, {1: thumb, 2: index, 3: middle, 4: ring, 5: little})
 
 
 RELAXED = 0.18
@@ -126,21 +118,6 @@ TRACKS = {
 }
 
 
-def _smoothstep(x: float) -> float:
-    x = min(max(x, 0.0), 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
-def _track_value(keys, t: float, bone: str, axis: str) -> float:
-    vals = [(kt, pose.get(bone, {}).get(axis, 0.0)) for kt, pose in keys]
-    if t <= vals[0][0]:
-        return vals[0][1]
-    for (t0, v0), (t1, v1) in zip(vals[:-1], vals[1:]):
-        if t <= t1:
-            return v0 + (v1 - v0) * _smoothstep((t - t0) / (t1 - t0))
-    return vals[-1][1]
-
-
 def channel_angles(t: float) -> dict[str, dict[str, float]]:
     """All animated (bone, axis) channels at time t, degrees."""
     out: dict[str, dict[str, float]] = {}
@@ -159,44 +136,6 @@ def channel_angles(t: float) -> dict[str, dict[str, float]]:
 # ---------------------------------------------------------------------------------------------------------------
 # Rotation helpers (numpy, float64)
 # ---------------------------------------------------------------------------------------------------------------
-_E = {"X": np.array([1.0, 0, 0]), "Y": np.array([0, 1.0, 0]), "Z": np.array([0, 0, 1.0])}
-
-
-def rot_axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues: rotation matrix (3, 3) for a unit axis and an angle in radians."""
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
-
-
-def matrix_to_axis_angle(r: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation -> (3,) axis * angle, angle in [0, pi]."""
-    q = np.empty(4)  # w, x, y, z (Shepperd's method, stable near pi)
-    tr = np.trace(r)
-    if tr > 0:
-        s = np.sqrt(tr + 1.0) * 2
-        q[:] = 0.25 * s, (r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s
-    else:
-        i = int(np.argmax(np.diag(r)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = np.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k]) * 2
-        q[0] = (r[k, j] - r[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (r[j, i] + r[i, j]) / s
-        q[1 + k] = (r[k, i] + r[i, k]) / s
-    if q[0] < 0:
-        q = -q
-    n = np.linalg.norm(q[1:])
-    if n < 1e-12:
-        return np.zeros(3)
-    return q[1:] / n * (2.0 * np.arctan2(n, q[0]))
-
-
-def local_rotation(channels: dict[str, float]) -> np.ndarray:
-    r = np.eye(3)
-    for a in AXIS_ORDER:
-        if channels.get(a, 0.0):
-            r = r @ rot_axis_angle(_E[a], np.radians(channels[a]))
-    return r
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -243,25 +182,6 @@ def pose_anny(model, timestamps: np.ndarray):
 # ---------------------------------------------------------------------------------------------------------------
 # Camera
 # ---------------------------------------------------------------------------------------------------------------
-def take_convention_rotations(rest: np.ndarray, parents: np.ndarray, bone_poses: np.ndarray) -> np.ndarray:
-    """Anny's posed world bone poses → the Take's local rotations (relative to the REST pose, Blender's basis).
-
-    Anny's own "local-bone" deltas are relative to its reference orientations, which differ from the rest
-    orientations, so they are not the Take's ``local_rotations_aa``. With O_c = Rest_p^-1 Rest_c the Take's chain is
-    W_c = W_p O_c [L_c | 0], hence L_c = O_cᵀ W_pᵀ W_c (rotation parts) and L_root = Rest_rootᵀ W_root.
-    (T,J,4,4) → (T,J,3,3 as axis-angle (T,J,3)).
-    """
-    W = bone_poses[..., :3, :3]  # (T, J, 3, 3)
-    R = rest[:, :3, :3]  # (J, 3, 3)
-    out = np.zeros(bone_poses.shape[:2] + (3,))
-    for j, p in enumerate(parents):
-        if p < 0:
-            L = np.einsum("ji,tjk->tik", R[j], W[:, j])
-        else:
-            O = R[p].T @ R[j]
-            L = np.einsum("ji,tkj,tkl->til", O, W[:, p], W[:, j])
-        out[:, j] = [matrix_to_axis_angle(m) for m in L]
-    return out
 
 
 def camera_matrices():
@@ -341,31 +261,6 @@ def render_frames(posed, frame_dir: Path) -> float:
         sc.render.filepath = str(frame_dir / f"frame_{f:04d}.png")
         bpy.ops.render.render(write_still=True)
     return time.perf_counter() - t0
-
-
-def encode_h264(frame_dir: Path, n_frames: int, out_path: Path) -> None:
-    """Encode frame_0000.png ... with Blender's FFmpeg into an H.264 MP4 at FPS."""
-    sc = _reset_blender()
-    ed = sc.sequence_editor_create()
-    strip = ed.strips.new_image(name="frames", filepath=str(frame_dir / "frame_0000.png"), channel=1, frame_start=1)
-    for f in range(1, n_frames):
-        strip.elements.append(f"frame_{f:04d}.png")
-    sc.frame_start, sc.frame_end = 1, n_frames
-    im = sc.render.image_settings
-    if hasattr(im, "media_type"):
-        im.media_type = "VIDEO"
-    im.file_format = "FFMPEG"
-    ff = sc.render.ffmpeg
-    ff.format, ff.codec = "MPEG4", "H264"
-    ff.constant_rate_factor = "HIGH"
-    ff.ffmpeg_preset = "BEST"
-    ff.gopsize = FPS
-    ff.audio_codec = "NONE"
-    sc.render.use_file_extension = False
-    sc.render.filepath = str(out_path)
-    import bpy
-
-    bpy.ops.render.render(animation=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -467,6 +362,8 @@ def main(argv=None) -> int:
     import bpy  # noqa: F401,E402
     import cv2  # noqa: E402
 
+    from bench.render import encode_h264  # noqa: E402
+
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     model = anny.Anny()
@@ -482,7 +379,7 @@ def main(argv=None) -> int:
         frame_dir = Path(tmp)
         render_seconds = render_frames(posed, frame_dir)
         tmp_video = frame_dir / "clip.mp4"
-        encode_h264(frame_dir, N_FRAMES, tmp_video)
+        encode_h264(frame_dir, N_FRAMES, FPS, tmp_video, (WIDTH, HEIGHT))
         shutil.move(str(tmp_video), video)
         if args.keep_frames:
             args.keep_frames.mkdir(parents=True, exist_ok=True)
@@ -510,7 +407,7 @@ def main(argv=None) -> int:
         "bone_parents": posed["parents"],  # (J,), -1 for the root
         "rest_matrices": posed["rest"],  # (J, 4, 4), Anny model frame (world = model + floor_offset on z)
         # (T, J, 3) in the Take's convention (rest-relative, Blender basis): rigs.fk reproduces joints_world.
-        "local_rotations_aa": take_convention_rotations(posed["rest"], posed["parents"], posed["bone_poses"]),
+        "local_rotations_aa": local_rotations_from_world(posed["rest"], posed["parents"], posed["bone_poses"]),
         "anny_local_bone_aa": posed["local_aa"],  # (T, J, 3) what was fed to Anny (its reference-relative deltas)
         "root_position_world": posed["root_position"],  # (T, 3)
         "joints_world": joints_world,  # (T, J, 3)
