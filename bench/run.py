@@ -179,6 +179,9 @@ def aggregate(per_scene: list[dict]) -> dict:
         agg["fps"] = {stage: frames / sec for stage, sec in seconds.items() if sec > 0}
         total = sum(seconds.values())
         agg["fps_end_to_end"] = frames / total if total > 0 else float("nan")
+        if method == "reel2rig":  # the capture ran in its own process: its peak memory is measured
+            peaks = [s["capture"].get("peak_rss_mb") for s in per_scene if "peak_rss_mb" in s["capture"]]
+            agg["peak_rss_mb"] = max(peaks) if peaks else float("nan")
         joints = {}
         for r in rows:
             for j, v in r.get("per_joint_body_mm", {}).items():
@@ -208,7 +211,7 @@ TABLE_BODY = [("body MPJPE mm", "body_mpjpe_mm", 1), ("PA-MPJPE mm", "body_pa_mp
 TABLE_HANDS = [("hand PA mm", "hands_pa_mpjpe_mm", 1), ("wrist-rel mm", "hands_mpjpe_wrist_mm", 1),
                ("F@5mm", "hands_f5", 3), ("F@15mm", "hands_f15", 3), ("hand 2D px", "hands_2d_px", 1),
                ("hand det", "hands_detection_rate", 3), ("L/R swap frames", "swap_frames", 0),
-               ("frames/s", "fps_end_to_end", 1)]
+               ("frames/s", "fps_end_to_end", 1), ("peak MB", "peak_rss_mb", 0)]
 
 
 def markdown_table(summary: dict, columns) -> str:
@@ -299,6 +302,8 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True) -> 
     print("Body (mean over scenes)\n" + markdown_table(summary, TABLE_BODY))
     print("\nHands and speed (mean over scenes; frames/s end to end on this machine)\n"
           + markdown_table(summary, TABLE_HANDS))
+    stages = summary["reel2rig"]["fps"]
+    print("\nreel2rig frames/s per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     print(f"\nresults: {run_dir / 'results.json'}\nlatest:  {out_root / f'{name}.json'}")
     return report
 
