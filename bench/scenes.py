@@ -22,15 +22,16 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 RENDER_VERSION = 2  # bump when the renderer's output for the same scene changes
 
-# Anny phenotype parameters, each in [0, 1] (0.5 = the model's average).
+# Anny phenotype parameters, each in [0, 1] (0.5 = the model's average). Anny's gender runs from 0 = male to
+# 1 = female. The render cache key holds a scene's names, not these values: edit a value → bump RENDER_VERSION.
 PHENOTYPES: dict[str, dict[str, float]] = {
     "average": {},
-    "woman": {"gender": 0.0, "height": 0.45, "weight": 0.45},
-    "tall_heavy_man": {"gender": 1.0, "height": 0.85, "weight": 0.8, "muscle": 0.6},
-    "slim_short_woman": {"gender": 0.1, "height": 0.2, "weight": 0.25},
-    "older_man": {"gender": 0.9, "age": 0.85, "weight": 0.6},
-    "muscular_man": {"gender": 1.0, "muscle": 0.9, "weight": 0.6, "height": 0.6},
-    "young_woman": {"gender": 0.05, "age": 0.35, "weight": 0.4},
+    "female": {"gender": 1.0, "height": 0.45, "weight": 0.45},
+    "tall_heavy_male": {"gender": 0.0, "height": 0.85, "weight": 0.8, "muscle": 0.6},
+    "slim_short_female": {"gender": 0.9, "height": 0.2, "weight": 0.25},
+    "older_male": {"gender": 0.1, "age": 0.85, "weight": 0.6},
+    "muscular_male": {"gender": 0.0, "muscle": 0.9, "weight": 0.6, "height": 0.6},
+    "young_female": {"gender": 0.95, "age": 0.35, "weight": 0.4},
 }
 
 # Linear-RGB-ish flat skin colours from light to dark (Workbench shades them with its studio light).
@@ -106,33 +107,33 @@ SUITES: dict[str, list[Scene]] = {
         # --- body motions, full-body framing
         Scene("walk", "walk", resolution=HD, background="textured", seed=10),
         Scene("walk_pan", "walk", resolution=HD, camera="pan", view_yaw_deg=60, background="cluttered",
-              phenotype="woman", skin="brown", seed=11),
-        Scene("turn", "turn", phenotype="tall_heavy_man", skin="light", seed=12),
+              phenotype="female", skin="brown", seed=11),
+        Scene("turn", "turn", phenotype="tall_heavy_male", skin="light", seed=12),
         Scene("wave", "wave", background="plain", lighting="flat", seed=13),
         Scene("wave_handheld", "wave", resolution=HD, camera="shake", background="textured", skin="dark", seed=14),
-        Scene("reach_overhead", "reach_overhead", phenotype="older_man", background="textured",
+        Scene("reach_overhead", "reach_overhead", phenotype="older_male", background="textured",
               lighting="outdoor", seed=15),
-        Scene("squat", "squat", resolution=HD, phenotype="muscular_man", background="cluttered", skin="olive",
+        Scene("squat", "squat", resolution=HD, phenotype="muscular_male", background="cluttered", skin="olive",
               seed=16),
-        Scene("sit_down", "sit_down", phenotype="slim_short_woman", background="textured", view_yaw_deg=25,
+        Scene("sit_down", "sit_down", phenotype="slim_short_female", background="textured", view_yaw_deg=25,
               seed=17),
         Scene("jump", "jump", resolution=HD, lighting="outdoor", skin="brown", seed=18),
         Scene("arms_cross", "arms_cross", background="cluttered", skin="light", lighting="rim", seed=19),
         Scene("arms_cross_34", "arms_cross", resolution=HD, view_yaw_deg=-35, background="textured",
-              phenotype="young_woman", focal_scale=1.4, seed=20),
-        Scene("reach_handheld", "reach_overhead", resolution=HD, camera="shake", phenotype="woman",
+              phenotype="young_female", focal_scale=1.4, seed=20),
+        Scene("reach_handheld", "reach_overhead", resolution=HD, camera="shake", phenotype="female",
               lighting="basic", seed=21),
         # --- hand motions, upper-body framing
         Scene("count", "count", framing="upper", resolution=HD, seed=30),
         Scene("fist_open", "fist_open", framing="upper", background="textured", skin="dark", seed=31),
         Scene("pinch_ok", "pinch_ok", framing="upper", resolution=HD, background="cluttered",
-              phenotype="woman", seed=32),
+              phenotype="female", seed=32),
         Scene("point_thumbs_up", "point_thumbs_up", framing="upper", skin="olive", lighting="outdoor", seed=33),
         Scene("spread_wiggle", "spread_wiggle", framing="upper", resolution=HD, background="textured",
-              phenotype="older_man", lighting="basic", seed=34),
+              phenotype="older_male", lighting="basic", seed=34),
         Scene("hands_cross", "hands_cross", framing="upper", background="cluttered", skin="brown", seed=35),
         # --- hands seen in full-body shots
-        Scene("count_full", "count", resolution=HD, background="textured", phenotype="tall_heavy_man", seed=40),
+        Scene("count_full", "count", resolution=HD, background="textured", phenotype="tall_heavy_male", seed=40),
         Scene("fist_open_full", "fist_open", skin="light", seed=41),
         Scene("spread_wiggle_pan", "spread_wiggle", resolution=HD, camera="pan", view_yaw_deg=20,
               background="cluttered", seed=42),
@@ -141,7 +142,7 @@ SUITES: dict[str, list[Scene]] = {
         Scene("point_thumbs_closeup", "point_thumbs_up", framing="hands", camera="shake", skin="medium",
               seed=51),
         Scene("hands_cross_closeup", "hands_cross", framing="hands", resolution=HD, lighting="rim",
-              phenotype="young_woman", seed=52),
+              phenotype="young_female", seed=52),
     ],
 }
 

@@ -18,7 +18,6 @@ worst vertex on random ~20°-per-axis poses. The compressed cache is ~390 kB.
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +41,9 @@ class AnnyMesh:
 
 
 def _cache_path() -> Path:
-    try:
-        from importlib.metadata import version
-        anny_version = version("anny")
-    except Exception:
-        anny_version = "unknown"
-    return stage_cache_dir() / f"anny_mesh_v{MESH_CACHE_VERSION}_{anny_version}.npz"
+    from .npz_cache import versioned_path
+
+    return versioned_path(stage_cache_dir(), "anny_mesh", MESH_CACHE_VERSION)
 
 
 def _build() -> dict[str, np.ndarray]:
@@ -85,23 +81,10 @@ def load_mesh() -> AnnyMesh:
 
     A cache entry that cannot be read (truncated, damaged) is rebuilt.
     """
-    prepare_environment()
-    path = _cache_path()
-    data: dict[str, np.ndarray] | None = None
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-            _validate(data)
-        except Exception:
-            data = None  # a damaged cache entry is rebuilt
-    if data is None:
-        data = _build()
-        from .take import atomic_write_bytes
+    from .npz_cache import load_or_build
 
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **data)
-        atomic_write_bytes(path, buf.getvalue())
+    prepare_environment()
+    data = load_or_build(_cache_path(), _build, _validate)
     return AnnyMesh(rest_vertices=data["rest_vertices"].astype(np.float32),
                     faces=data["faces"].astype(np.int32),
                     bone_indices=data["bone_indices"].astype(np.int64),

@@ -67,12 +67,9 @@ def attached_points(W: np.ndarray, bones: np.ndarray, offsets: np.ndarray) -> np
 
 
 def _cache_path() -> Path:
-    try:
-        from importlib.metadata import version
-        anny_version = version("anny")
-    except Exception:
-        anny_version = "unknown"
-    return stage_cache_dir() / f"anny_skeleton_v{SKELETON_CACHE_VERSION}_{anny_version}.npz"
+    from .npz_cache import versioned_path
+
+    return versioned_path(stage_cache_dir(), "anny_skeleton", SKELETON_CACHE_VERSION)
 
 
 def load_anny_model():
@@ -157,23 +154,10 @@ def _build() -> dict[str, np.ndarray]:
 
 def load_skeleton() -> Skeleton:
     """The Anny skeleton, from the cache or built from the model (a few seconds; the cache write is atomic)."""
-    prepare_environment()
-    path = _cache_path()
-    data: dict[str, np.ndarray] | None = None
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                data = {k: f[k] for k in f.files}
-        except Exception:
-            data = None  # a damaged cache entry is rebuilt
-    if data is None:
-        data = _build()
-        from .take import atomic_write_bytes
-        import io
+    from .npz_cache import load_or_build
 
-        buf = io.BytesIO()
-        np.savez(buf, **data)
-        atomic_write_bytes(path, buf.getvalue())
+    prepare_environment()
+    data = load_or_build(_cache_path(), _build)
     return Skeleton(
         names=[str(n) for n in data["names"]], parents=data["parents"].astype(np.int64), rest=data["rest"],
         lengths=data["lengths"], body_marker_bone=data["body_marker_bone"],
