@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -245,7 +246,11 @@ def ensure_rendered(scenes) -> dict[str, float]:
     for i, scene in enumerate(missing, 1):
         log(f"rendering {i}/{len(missing)}: {scene.name} ({scene.describe()})")
         t0 = time.perf_counter()
-        render_scene(scene, scene_dir(scene), model, log=log)
+        target = scene_dir(scene)
+        render_scene(scene, target, model, log=log)
+        for stale in target.parent.glob(f"{scene.name}-*"):  # older renders of this scene (other keys)
+            if stale != target and not stale.name.split("-", 1)[1].count(".tmp-"):
+                shutil.rmtree(stale, ignore_errors=True)
         spent[scene.name] = time.perf_counter() - t0
     return spent
 
