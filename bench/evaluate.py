@@ -16,6 +16,7 @@ reported separately as the detection rate, over the frames where the ground trut
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -58,6 +59,12 @@ def truth_root_cam0(truth: dict) -> np.ndarray:
 
 def evaluate(truth: dict, pred: Prediction) -> dict:
     """All metrics of one method on one scene. Lengths in mm, 2D in px (and % of the body's box), rates 0..1."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # joints never in view: their means are NaN, on purpose
+        return _evaluate(truth, pred)
+
+
+def _evaluate(truth: dict, pred: Prediction) -> dict:
     out: dict = {"method": pred.method}
     # Only joints inside the picture are scored (nobody can see legs below the frame of an upper-body shot).
     w, h = truth["image_size"]
