@@ -71,9 +71,8 @@ def detections(video: Path):
 
 
 def empty_prediction(method: str, n: int) -> Prediction:
-    nan = np.full
-    return Prediction(method, nan((n, 33, 3), np.nan), nan((n, 33, 2), np.nan), nan((n, 2, 21, 3), np.nan),
-                      nan((n, 2, 21, 2), np.nan))
+    return Prediction(method, np.full((n, 33, 3), np.nan), np.full((n, 33, 2), np.nan),
+                      np.full((n, 2, 21, 3), np.nan), np.full((n, 2, 21, 2), np.nan))
 
 
 def predictions(video: Path, summary: dict, skel, device: str) -> tuple[dict[str, Prediction], object]:
@@ -88,7 +87,7 @@ def predictions(video: Path, summary: dict, skel, device: str) -> tuple[dict[str
     info = probe(video)
     K = default_intrinsics(info.width, info.height, None)
     preds = {"raw-mediapipe": methods.raw_mediapipe(det, detect_s)}
-    direct = methods.direct_mapping(det, skel, K, "cpu" if device == "cpu" else device)
+    direct = methods.direct_mapping(det, skel, K, device)
     direct.seconds = {"detect": detect_s, **direct.seconds}
     preds["direct-mapping"] = direct
     if "error" in summary:
