@@ -17,7 +17,8 @@ t_world2cam            (T, 3)        metres
 bone_names, parents    (J,), (J,)    Anny's 104 bones; parent index, −1 for the root
 rest_matrices          (J, 4, 4)     this phenotype's rest bone matrices (model frame: pelvis at the origin)
 local_rotations_aa     (T, J, 3)     rest-relative rotations, the Take's convention (rigs.fk reproduces joints)
-anny_local_bone_aa     (T, J, 3)     what was fed to Anny ("local-bone", reference-relative)
+anny_local_bone_aa     (T, J, 3)     what was fed to Anny ("local-bone", reference-relative; the root's
+                                     entry is its world rotation)
 root_position_world    (T, 3)        the root bone's head, metres
 joints_world           (T, J, 3)     bone heads; ``joints_cam`` and ``joints_2d`` (px) likewise
 body_markers_world     (T, 33, 3)    MediaPipe pose landmarks on this body (Anny COCO+feet regressor), NaN
@@ -35,6 +36,7 @@ World: Z up, metres, the floor is z = 0; the subject starts above the origin fac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -63,11 +65,6 @@ HAND_OCCLUSION_TOL_M = np.array([0.035] + [0.03, 0.018, 0.014, 0.008] * 5)
 # ---------------------------------------------------------------------------------------------------------------
 # Posing
 # ---------------------------------------------------------------------------------------------------------------
-def _rot_z(deg: float) -> np.ndarray:
-    c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
 def _mesh_landmarks(model) -> tuple[np.ndarray, np.ndarray]:
     """Vertex ids: sole vertices per foot (2, P) and fingertip vertices (2, 5), from the default rest mesh."""
     import torch
@@ -102,7 +99,8 @@ def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
     import anny
     import torch
 
-    from bench.motions import MOTIONS, ground_root_translation, local_rotations, matrix_to_axis_angle
+    from bench.motions import MOTIONS, ground_root_translation, local_bone_deltas
+    from rigs.rotations import matrix_to_aa
     from rigs.fk import local_rotations_from_world
 
     motion = MOTIONS[scene.motion]
@@ -114,12 +112,7 @@ def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
                          phenotype_kwargs=pheno)
     rest = rest_out["rest_bone_poses"][0].double().numpy()  # (J, 4, 4) this phenotype, model frame
 
-    local_r = local_rotations(motion, timestamps, names)  # (T, J, 3, 3) Anny local-bone deltas
-    deltas = np.tile(np.eye(4), (n, n_bones, 1, 1))
-    deltas[:, :, :3, :3] = local_r
-    yaw = np.array([_rot_z(motion.root_yaw_deg(float(t))) for t in timestamps])  # (T, 3, 3)
-    deltas[:, 0, :3, :3] = yaw @ rest[0, :3, :3] @ local_r[:, 0]
-    deltas[:, 0, :3, 3] = rest[0, :3, 3]
+    deltas = local_bone_deltas(motion, timestamps, names, rest[0])  # (T, J, 4, 4), root held at its rest place
     with torch.no_grad():
         out = model(pose_parameters=torch.tensor(deltas, dtype=torch.float32), pose_parameterization="local-bone",
                     phenotype_kwargs=pheno)
@@ -161,7 +154,7 @@ def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
     return {
         "names": names, "parents": parents, "rest": rest,
         "local_rotations_aa": local_rotations_from_world(rest, parents, bone_poses),
-        "anny_local_bone_aa": np.array([[matrix_to_axis_angle(r) for r in f] for f in local_r]),
+        "anny_local_bone_aa": matrix_to_aa(deltas[..., :3, :3]),
         "bone_poses": bone_poses, "vertices": vertices, "faces": model.get_triangular_faces().numpy(),
         "body_markers_world": body, "hand_points_world": hands, "foot_contact": contact,
         "phenotype": np.array([pheno.get(k, 0.5) for k in PHENOTYPE_LABELS]),
@@ -513,12 +506,11 @@ def encode_h264(frame_dir: Path, n_frames: int, fps: int, out_path: Path, size: 
 def project(points_world: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(T, ..., 3) world → (camera (T,...,3), pixels (T,...,2), depth (T,...)) with per-frame R (T,3,3), t (T,3)."""
+    from bench.metrics import project as to_pixels, to_camera
+
     shape = points_world.shape
-    flat = points_world.reshape(shape[0], -1, 3)
-    cam = np.einsum("tij,tnj->tni", R, flat) + t[:, None]
-    uvw = cam @ K.T
-    px = uvw[..., :2] / uvw[..., 2:3]
-    return cam.reshape(shape), px.reshape(shape[:-1] + (2,)), cam[..., 2].reshape(shape[:-1])
+    cam = to_camera(points_world.reshape(shape[0], -1, 3), R, t).reshape(shape)
+    return cam, to_pixels(cam, K), cam[..., 2]
 
 
 def render_scene(scene: Scene, out_dir: Path, model=None, log=print) -> Path:
@@ -594,8 +586,6 @@ def render_scene(scene: Scene, out_dir: Path, model=None, log=print) -> Path:
             body_visible=body_visible, hand_visible=hand_visible, foot_contact=posed["foot_contact"],
             phenotype=posed["phenotype"], phenotype_labels=np.array(PHENOTYPE_LABELS, dtype=np.str_),
             seed=np.int64(scene.seed))
-        import dataclasses
-
         (work / "scene.json").write_text(json.dumps({
             "scene": dataclasses.asdict(scene), "key": scene.key(), "description": scene.describe(),
             "motion": MOTIONS[scene.motion].description, "frames": n,

@@ -61,13 +61,12 @@ def run_capture(video: Path, out_dir: Path, device: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def detections(video: Path):
+def detections(video: Path, info):
     """The detections the capture just made (a cache hit: same content hash and options)."""
     from inference_server.capture import detect_stage
     from inference_server.pipeline import CaptureOptions
-    from inference_server.video import probe
 
-    return detect_stage(video, probe(video), CaptureOptions(), lambda *a: None, lambda: False)
+    return detect_stage(video, info, CaptureOptions(), lambda *a: None, lambda: False)
 
 
 def empty_prediction(method: str, n: int) -> Prediction:
@@ -80,11 +79,11 @@ def predictions(video: Path, summary: dict, skel, device: str) -> tuple[dict[str
     from inference_server.capture import default_intrinsics
     from inference_server.video import probe
 
-    det = detections(video)
+    info = probe(video)
+    det = detections(video, info)
     n = len(det.frame_ids)
     stages = summary.get("stages", {})
     detect_s = sum((stages.get(s) or {}).get("seconds") or 0.0 for s in ("decode", "detect"))
-    info = probe(video)
     K = default_intrinsics(info.width, info.height, None)
     preds = {"raw-mediapipe": methods.raw_mediapipe(det, detect_s)}
     direct = methods.direct_mapping(det, skel, K, device)
