@@ -14,6 +14,7 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     mode: EnumProperty(  # type: ignore[valid-type]
         name="Mode", description="What to track",
         items=(("body+hands", "Body + Hands", "Full body with fingers"),
+               ("hands", "Hands", "Hands only, for close-ups; the body stays at rest"),
                ("body", "Body", "Body only; hands stay at rest")),
         default="body+hands")
     smoothing: FloatProperty(  # type: ignore[valid-type]

@@ -8,6 +8,8 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
+import re
 import time
 from pathlib import Path
 
@@ -18,9 +20,11 @@ from .config import stage_cache_dir
 from .pipeline import CancelledFn, CaptureOptions, CaptureResult, Cancelled, ProgressFn
 from .protocol import JOB_FAILED, NO_PERSON, OUTPUT_NOT_WRITABLE, RpcError
 from .take import TAKE_SUFFIX, atomic_write_bytes, sidecar_path, write_take
-from .video import VideoInfo, content_hash, iter_frames, probe
+from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
-DETECT_CACHE_VERSION = 1
+log = logging.getLogger(__name__)
+
+DETECT_CACHE_VERSION = 2  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source
 
 
 @dataclasses.dataclass
@@ -30,8 +34,23 @@ class Detections:
     pose_2d: np.ndarray      # (T, 33, 3)
     pose_world: np.ndarray   # (T, 33, 3)
     hands_2d: np.ndarray     # (T, 2, 21, 3)
+    hands_world: np.ndarray  # (T, 2, 21, 3) metres, camera axes; NaN where the hand network did not run
+    hand_score: np.ndarray   # (T, 2)
+    hand_source: np.ndarray  # (T, 2) int8, detect.HAND_SOURCES
     decode_seconds: float
     detect_seconds: float
+    counts: dict             # {"rescued": wrist-crop hands, "fallback_frames": frames without a body, ...}
+
+    ARRAYS = ("frame_ids", "timestamps", "pose_2d", "pose_world", "hands_2d", "hands_world", "hand_score",
+              "hand_source")
+
+
+def take_stem(video: Path) -> str:
+    """The Take's file name stem: the clip's, the folder's for an image sequence, the pattern's without its
+    ``%04d`` for a printf-style pattern (``shots/img_%04d.png`` → ``img``)."""
+    if video.is_dir():
+        return video.name
+    return re.sub(r"[._-]?%0?\d*d", "", video.stem) or "sequence"
 
 
 def default_intrinsics(width: int, height: int, focal_px: float | None) -> np.ndarray:
@@ -53,9 +72,9 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     """Decode and detect, streaming frame by frame; cached per (content hash, detection options)."""
     import cv2
 
-    from .detect import HolisticDetector
+    from .detect import Perception
 
-    key_opts = {"v": DETECT_CACHE_VERSION, "mediapipe": _mediapipe_version(), "hands": options.mode != "body",
+    key_opts = {"v": DETECT_CACHE_VERSION, "mediapipe": _mediapipe_version(), "mode": options.mode, "fps": options.fps,
                 "start": options.frame_start, "end": options.frame_end, "max_side": options.max_side}
     options_digest = hashlib.sha256(json.dumps(key_opts, sort_keys=True).encode()).hexdigest()[:12]
     key = content_hash(video)[:24] + "_" + options_digest
@@ -63,21 +82,23 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     if options.use_cache and cache_file.exists():
         try:
             with np.load(cache_file, allow_pickle=False) as f:
-                d = {k: f[k] for k in f.files}
+                d = {k: f[k] for k in Detections.ARRAYS}
+                counts = json.loads(str(f["counts"]))
             n = len(d["frame_ids"])
             progress("detect", n, n, 0.0)
-            return Detections(d["frame_ids"], d["timestamps"], d["pose_2d"], d["pose_world"], d["hands_2d"], 0.0, 0.0)
+            return Detections(**d, decode_seconds=0.0, detect_seconds=0.0, counts=counts)
         except Exception:
             pass  # damaged entry: recompute and overwrite atomically
 
     end = options.frame_end
     total = max(1, (min(end, info.frame_count) if end else info.frame_count) - options.frame_start)
-    frame_ids, stamps, p2, pw, h2 = [], [], [], [], []
+    frame_ids, stamps, p2, pw, h2, hw, hs, hsrc = [], [], [], [], [], [], [], []
     t_decode = t_detect = 0.0
     scale = min(1.0, options.max_side / max(info.width, info.height))
     started = time.perf_counter()
-    with HolisticDetector(hands=options.mode != "body") as detector:
-        frames = iter_frames(video, options.frame_start, end)
+    with Perception(options.mode) as detector:
+        stats = DecodeStats()
+        frames = iter_frames(video, options.frame_start, end, stats=stats, fps=options.fps)
         while True:
             if cancelled():
                 raise Cancelled("cancelled during detection")
@@ -100,16 +121,26 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
             p2.append(lm.pose_2d)
             pw.append(lm.pose_world)
             h2.append(lm.hands_2d)
+            hw.append(lm.hands_world)
+            hs.append(lm.hand_score)
+            hsrc.append(lm.hand_source)
             done = len(frame_ids)
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
+        counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
+                  "decode_skipped": stats.frames_skipped, "decode_skipped_frames": list(stats.skipped_indices),
+                  "decode_ended_early": bool(stats.ended_early)}
+    if stats.frames_skipped or stats.ended_early:
+        log.warning("%s: %d frame(s) could not be decoded and were skipped%s", video, stats.frames_skipped,
+                    "; the clip ended early (damaged end?)" if stats.ended_early else "")
     if not frame_ids:
         raise RpcError(JOB_FAILED, f"{video}: no frame in the range [{options.frame_start}, {end}) could be decoded",
                        fix="check the frame range against the clip's length")
     det = Detections(np.asarray(frame_ids, dtype=np.int64), np.asarray(stamps, dtype=np.float64), np.stack(p2),
-                     np.stack(pw), np.stack(h2), t_decode, t_detect)
+                     np.stack(pw), np.stack(h2), np.stack(hw), np.stack(hs), np.stack(hsrc).astype(np.int8),
+                     t_decode, t_detect, counts)
     buf = io.BytesIO()
-    np.savez_compressed(buf, frame_ids=det.frame_ids, timestamps=det.timestamps, pose_2d=det.pose_2d,
-                        pose_world=det.pose_world, hands_2d=det.hands_2d)
+    np.savez_compressed(buf, counts=np.array(json.dumps(counts)),
+                        **{name: getattr(det, name) for name in Detections.ARRAYS})
     atomic_write_bytes(cache_file, buf.getvalue())
     return det
 
@@ -145,7 +176,7 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     from rigs.fk import bone_heads
 
     started = time.perf_counter()
-    info = probe(video)
+    info = probe(video, fps=options.fps)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -153,16 +184,24 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     progress("decode", 0, max(1, info.frame_count), 0.0)
 
     det = detect_stage(video, info, options, progress, cancelled)
-    valid = np.isfinite(det.pose_2d[:, 0, 0])
+    body_seen = np.isfinite(det.pose_2d[:, 0, 0])                        # (T,)
+    hands_seen = np.isfinite(det.hands_2d[:, :, 0, 0]).any(axis=1)       # (T,)
+    # Hands only when asked, or when a body+hands capture never saw a body but saw hands (a close-up).
+    hands_only = options.mode == "hands" or (options.mode == "body+hands" and not body_seen.any())
+    valid = hands_seen if hands_only else body_seen
     if not valid.any():
-        raise RpcError(NO_PERSON, f"{video}: no person was detected in any of its {len(valid)} frames")
+        what = {"hands": "no hand", "body": "no person"}.get(options.mode, "no person and no hand")
+        raise RpcError(NO_PERSON, f"{video}: {what} was detected in any of its {len(valid)} frames",
+                       fix="check that someone is in the picture and the frame range covers them; for a close-up "
+                           "of hands use the 'hands' mode")
 
     t0 = time.perf_counter()
     skel = load_skeleton()
     K = default_intrinsics(info.width, info.height, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
-                       progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled)
+                       progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled,
+                       hands_world=det.hands_world, hands_only=hands_only)
     t_fit = time.perf_counter() - t0
     if cancelled():
         raise Cancelled("cancelled after fit")
@@ -183,6 +222,8 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
         bone_fitted=fit.bone_fitted, valid=valid, fit_residual_px=fit.residual_px.astype(np.float32),
         pose_landmarks_2d=det.pose_2d.astype(np.float32), pose_landmarks_world=det.pose_world.astype(np.float32),
         hand_landmarks_2d=det.hands_2d.astype(np.float32),
+        hand_landmarks_world=det.hands_world.astype(np.float32), hand_score=det.hand_score.astype(np.float32),
+        hand_source=det.hand_source.astype(np.int8),
     )
     n = len(det.frame_ids)
     stages = {
@@ -193,15 +234,18 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     }
     meta = {
         "source": {"path": str(Path(video).resolve()), "width": info.width, "height": info.height,
-                   "fps": info.fps, "frame_count": info.frame_count, "rotation": info.rotation},
+                   "fps": info.fps, "frame_count": info.frame_count, "rotation": info.rotation,
+                   "kind": info.kind},
         "model": "anny", "engine_version": __version__, "options": dataclasses.asdict(options),
         "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
         "detected_frames": int(valid.sum()),
         "hands_detected_frames": {"left": int(np.isfinite(det.hands_2d[:, 0, 0, 0]).sum()),
                                   "right": int(np.isfinite(det.hands_2d[:, 1, 0, 0]).sum())},
+        "hands_only": bool(hands_only),
+        "detection": dict(det.counts),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    take_path = out_dir / (Path(video).stem + TAKE_SUFFIX)
+    take_path = out_dir / (take_stem(Path(video)) + TAKE_SUFFIX)
     meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
     write_take(take_path, arrays, meta)
     stages["write"] = {"seconds": time.perf_counter() - t0, "fps": None}

@@ -12,12 +12,15 @@ from pathlib import Path
 
 def add_commands(commands) -> None:
     cap = commands.add_parser("capture", help="capture a video into a Take (.take.npz + .take.json)")
-    cap.add_argument("video", help="video file (mp4, mov, ...)")
+    cap.add_argument("video", help="video file (mp4, mov, ...), folder of images, or pattern like img_%%04d.png")
+    cap.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 30)")
     cap.add_argument("--out", default="out", help="output folder (default: out/)")
     cap.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: estimated)")
     cap.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing, 0 (none) to 1 (strong)")
     cap.add_argument("--frames", default=None, help="frame range START:END (end exclusive), e.g. 0:120")
-    cap.add_argument("--body-only", action="store_true", help="skip hands and fingers")
+    cap.add_argument("--mode", choices=("body+hands", "hands", "body"), default="body+hands",
+                     help="what to capture: body and hands (default), hands only (close-ups), body only")
+    cap.add_argument("--body-only", action="store_true", help="same as --mode body")
     cap.add_argument("--no-overlay", action="store_true", help="do not write the overlay contact sheet PNG")
     cap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the fit runs")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
@@ -83,9 +86,9 @@ def _capture(args: argparse.Namespace) -> int:
     if args.frames:
         a, _, b = args.frames.partition(":")
         start, end = int(a or 0), (int(b) if b else None)
-    options = CaptureOptions(mode="body" if args.body_only else "body+hands", focal_px=args.focal,
+    options = CaptureOptions(mode="body" if args.body_only else args.mode, focal_px=args.focal,
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
-                             use_cache=not args.no_cache)
+                             use_cache=not args.no_cache, fps=args.fps)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)

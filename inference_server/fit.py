@@ -379,9 +379,19 @@ def resolve_device(name: str) -> str:
 def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, hands_2d: np.ndarray,
                  K: np.ndarray, settings: FitSettings = FitSettings(),
                  progress: Callable[[int, int], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> FitResult:
-    """Fit every frame. pose_2d (T,33,3), pose_world (T,33,3), hands_2d (T,2,21,3), K (3,3). NaN = unseen."""
+                 cancelled: Callable[[], bool] | None = None, hands_world: np.ndarray | None = None,
+                 hands_only: bool = False) -> FitResult:
+    """Fit every frame. pose_2d (T,33,3), pose_world (T,33,3), hands_2d (T,2,21,3), K (3,3). NaN = unseen.
+
+    hands_world (T,2,21,3): the hand network's metric landmarks (camera axes) where it ran; their directions
+    replace the image landmarks' (x, y, relative depth) ones for the finger shapes.
+    hands_only: no body was observed (hands mode). The body stays at rest where the camera looks at it; only the
+    wrists (their orientation in the camera) and the fingers move, from the hands' 3D shape alone (a body at rest
+    cannot put both hands where they are in the picture, so the 2D term is off). The Take marks the body unfitted.
+    """
     n_frames = pose_2d.shape[0]
+    if hands_world is None:
+        hands_world = np.full_like(hands_2d, np.nan)
     windows = [(s, min(s + settings.window, n_frames)) for s in range(0, n_frames, settings.window)]
     total = settings.iterations * len(windows)
     parts = []
@@ -390,7 +400,7 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
             if progress:
                 progress(offset + i, total)
         parts.append(_fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
-                                 window_progress, cancelled))
+                                 window_progress, cancelled, hands_world[a:b], hands_only))
     return FitResult(
         local_rotations_aa=np.concatenate([p.local_rotations_aa for p in parts]),
         root_position_world=np.concatenate([p.root_position_world for p in parts]),
@@ -398,7 +408,8 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
         residual_px=np.concatenate([p.residual_px for p in parts]))
 
 
-def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled) -> FitResult:
+def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
+                hands_only) -> FitResult:
     import roma
     import torch
 
@@ -438,18 +449,24 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     hand_size = np.where(hand_seen & (hand_size > 2), hand_size, 1.0)
     hseg_a = np.array([a for a, _ in HAND_SEGMENTS])
     hseg_b = np.array([b for _, b in HAND_SEGMENTS])
-    obs_h3 = _unit(hands_2d[:, :, hseg_b] - hands_2d[:, :, hseg_a])      # (T,2,S,3) camera axes
+    # 3D shape of each hand: metric world landmarks where the hand network gave them, else the image landmarks
+    # with MediaPipe's relative depth (both in camera axes; only directions are used).
+    metric = np.all(np.isfinite(hands_world[..., 0]), axis=-1) & hand_seen  # (T,2)
+    hands_dir = np.where(metric[..., None, None], hands_world, hands_2d)   # (T,2,21,3)
+    obs_h3 = _unit(hands_dir[:, :, hseg_b] - hands_dir[:, :, hseg_a])      # (T,2,S,3) camera axes
 
     aa0, pos0 = _initial_root(skel, pose_world, pose_2d, K, R_w2c)
 
     init = np.zeros((n_frames, n_bones, 3))
     init[:, 0] = aa0
-    hands_dir = hands_2d.copy()
     init = initial_pose(skel, init, pos0, pose_world, body_vis, hands_dir, hand_seen, R_w2c)
 
     # --- parameters -----------------------------------------------------------------------------------------
     local_aa = T(init).clone().requires_grad_(True)
-    frozen = torch.tensor(~driven_mask(skel), device=dev)
+    driven = driven_mask(skel)
+    if hands_only:
+        driven &= np.array([name.startswith(("wrist", "finger")) for name in skel.names])
+    frozen = torch.tensor(~driven, device=dev)
     # Root position in camera coordinates (x, y, log z): depth stays positive and its steps are relative.
     pos0_cam = pos0 @ R_w2c.T
     root_xy = T(pos0_cam[:, :2]).clone().requires_grad_(True)
@@ -462,6 +479,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     obs_b3_t, w_b3_t = T(obs_b3), T(w_b3)
     obs_h2 = T(hands_2d[..., :2])
     w_h_t = T(hand_seen.astype(float))
+    w_hand2d = 0.0 if hands_only else settings.w_hand2d
     hand_size_t = T(hand_size)
     obs_h3_t = T(obs_h3)
     prior_w = T(_prior_weights(skel))
@@ -469,7 +487,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     body_local = T(skel.body_marker_local)
     hand_bone = torch.tensor(skel.hand_marker_bone, device=dev)  # (2,21)
     hand_local = T(skel.hand_marker_local)                 # (2,21,3)
-    n_valid = max(1.0, float((w_b2.sum(axis=1) > 0).sum()))
+    n_valid = max(1.0, float((w_b2.sum(axis=1) > 0).sum()), float(hand_seen.any(axis=1).sum()) if hands_only else 0.0)
     smooth_w = 50.0 * settings.smoothing ** 2
 
     def project(p_world):  # (..., 3) → pixels (..., 2), camera axes (..., 3)
@@ -510,7 +528,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
         if n_frames >= 3 and smooth_w > 0:
             acc = heads[2:] - 2 * heads[1:-1] + heads[:-2]
             l_smooth = smooth_w * 1e3 * (acc ** 2).sum(-1).mean()
-        loss = (settings.w_body2d * l_b2 + settings.w_body3d * l_b3 + settings.w_hand2d * l_h2 +
+        loss = (settings.w_body2d * l_b2 + settings.w_body3d * l_b3 + w_hand2d * l_h2 +
                 settings.w_hand3d * l_h3 + settings.w_prior * l_prior + l_smooth)
         if debug:
             terms = dict(b2=l_b2, b3=l_b3, h2=l_h2, h3=l_h3, prior=l_prior, smooth=l_smooth)
@@ -526,7 +544,10 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
         loss, _ = evaluate()
         loss.backward()
         local_aa.grad[:, frozen] = 0.0
-        if it < settings.iterations // 4:
+        if hands_only:
+            root_xy.grad.zero_()
+            root_logz.grad.zero_()
+        elif it < settings.iterations // 4:
             local_aa.grad[:, 1:] = 0.0
         opt.step()
         if progress is not None and (it % 10 == 0 or it == settings.iterations - 1):
@@ -541,7 +562,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     body_seen = used.any(axis=1)
     for j, name in enumerate(skel.names):
         side = 0 if name.endswith(".L") else 1
-        if name.startswith(("finger", "metacarpal")):
+        if name.startswith(("finger", "metacarpal")) or (hands_only and name.startswith("wrist")):
             fitted[:, j] = hand_seen[:, side]
         elif not name.startswith(("toe", "eye")):
             fitted[:, j] = body_seen

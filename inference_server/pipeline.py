@@ -22,13 +22,14 @@ class Cancelled(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class CaptureOptions:
-    mode: str = "body+hands"          # "body+hands" | "body" (hands-only arrives with issue 4)
+    mode: str = "body+hands"          # "body+hands" | "hands" | "body" (see detect.py)
     focal_px: float | None = None     # camera focal length in pixels; None = estimate from the frame size
     frame_start: int = 0
     frame_end: int | None = None      # exclusive; None = to the end
     max_side: int = 1280              # frames larger than this are downscaled for detection
     smoothing: float = 0.5            # 0 = none, 1 = strong
     device: str = "cpu"               # fit on "cpu", "cuda" or "auto" (CUDA when there is one)
+    fps: float | None = None          # frame rate of an image sequence (default 30); ignored for video files
     use_cache: bool = True            # False: recompute detection even when a cached result exists (benchmarks)
 
     @classmethod

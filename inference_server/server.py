@@ -329,24 +329,11 @@ def looks_like_text(head: bytes) -> bool:
 
 
 def check_video(path: Path) -> None:
-    """Raise VIDEO_NOT_FOUND / VIDEO_UNREADABLE for what can be seen without decoding."""
-    if not path.exists():
-        raise protocol.RpcError(protocol.VIDEO_NOT_FOUND, f"video not found: {path}", path=str(path))
-    if path.is_dir():
-        raise protocol.RpcError(protocol.VIDEO_UNREADABLE, f"{path} is a folder, not a video file",
-                                fix="choose a video file", path=str(path))
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(TEXT_SNIFF_BYTES)
-    except OSError as exc:
-        raise protocol.RpcError(protocol.VIDEO_UNREADABLE, f"cannot read {path}: {exc.strerror or exc}",
-                                fix="check that the file is readable by you", path=str(path)) from exc
-    if size == 0:
-        raise protocol.RpcError(protocol.VIDEO_UNREADABLE, f"{path} is empty (0 bytes), not a video",
-                                path=str(path))
-    if looks_like_text(head):
-        raise protocol.RpcError(protocol.VIDEO_UNREADABLE, f"{path} is a text file, not a video", path=str(path))
+    """Raise VIDEO_NOT_FOUND / VIDEO_UNREADABLE for what can be seen without decoding (files, folders of images,
+    printf-style image patterns; see video.check_input)."""
+    from . import video
+
+    video.check_input(path)
 
 
 def check_out_dir(path: Path) -> None:

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: hand_landmarks_world, hand_score, hand_source (optional)
 TAKE_SUFFIX = ".take.npz"
 SIDECAR_SUFFIX = ".take.json"
 
@@ -87,6 +87,14 @@ FIELDS: tuple[Field, ...] = (
           "MediaPipe pose world landmarks, hip-centred, camera-aligned axes (x right, y down, z forward)."),
     Field("hand_landmarks_2d", "f", ("T", 2, 21, 3), "px",
           "Hand landmarks per hand [left, right] (subject's own): x, y in pixels, z relative depth in pixels."),
+    Field("hand_landmarks_world", "f", ("T", 2, 21, 3), "m",
+          "Metric hand landmarks from the hand network (camera axes, centred on the hand); NaN where it did not run.",
+          required=False),
+    Field("hand_score", "f", ("T", 2), "", "Confidence of each hand (handedness score; 1 for Holistic's hands).",
+          required=False),
+    Field("hand_source", "i", ("T", 2), "",
+          "Where each hand came from: 0 none, 1 Holistic, 2 hand network on a crop around the body's wrist, "
+          "3 hand network on the whole frame.", required=False),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 

@@ -1,0 +1,198 @@
+"""Capture modes and hand assignment (inference_server.detect) with the real MediaPipe graphs.
+
+Known answers come from the committed sample clip's ground truth (a render of Anny: the subject's right hand waves
+on the image's left, the left hand counts in front of the chest) and from geometry built here.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inference_server import detect
+from inference_server.detect import (LEFT, RIGHT, SRC_HANDS, SRC_HOLISTIC, SRC_NONE, SRC_WRIST_CROP, HandObservation,
+                                     Perception, assign_to_wrists, crop_affine, hand_region, hands_by_label,
+                                     subject_side)
+from inference_server.video import iter_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "samples" / "sample_wave.mp4"
+TRUTH = ROOT / "samples" / "sample_wave_truth.npz"
+FOOTAGE = ROOT.parent / "shared" / "footage"
+
+
+@pytest.fixture(scope="module")
+def truth():
+    with np.load(TRUTH) as f:
+        names = [str(n) for n in f["bone_names"]]
+        wrists = f["joints_2d"][:, [names.index("wrist.L"), names.index("wrist.R")]]   # (T, 2, 2) px
+    return wrists
+
+
+def frames(n: int, step: int = 1):
+    for index, _ts, bgr in iter_frames(SAMPLE, 0, n):
+        if index % step == 0:
+            yield index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# --- pure geometry --------------------------------------------------------------------------------------------
+
+def test_handedness_labels_are_unmirrored_for_a_normal_camera():
+    assert subject_side("Left") == RIGHT and subject_side("Right") == LEFT
+    assert subject_side("Left", mirrored=True) == LEFT and subject_side("Right", mirrored=True) == RIGHT
+
+
+def _pose_with_wrists(left_xy, right_xy) -> np.ndarray:
+    pose = np.full((33, 3), np.nan)
+    for side, xy in ((LEFT, left_xy), (RIGHT, right_xy)):
+        w = np.asarray(xy, float)
+        pose[detect.POSE_WRIST[side]] = (*w, 0.9)
+        pose[detect.POSE_ELBOW[side]] = (*(w + (0, 100)), 0.9)       # forearm 100 px, pointing up
+        pose[detect.POSE_INDEX[side]] = (*(w + (-5, -30)), 0.9)
+        pose[detect.POSE_PINKY[side]] = (*(w + (5, -30)), 0.9)
+    return pose
+
+
+def _hand_at(wrist_xy, side: int, score: float = 0.9) -> HandObservation:
+    pts = np.zeros((21, 3))
+    pts[:, :2] = np.asarray(wrist_xy, float) + np.linspace(0, -40, 21)[:, None] * np.array([0.0, 1.0])
+    return HandObservation(pts, np.zeros((21, 3)), side, score)
+
+
+def test_hand_region_sits_past_the_wrist_and_fits_the_hand():
+    pose = _pose_with_wrists((300, 200), (100, 200))
+    centre, size = hand_region(pose, LEFT)
+    np.testing.assert_allclose(centre, (300, 200 - 0.8 * 30))       # 0.8 of the way to the knuckles
+    assert size == pytest.approx(max(1.4 * 100, 5 * 30))
+    pose[detect.POSE_WRIST[RIGHT], 2] = 0.1                            # an unseen wrist gives no region
+    assert hand_region(pose, RIGHT) is None
+
+
+def test_crop_affines_are_inverse_and_map_the_region_onto_the_crop():
+    fwd, inv = crop_affine(np.array([320.0, 240.0]), 100.0, 256)
+    corner = fwd @ np.array([270.0, 190.0, 1.0])
+    np.testing.assert_allclose(corner, (0, 0), atol=1e-9)
+    np.testing.assert_allclose(inv @ np.append(fwd @ np.array([301.0, 222.0, 1.0]), 1.0), (301, 222))
+
+
+def test_a_hand_goes_to_the_wrist_it_sits_on_whatever_its_label():
+    pose = _pose_with_wrists((300, 200), (100, 200))
+    on_left, on_right = _hand_at((302, 198), RIGHT), _hand_at((97, 205), RIGHT)   # both labelled "right"
+    taken = assign_to_wrists([on_right, on_left], pose)
+    assert taken[LEFT] is on_left and taken[RIGHT] is on_right
+    far = _hand_at((200, 400), LEFT)
+    assert assign_to_wrists([far], pose) == {}                          # on no wrist: dropped
+
+
+def test_crossed_hands_follow_the_body_not_the_labels():
+    # Wrists 30 px apart (hands crossed in front of the chest); each hand sits on the far side's body wrist.
+    pose = _pose_with_wrists((215, 200), (185, 200))
+    a, b = _hand_at((214, 201), RIGHT, 0.95), _hand_at((186, 199), LEFT, 0.95)   # labels swapped by the network
+    taken = assign_to_wrists([a, b], pose)
+    assert taken[LEFT] is a and taken[RIGHT] is b
+
+
+def test_hands_by_label_keeps_two_hands_when_both_carry_one_label():
+    a, b = _hand_at((10, 10), LEFT, 0.9), _hand_at((50, 10), LEFT, 0.6)
+    out = hands_by_label([b, a])
+    assert out[LEFT] is a and out[RIGHT] is b
+
+
+# --- real MediaPipe on the sample clip ------------------------------------------------------------------------
+
+def _nearest_side(xy: np.ndarray, wrists: np.ndarray) -> int:
+    return int(np.argmin(np.linalg.norm(wrists - xy, axis=-1)))
+
+
+def test_hands_mode_finds_both_hands_on_their_own_sides(truth):
+    found = np.zeros(2, int)
+    n = 0
+    with Perception("hands") as perception:
+        for index, rgb in frames(40, step=2):
+            out = perception.process(rgb, (rgb.shape[1], rgb.shape[0]))
+            n += 1
+            for side in (LEFT, RIGHT):
+                if out.hand_source[side] == SRC_NONE:
+                    continue
+                assert out.hand_source[side] == SRC_HANDS
+                assert np.isfinite(out.hands_world[side]).all()           # metric landmarks come with hands
+                assert _nearest_side(out.hands_2d[side, 0, :2], truth[index]) == side, (index, side)
+                found[side] += 1
+    assert (found >= 0.8 * n).all(), found
+
+
+def test_body_and_hands_mode_keeps_each_hand_on_its_own_wrist(truth):
+    with Perception("body+hands") as perception:
+        for index, rgb in frames(30, step=3):
+            out = perception.process(rgb, (rgb.shape[1], rgb.shape[0]))
+            assert np.isfinite(out.pose_2d[:, 0]).all()
+            for side in (LEFT, RIGHT):
+                if out.hand_source[side] != SRC_NONE:
+                    assert _nearest_side(out.hands_2d[side, 0, :2], truth[index]) == side, (index, side)
+
+
+def test_wrist_crop_rescue_finds_a_hand_that_holistic_missed(truth):
+    """Holistic's hand is removed by hand; the rescue must find it again from the body's wrist alone, on the wrist
+    it belongs to, in a frame scaled down so the hands are small (about 20 px wrist to knuckles)."""
+    rescued = 0
+    with Perception("body+hands") as perception:
+        for index, rgb in frames(30, step=6):
+            small = cv2.resize(rgb, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            size = (rgb.shape[1], rgb.shape[0])                       # landmarks stay in full-frame pixels
+            out = perception._holistic.process(small, size)
+            for side in (LEFT, RIGHT):
+                detect._clear_hand(out, side)
+            perception._rescue(small, size, out)
+            for side in (LEFT, RIGHT):
+                if out.hand_source[side] == SRC_WRIST_CROP:
+                    rescued += 1
+                    assert _nearest_side(out.hands_2d[side, 0, :2], truth[index]) == side
+                    assert np.linalg.norm(out.hands_2d[side, 0, :2] - truth[index, side]) < 40.0
+    assert rescued >= 6, rescued                                        # of 10 hands in 5 frames
+
+
+def test_body_and_hands_mode_falls_back_to_the_hand_detector_in_a_close_up(truth):
+    """A crop around the waving hand holds no body: the hand detector on the whole frame finds the hand."""
+    index, rgb = list(frames(36))[35]
+    cx, cy = truth[index, RIGHT]
+    x0, y0 = int(max(cx - 70, 0)), int(max(cy - 110, 0))              # the hand and a bit of forearm, no head
+    close = np.ascontiguousarray(cv2.resize(rgb[y0:y0 + 130, x0:x0 + 130], (360, 360)))
+    with Perception("body+hands") as perception:
+        out = perception.process(close, (360, 360))
+    assert not np.isfinite(out.pose_2d[:, 0]).any()
+    assert perception.fallback_frames == 1
+    assert out.hand_source.tolist() == [SRC_NONE, SRC_HANDS]            # the subject's right hand
+
+
+@pytest.mark.skipif(not (FOOTAGE / "vid01_hand_single_closeup.mp4").exists(), reason="../shared/footage absent")
+def test_hands_mode_on_a_real_single_hand_close_up():
+    """vid01: one hand held out toward the camera; Holistic found it in 2% of the frames (no body in view)."""
+    seen = 0
+    with Perception("hands") as perception:
+        for index, _ts, bgr in iter_frames(FOOTAGE / "vid01_hand_single_closeup.mp4", 0, 30):
+            out = perception.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (bgr.shape[1], bgr.shape[0]))
+            seen += int((out.hand_source == SRC_HANDS).sum() == 1)
+    assert seen >= 28
+
+
+def test_capture_cli_hands_mode_writes_a_hands_only_take(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "inference_server", "capture", str(SAMPLE), "--out", str(tmp_path),
+                           "--mode", "hands", "--frames", "0:12", "--json", "--no-overlay", "--no-cache"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    with np.load(summary["take"]) as take:
+        names = [str(n) for n in take["bone_names"]]
+        assert (take["hand_source"] == SRC_HANDS).any(axis=0).all()
+        assert take["valid"].all()
+        fitted = take["bone_fitted"]
+        assert fitted[:, names.index("finger2-1.L")].any() and not fitted[:, names.index("upperleg01.L")].any()
+        rest = np.abs(take["local_rotations_aa"][:, names.index("upperarm01.L")]).max()
+        assert rest < 1e-6                                              # the body stays at rest
+    meta = json.loads(Path(summary["sidecar"]).read_text())
+    assert meta["hands_only"] is True and meta["options"]["mode"] == "hands"
