@@ -92,7 +92,9 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
 
     end = options.frame_end
     total = max(1, (min(end, info.frame_count) if end else info.frame_count) - options.frame_start)
-    frame_ids, stamps, p2, pw, h2, hw, hs, hsrc = [], [], [], [], [], [], [], []
+    frame_ids: list[int] = []
+    stamps: list[float] = []
+    found = []  # FrameLandmarks per frame (a few KB each)
     t_decode = t_detect = 0.0
     scale = min(1.0, options.max_side / max(info.width, info.height))
     started = time.perf_counter()
@@ -118,14 +120,10 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
             t_detect += t2 - t1
             frame_ids.append(index)
             stamps.append(ts)
-            p2.append(lm.pose_2d)
-            pw.append(lm.pose_world)
-            h2.append(lm.hands_2d)
-            hw.append(lm.hands_world)
-            hs.append(lm.hand_score)
-            hsrc.append(lm.hand_source)
+            found.append(lm)
             done = len(frame_ids)
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
+        detector.finish(found)
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
                   "decode_skipped": stats.frames_skipped, "decode_skipped_frames": list(stats.skipped_indices),
                   "decode_ended_early": bool(stats.ended_early)}
@@ -135,9 +133,10 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     if not frame_ids:
         raise RpcError(JOB_FAILED, f"{video}: no frame in the range [{options.frame_start}, {end}) could be decoded",
                        fix="check the frame range against the clip's length")
-    det = Detections(np.asarray(frame_ids, dtype=np.int64), np.asarray(stamps, dtype=np.float64), np.stack(p2),
-                     np.stack(pw), np.stack(h2), np.stack(hw), np.stack(hs), np.stack(hsrc).astype(np.int8),
-                     t_decode, t_detect, counts)
+    stack = lambda name: np.stack([getattr(lm, name) for lm in found])  # noqa: E731
+    det = Detections(np.asarray(frame_ids, dtype=np.int64), np.asarray(stamps, dtype=np.float64), stack("pose_2d"),
+                     stack("pose_world"), stack("hands_2d"), stack("hands_world"), stack("hand_score"),
+                     stack("hand_source").astype(np.int8), t_decode, t_detect, counts)
     buf = io.BytesIO()
     np.savez_compressed(buf, counts=np.array(json.dumps(counts)),
                         **{name: getattr(det, name) for name in Detections.ARRAYS})

@@ -302,6 +302,49 @@ def hands_by_label(hands: list[HandObservation]) -> dict[int, HandObservation]:
     return out
 
 
+def assign_hand_tracks(per_frame: list[list[HandObservation]], image_size: tuple[int, int],
+                       min_length: int = 3) -> list[dict[int, HandObservation]]:
+    """Hands-only clips: follow each hand with the tracker, then give each track one side for its whole life.
+
+    The hand network's label is unreliable frame by frame: it cannot tell a left palm from the back of a right hand
+    when shading is weak, and it then gives two hands the same label. So each track votes with its labels, weighted
+    by score × (1 where the frame's hands carry different labels or a hand is alone, 0.25 where two hands share a
+    label), and sides go to tracks in order of vote strength so that no two tracks alive at the same time share a
+    side. A track with no side left (a third hand) is dropped.
+    """
+    from .tracking import Detection, track
+
+    dets = [[Detection(keypoints=np.column_stack([h.landmarks[:, :2], np.ones(N_HAND)]), score=h.score,
+                       label=("left", "right")[h.side]) for h in hands] for hands in per_frame]
+    result = track(dets, kind="hand", image_size=image_size, min_length=min_length)
+    votes: dict[int, np.ndarray] = {}
+    span: dict[int, set[int]] = {}
+    for t, (hands, ids) in enumerate(zip(per_frame, result.ids)):
+        shared = len(hands) > 1 and len({h.side for h in hands}) == 1
+        for hand, tid in zip(hands, ids):
+            if tid < 0:
+                continue
+            votes.setdefault(tid, np.zeros(2))[hand.side] += hand.score * (0.25 if shared else 1.0)
+            span.setdefault(tid, set()).add(t)
+    side_of: dict[int, int] = {}
+    for tid in sorted(votes, key=lambda k: -abs(votes[k][0] - votes[k][1])):
+        rivals = {side_of[o] for o in side_of if span[o] & span[tid]}
+        preferred = int(np.argmax(votes[tid]))
+        for side in (preferred, 1 - preferred):
+            if side not in rivals:
+                side_of[tid] = side
+                break
+    out: list[dict[int, HandObservation]] = []
+    for hands, ids in zip(per_frame, result.ids):
+        frame: dict[int, HandObservation] = {}
+        for hand, tid in zip(hands, ids):
+            side = side_of.get(tid)
+            if side is not None and side not in frame:
+                frame[side] = hand
+        out.append(frame)
+    return out
+
+
 class Perception:
     """The detection stage for one capture mode: ``process(rgb, (width, height)) -> FrameLandmarks``.
 
@@ -330,6 +373,8 @@ class Perception:
             self._pose = self._own(PoseDetector())
         else:
             self._hands = self._own(HandsDetector(static=False, max_hands=2, mirrored=mirrored))
+        self._observed: list[list[HandObservation]] = []   # hands mode: every frame's hands, for `finish`
+        self._image_size = (0, 0)
         self.rescued = 0          # hands found by wrist crops
         self.fallback_frames = 0  # body+hands frames without a body where the hand detector ran on the whole frame
 
@@ -352,7 +397,10 @@ class Perception:
             return self._pose.process(rgb, scale_to)
         if self.mode == "hands":
             out = empty_frame()
-            for side, hand in hands_by_label(self._hands.process(rgb, scale_to)).items():
+            hands = self._hands.process(rgb, scale_to)
+            self._observed.append(hands)
+            self._image_size = scale_to
+            for side, hand in hands_by_label(hands).items():   # provisional: `finish` decides by track
                 _put_hand(out, side, hand, SRC_HANDS)
             return out
         out = self._holistic.process(rgb, scale_to)
@@ -365,6 +413,19 @@ class Perception:
         if self.rescue_crop_px:
             self._rescue(rgb, scale_to, out)
         return out
+
+    def finish(self, frames: list[FrameLandmarks]) -> None:
+        """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`).
+        `frames` are this detector's outputs, in order; they are updated in place."""
+        if self.mode != "hands" or not self._observed:
+            return
+        if len(frames) != len(self._observed):
+            raise ValueError("finish() needs every frame this detector processed, in order")
+        for out, sides in zip(frames, assign_hand_tracks(self._observed, self._image_size)):
+            for side in (LEFT, RIGHT):
+                _clear_hand(out, side)
+            for side, hand in sides.items():
+                _put_hand(out, side, hand, SRC_HANDS)
 
     def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks) -> None:
         """Run the hand network on an upscaled crop around each body wrist whose hand is missing."""

@@ -110,20 +110,29 @@ def _nearest_side(xy: np.ndarray, wrists: np.ndarray) -> int:
 
 
 def test_hands_mode_finds_both_hands_on_their_own_sides(truth):
+    """An upper-body close-up (rows 100-400 of the sample, doubled). The sample's left hand counts palm-out in front
+    of the chest and the hand network labels it a right hand on most of those frames (a flat-shaded palm looks like
+    the back of the other hand), so sides come from tracks (`Perception.finish`)."""
+    y0, y1 = 100, 400
+    wrists = (truth - (0, y0)) * 2.0                                   # (T, 2, 2) in the close-up's pixels
     found = np.zeros(2, int)
-    n = 0
     with Perception("hands") as perception:
-        for index, rgb in frames(40, step=2):
-            out = perception.process(rgb, (rgb.shape[1], rgb.shape[0]))
-            n += 1
-            for side in (LEFT, RIGHT):
-                if out.hand_source[side] == SRC_NONE:
-                    continue
-                assert out.hand_source[side] == SRC_HANDS
-                assert np.isfinite(out.hands_world[side]).all()           # metric landmarks come with hands
-                assert _nearest_side(out.hands_2d[side, 0, :2], truth[index]) == side, (index, side)
-                found[side] += 1
-    assert (found >= 0.8 * n).all(), found
+        indices, outs = [], []
+        for index, rgb in frames(90, step=1):
+            close = np.ascontiguousarray(cv2.resize(rgb[y0:y1], None, fx=2.0, fy=2.0))
+            indices.append(index)
+            outs.append(perception.process(close, (close.shape[1], close.shape[0])))
+        perception.finish(outs)
+    n = len(outs)
+    for index, out in zip(indices, outs):
+        for side in (LEFT, RIGHT):
+            if out.hand_source[side] == SRC_NONE:
+                continue
+            assert out.hand_source[side] == SRC_HANDS
+            assert np.isfinite(out.hands_world[side]).all()           # metric landmarks come with hands
+            assert _nearest_side(out.hands_2d[side, 0, :2], wrists[index]) == side, (index, side)
+            found[side] += 1
+    assert (found >= 0.8 * n).all(), found                             # measured 84 and 76 of 90
 
 
 def test_body_and_hands_mode_keeps_each_hand_on_its_own_wrist(truth):
