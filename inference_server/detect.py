@@ -264,13 +264,17 @@ def assign_to_wrists(hands: list[HandObservation], pose_2d: np.ndarray, sides=(L
 
 
 def drop_duplicate_hands(out: FrameLandmarks) -> None:
-    """When both sides hold the same hand (wrists within 0.3 hand lengths), keep it on the side whose body wrist is
-    nearer and clear the other side."""
+    """When both sides hold the same hand (landmarks within 0.3 hand lengths on average) while the body's wrists are
+    more than a hand length apart, keep it on the side whose body wrist is nearer and clear the other side. (Hands
+    that really overlap in the picture — a walk seen side-on — have overlapping body wrists too and stay.)"""
     a, b = out.hands_2d[LEFT], out.hands_2d[RIGHT]
     if not (np.isfinite(a[:, 0]).all() and np.isfinite(b[:, 0]).all()):
         return
     length = max(np.linalg.norm(a[9, :2] - a[0, :2]), np.linalg.norm(b[9, :2] - b[0, :2]), 1.0)
     if np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() > 0.3 * length:
+        return
+    body_gap = np.linalg.norm(out.pose_2d[POSE_WRIST[LEFT], :2] - out.pose_2d[POSE_WRIST[RIGHT], :2])
+    if not np.isfinite(body_gap) or body_gap <= length:
         return
     dists = [np.linalg.norm(out.hands_2d[s, 0, :2] - out.pose_2d[POSE_WRIST[s], :2]) for s in (LEFT, RIGHT)]
     drop = int(np.nanargmax(np.nan_to_num(dists, nan=np.inf)))

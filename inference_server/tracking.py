@@ -26,7 +26,7 @@ log-size rate ``r`` (1/frame). Prediction ``dt = t − t_last`` frames ahead (th
     m̂ = m + v dt          ρ = exp(clip(r dt, ±ln 2))          ŝ = ρ s
     x̂_k = m̂ + ρ (x_k − m)                 B̂ = m̂ + ρ (B − m)          (corner-wise)
 
-After a match, ``v`` is an exponential average (weight VELOCITY_ALPHA on the newest sample) of ``Δ / dt``, where
+After a match, ``v`` is an exponential average (weight α on the newest sample) of ``Δ / dt``, where
 ``Δ`` is the median displacement of the keypoints seen both times (at least MIN_COMMON of them; the box-centre
 displacement otherwise) — the median keeps a swinging arm from dragging the estimate. ``r`` is averaged the same
 way from ``ln ρ_obs / dt`` (then clipped to ±0.1 per frame), where the size ratio ``ρ_obs`` is the ratio of the
@@ -35,7 +35,8 @@ the legs went out of view is not a person moving away.
 
 Similarity of track j (predicted to frame t) and detection i, with ``s̄ = sqrt(ŝ s_i)``::
 
-    σ² = s̄² (κ² + (η (dt − 1))²)          per-kind κ, η: the keypoint tolerance grows while a track coasts
+    σ² = s̄² (κ² + (ν dt)²)      ν = η once the track has a velocity, ν0 before (a track seen once may move
+                                  fast: hands cross their own size in a few frames); per-kind κ, η, ν0
     OKS = Σ_k w_k exp(−‖x_ik − x̂_jk‖² / 2σ²) / Σ_k w_k,   w_k = sqrt(c_ik ĉ_jk), keypoints seen in both
           (fewer than MIN_COMMON shared keypoints: OKS = exp(−‖m_i − m̂_j‖² / 2 (2σ)²))
     sim = w_oks OKS + (1 − w_oks) IoU(B_i, B̂_j)
@@ -63,16 +64,19 @@ predicted box still touches the image; a tentative one may miss TENTATIVE_MISSES
 Stitching pass
 --------------
 For fragments A (ending at frame e) and B (starting at frame b > e), gap ``g = b − e ≤ max_stitch_gap``, the end
-state of A and the start state of B come from a least-squares line through the box centres of their last / first
-STITCH_WINDOW observations (centre ``m``, velocity ``v``), scales from the median. Over the keypoints seen at both
-boundary observations (when there are MIN_COMMON of them) ``δ_A``, ``δ_B`` shift each box centre to the mean of
-those keypoints and ``ρ_AB`` is their spread ratio (else ``δ = 0``, ``ρ_AB = s_B / s_A``), so a person who comes
-back with the legs hidden (smaller box, higher box centre) is compared part for part. The motion residual uses the
-mean of both velocities (trapezoidal integration — it forgives a person slowing down behind an occluder)::
+state of A and the start state of B come from a least-squares fit to the box centres of their last / first
+STITCH_WINDOW observations — a parabola from QUADRATIC_MIN observations on, so that ``v`` is the velocity at the
+very end even on a curved path, a line below that — giving the centre ``m`` and velocity ``v`` at the boundary;
+scales from the median. Over the keypoints seen at both boundary observations (when there are MIN_COMMON of them)
+``δ_A``, ``δ_B`` shift each box centre to the mean of those keypoints and ``ρ_AB`` is their spread ratio (else
+``δ = 0``, ``ρ_AB = s_B / s_A``), so a person who comes back with the legs hidden (smaller box, higher box centre)
+is compared part for part. The motion residual uses the mean of both velocities (trapezoidal integration, exact
+under constant acceleration — it forgives a person slowing down behind an occluder and a hand on a curve)::
 
     tol = max(s_A, s_B) (τ0 + τv g)                       (the larger: a partly hidden person's box shrinks)
-    d   = ‖(m_A + δ_A) + (v_A + v_B) g / 2 − (m_B + δ_B)‖ / tol
-          (a fragment with < 3 observations takes the other's velocity, or 0 when both are that short)
+    d   = ‖(m_A + δ_A) + Δ − (m_B + δ_B)‖ / tol,     Δ = (v_A + v_B) g / 2
+          (B with < 3 observations: Δ = v_A g + ½ a_A min(g, W)², with the fit's acceleration a_A and W =
+          STITCH_WINDOW; A that short: Δ = v_B g − ½ a_B min(g, W)²; both: Δ = 0)
     C   = d + ½ |ln ρ_AB| / ln(STITCH_MAX_SCALE) + label and parent terms as above + ε g / max_stitch_gap
 
 Gate: ``d ≤ 1``, ``|ln ρ_AB| ≤ ln STITCH_MAX_SCALE``, and the poses at the two boundary observations agree: over
@@ -91,9 +95,14 @@ The weights and gates are ``TrackerParams`` fields, one set per kind in ``PARAMS
 
 Limitations
 -----------
-Appearance is not used (keypoints, boxes, labels and parents only): two people who stop, overlap for a long time
-and move off in swapped directions can swap ids. Duplicate detections of one person in one frame (no NMS upstream)
-make a second, parallel track.
+* Appearance is not used (keypoints, boxes, labels and parents only): two people who stop, overlap for a long time
+  and move off in swapped directions can swap ids.
+* Duplicate detections of one person in one frame (no NMS upstream) make a second, parallel track.
+* Constant-velocity prediction: a hand circling at ~26 px/frame while ~45 px across (its own size every two
+  frames), with 10 % of its detections missing, keeps one id; much faster curved motion fragments online, and the
+  stitching cannot bridge gaps of several frames on a tight curve, so a blip of a frame or two may come back −1.
+* Cost: pure Python over tracks × detections per frame; a 3000-frame clip with three people and a false detection
+  in every third frame takes a few seconds on one core.
 """
 from __future__ import annotations
 
@@ -109,10 +118,10 @@ KINDS = ("body", "hand")
 MIN_KEYPOINT_CONF = 0.2   # keypoints below this confidence count as unseen
 MIN_COMMON = 3            # shared keypoints needed for the OKS term (else the centre distance stands in)
 MIN_SCALE_PX = 4.0
-VELOCITY_ALPHA = 0.5      # weight of the newest velocity sample
 CONFIRM_HITS = 3          # hits before a track is confirmed (capped at min_length)
 TENTATIVE_MISSES = 1      # frames a tentative track may miss
-STITCH_WINDOW = 10        # observations used to fit a fragment's end / start motion
+STITCH_WINDOW = 6        # observations used to fit a fragment's end / start motion
+QUADRATIC_MIN = 5        # observations from which the end fit is quadratic (velocity at the very end)
 STITCH_MAX_SCALE = 1.6    # largest scale ratio across a stitched gap
 
 
@@ -120,7 +129,9 @@ STITCH_MAX_SCALE = 1.6    # largest scale ratio across a stitched gap
 class TrackerParams:
     """Cost weights and gates (see the module docstring for where each enters)."""
     kappa: float                 # keypoint tolerance as a fraction of the object's scale
-    eta: float = 0.03            # growth of the tolerance per coasted frame (fraction of scale)
+    eta: float = 0.03            # velocity uncertainty of a track with a velocity (scales per frame)
+    nu0: float = 0.3             # velocity uncertainty of a track seen once (no velocity yet; scales per frame)
+    alpha: float = 0.5           # weight of the newest sample in the velocity's exponential average
     w_oks: float = 0.75          # weight of OKS against IoU in the similarity
     gate: float = 0.85           # largest admissible online cost
     min_oks: float = 0.3         # smallest admissible OKS (when it is computed from keypoints)
@@ -137,7 +148,9 @@ class TrackerParams:
     gap_penalty: float = 0.2     # ε
 
 
-PARAMS = {"body": TrackerParams(kappa=0.10), "hand": TrackerParams(kappa=0.15)}
+# Hands are small and fast for their size: wider keypoint tolerance, quicker velocity, looser stitching.
+PARAMS = {"body": TrackerParams(kappa=0.10),
+          "hand": TrackerParams(kappa=0.2, eta=0.1, nu0=1.0, alpha=0.7, tau0=0.5)}
 
 
 @dataclasses.dataclass
@@ -343,9 +356,10 @@ def _gated_assignment(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
 
 
 class _Track:
-    def __init__(self, obs: _Obs, max_gap: int):
+    def __init__(self, obs: _Obs, max_gap: int, alpha: float):
         self.obs: list[_Obs] = [obs]
         self.max_gap = max_gap
+        self.alpha = alpha
         self.mem_xy = obs.xy.copy()                                      # (K, 2) keypoints as of t_last
         self.mem_conf = obs.conf.copy()                                  # (K,)
         self.mem_frame = np.where(obs.conf > 0, obs.frame, -10**9)      # (K,) frame each keypoint was last seen
@@ -386,8 +400,8 @@ class _Track:
         if self.n_motion == 0:
             self.vel, self.rate = vel, rate
         else:
-            self.vel = VELOCITY_ALPHA * vel + (1 - VELOCITY_ALPHA) * self.vel
-            self.rate = VELOCITY_ALPHA * rate + (1 - VELOCITY_ALPHA) * self.rate
+            self.vel = self.alpha * vel + (1 - self.alpha) * self.vel
+            self.rate = self.alpha * rate + (1 - self.alpha) * self.rate
         self.rate = float(np.clip(self.rate, -0.1, 0.1))
         self.n_motion += 1
         # Keypoints unseen now ride along with the observed displacement; forget those unseen for too long.
@@ -410,13 +424,14 @@ def _online_costs(tr: _Track, dets: list[_Obs], t: int, p: TrackerParams, max_ga
     dt = t - tr.last
     xy, wconf, box, centre, scale = tr.predict(t)
     coast = p.coast_penalty * (dt - 1) / max(max_gap, 1)
+    nu = p.eta if tr.n_motion else p.nu0
     out = []
     for obs in dets:
         common = (obs.conf > 0) & (wconf > 0)
         if abs(_log_size_ratio(xy, obs.xy, common, scale, obs.scale)) >= math.log(2.0):
             out.append(math.inf)
             continue
-        var = scale * obs.scale * (p.kappa ** 2 + (p.eta * (dt - 1)) ** 2)      # σ², s̄² = ŝ s_i
+        var = scale * obs.scale * (p.kappa ** 2 + (nu * dt) ** 2)             # σ², s̄² = ŝ s_i
         if common.sum() >= MIN_COMMON:
             w = np.sqrt(obs.conf[common] * wconf[common])
             d2 = ((obs.xy[common] - xy[common]) ** 2).sum(axis=1)
@@ -463,7 +478,7 @@ def _online(obs_frames: list[list[_Obs]], p: TrackerParams, max_gap: int, confir
                 matched.append(free[fi])
             free = [i for i in free if i not in matched]
         for i in free:
-            live.append(_Track(dets[i], max_gap))
+            live.append(_Track(dets[i], max_gap, p.alpha))
     return done + live
 
 
@@ -498,6 +513,7 @@ class _EndState:
     frame: int
     centre: np.ndarray          # (2,) px, from the line fit
     vel: np.ndarray | None      # (2,) px/frame; None when fitted on fewer than 3 observations
+    acc: np.ndarray             # (2,) px/frame², 0 unless the fit was quadratic
     scale: float
     xy: np.ndarray              # (K, 2) keypoints of the boundary observation, NaN where unseen
     conf: np.ndarray            # (K,)
@@ -513,10 +529,12 @@ def _end_state(obs: Sequence[_Obs], at_end: bool) -> _EndState:
     scale = float(np.median([o.scale for o in window]))
     edge = window[-1] if at_end else window[0]
     if len(window) < 3:
-        return _EndState(ref, edge.centre, None, scale, edge.xy, edge.conf, edge.centre)
-    A = np.stack([np.ones_like(f), f], axis=1)                              # (W, 2)
-    coef, *_ = np.linalg.lstsq(A, c, rcond=None)                            # rows: centre at ref, velocity
-    return _EndState(ref, coef[0], coef[1], scale, edge.xy, edge.conf, edge.centre)
+        return _EndState(ref, edge.centre, None, np.zeros(2), scale, edge.xy, edge.conf, edge.centre)
+    degree = 2 if len(window) >= QUADRATIC_MIN else 1
+    A = np.stack([f ** k for k in range(degree + 1)], axis=1)              # (W, degree + 1)
+    coef, *_ = np.linalg.lstsq(A, c, rcond=None)                            # rows: centre at ref, velocity, ...
+    acc = 2.0 * coef[2] if degree == 2 else np.zeros(2)
+    return _EndState(ref, coef[0], coef[1], acc, scale, edge.xy, edge.conf, edge.centre)
 
 
 def _stitch_cost(a: _EndState, b: _EndState, p: TrackerParams, max_stitch_gap: int,
@@ -546,11 +564,19 @@ def _stitch_cost(a: _EndState, b: _EndState, p: TrackerParams, max_stitch_gap: i
         pose = float((w * np.exp(-((ua - ub) ** 2).sum(axis=1) / (2 * sigma ** 2))).sum() / w.sum())
     if pose is not None and pose < p.min_pose_oks:
         return math.inf
-    va = a.vel if a.vel is not None else b.vel
-    vb = b.vel if b.vel is not None else a.vel
-    v = np.zeros(2) if va is None or vb is None else 0.5 * (va + vb)    # trapezoidal: mean of both velocities
+    # Predicted displacement across the gap: trapezoidal with both velocities (exact under constant acceleration);
+    # one-sided with that side's acceleration, trusted over at most STITCH_WINDOW frames; 0 without either.
+    ga = min(g, STITCH_WINDOW)
+    if a.vel is not None and b.vel is not None:
+        disp = 0.5 * (a.vel + b.vel) * g
+    elif a.vel is not None:
+        disp = a.vel * g + 0.5 * a.acc * ga ** 2
+    elif b.vel is not None:
+        disp = b.vel * g - 0.5 * b.acc * ga ** 2
+    else:
+        disp = np.zeros(2)
     tol = max(a.scale, b.scale) * (p.tau0 + p.tau_v * g)                 # the larger: a part-hidden box shrinks
-    d = float(np.linalg.norm(a.centre + shift_a + v * g - b.centre - shift_b)) / tol
+    d = float(np.linalg.norm(a.centre + shift_a + disp - b.centre - shift_b)) / tol
     if d > 1.0:
         return math.inf
     # Label / parent cues: B's majority against A's votes (weighted by how decided A is).
@@ -592,7 +618,7 @@ def _attach_short(tracks: list[_Fragment], shorts: list[_Fragment], p: TrackerPa
 
     The short fragment must fit in a gap of the track (or before its start / after its end) without sharing a frame
     with it; the cost is the stitching cost from the track's observations before it into it, from it into the
-    track's observations after it, or the mean of both (each must pass the gate).
+    track's observations after it, or the mean of both when both are within max_stitch_gap (each must pass).
     """
     frames = [np.array([o.frame for o in tr.obs]) for tr in tracks]      # sorted frame indices per track
     votes = [tr.votes() for tr in tracks]
@@ -610,11 +636,11 @@ def _attach_short(tracks: list[_Fragment], shorts: list[_Fragment], p: TrackerPa
             near_after = after < len(frames[k]) and frames[k][after] - f.last <= max_stitch_gap
             if not (near_before or near_after):
                 continue
-            costs = []
-            if before > 0:
+            costs = []             # from the sides within reach (a side beyond max_stitch_gap is not evidence)
+            if near_before:
                 costs.append(_stitch_cost(_end_state(tr.obs[:before], at_end=True), f_start, p, max_stitch_gap,
                                           votes[k], f_votes))
-            if after < len(frames[k]):
+            if near_after:
                 costs.append(_stitch_cost(f_end, _end_state(tr.obs[after:], at_end=False), p, max_stitch_gap,
                                           f_votes, votes[k]))
             c = float(np.mean(costs)) if all(np.isfinite(costs)) else math.inf

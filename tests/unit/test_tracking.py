@@ -306,6 +306,19 @@ def test_hand_labels_alone_would_swap_but_motion_wins():
     assert result.tracks[next(iter(mapping[1]))].label == "right"
 
 
+def test_hand_waving_fast_in_circles_with_dropouts_keeps_one_id():
+    rng = np.random.default_rng(18)
+    # 150 px circles once every 36 frames: 26 px/frame for a hand ~45 px across, turning 10° per frame; 10 % of
+    # its detections are missing (a fast hand blurs). Another hand rests nearby.
+    w = 2 * np.pi / 36
+    waving = hand(rng, lambda t: (640 + 150 * np.cos(w * t), 360 + 150 * np.sin(w * t)), "right", size=60, noise=1.5)
+    flaky: Actor = lambda t: None if rng.random() < 0.1 else waving(t)
+    resting = hand(rng, walk(300, 500, 0.5), "left", size=60)
+    frames, truth = scene(rng, 120, [(0, flaky), (1, resting)])
+    result = track(frames, kind="hand", image_size=(W, H))
+    assert one_id_each(ids_of(result.ids, truth)) and len(result.tracks) == 2
+
+
 def test_three_people_with_noise_and_dropouts():
     rng = np.random.default_rng(11)
     paths = [lambda t: (640 + 420 * np.sin(0.03 * t), 360 + 20 * np.sin(0.05 * t)),
