@@ -1,0 +1,1 @@
+"""Networks the engine runs itself (torch/ONNX); each module's docstring says what it may import."""
