@@ -1,6 +1,11 @@
-"""``python -m bench`` = ``./reel2rig bench``: see bench/run.py."""
+"""``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py)."""
 import sys
 
-from bench.run import main
+if len(sys.argv) > 1 and sys.argv[1] == "perception":
+    from bench.perception import main as perception_main
+
+    sys.exit(perception_main(sys.argv[2:]))
+
+from bench.run import main  # noqa: E402
 
 sys.exit(main())

@@ -1,0 +1,164 @@
+"""Perception benchmark: hand coverage, handedness swaps and frames/s of the detection stage, against plain
+MediaPipe Holistic measured in the same run.
+
+    ./reel2rig bench perception [smoke|standard] [--footage DIR] [--any-render] [--max-frames N]
+
+Ground-truth suites: a hand counts as visible on a frame when at least HAND_VISIBLE_MIN of its 21 points are
+unoccluded and inside the picture (bench/evaluate.py); coverage = found ∧ visible / visible, per side. A swap is a
+frame where the found hands sit closer to the other side's true wrists (bench.metrics.handedness_swaps, 10 px
+margin). Footage (no truth): the share of frames with each hand found.
+
+Methods: ``holistic`` (MediaPipe Holistic alone, the baseline), ``ours`` (inference_server.detect.Perception in
+body+hands mode: Holistic + wrist-crop rescue + hand-detector fallback), and on close-up scenes also
+``ours-hands`` (hands mode). Frames/s is decode excluded, detection only, on this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _detect(video: Path, method: str, max_frames: int | None) -> tuple[np.ndarray, float]:
+    """Hands (T, 2, 21, 3) px of one method over a clip, and its detection frames/s."""
+    import cv2
+
+    from inference_server.detect import HolisticDetector, Perception
+    from inference_server.video import iter_frames
+
+    graph = HolisticDetector(hands=True) if method == "holistic" else \
+        Perception("hands" if method == "ours-hands" else "body+hands")
+    found, seconds = [], 0.0
+    with graph:
+        for _, _, bgr in iter_frames(video, 0, max_frames):
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            t0 = time.perf_counter()
+            found.append(graph.process(rgb, (bgr.shape[1], bgr.shape[0])))
+            seconds += time.perf_counter() - t0
+        if hasattr(graph, "finish"):
+            t0 = time.perf_counter()
+            graph.finish(found)
+            seconds += time.perf_counter() - t0
+    return np.stack([f.hands_2d for f in found]), len(found) / max(seconds, 1e-9)
+
+
+def _scene_video(scene, any_render: bool) -> Path | None:
+    from bench.run import ensure_rendered, scene_dir
+
+    exact = scene_dir(scene)
+    if (exact / "truth.npz").exists():
+        return exact
+    if any_render:  # an older render of the same scene (another renderer version): same pixels unless noted
+        older = sorted(exact.parent.glob(f"{scene.name}-*/truth.npz"), key=lambda p: p.stat().st_mtime)
+        if older:
+            return older[-1].parent
+    ensure_rendered([scene])
+    return exact
+
+
+def scene_rows(suite: str, any_render: bool, max_frames: int | None) -> list[dict]:
+    from bench import metrics as M
+    from bench.evaluate import HAND_VISIBLE_MIN
+    from bench.scenes import suite as suite_scenes
+
+    rows = []
+    for scene in suite_scenes(suite):
+        folder = _scene_video(scene, any_render)
+        with np.load(folder / "truth.npz") as f:
+            visible = f["hand_visible"].sum(-1) >= HAND_VISIBLE_MIN       # (T, 2)
+            true_wrists = f["hand_points_2d"][:, :, 0, :2]                # (T, 2, 2)
+        methods = ["holistic", "ours"] + (["ours-hands"] if scene.framing == "hands" else [])
+        row = {"scene": scene.name, "framing": scene.framing, "render": folder.name, "methods": {}}
+        for method in methods:
+            hands, fps = _detect(folder / "clip.mp4", method, max_frames)
+            n = len(hands)
+            seen = np.isfinite(hands[..., 0]).all(-1)                      # (T, 2)
+            vis = visible[:n]
+            cover = [float((seen[:, s] & vis[:, s]).sum() / vis[:, s].sum()) if vis[:, s].any() else None
+                     for s in (0, 1)]
+            wrists = np.where(seen[..., None], hands[:, :, 0, :2], np.nan)
+            swaps = M.handedness_swaps(wrists, true_wrists[:n], margin_px=10.0)
+            row["methods"][method] = {"coverage_L": cover[0], "coverage_R": cover[1], "visible_L": int(vis[:, 0].sum()),
+                                      "visible_R": int(vis[:, 1].sum()), "found": int(seen.sum()),
+                                      "swap_frames": swaps["swap_frames"], "fps": fps, "frames": n}
+        print(_row_text(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def footage_rows(folder: Path, max_frames: int | None) -> list[dict]:
+    rows = []
+    for clip in sorted(folder.glob("*.mp4")):
+        row = {"scene": clip.name, "methods": {}}
+        for method in ("holistic", "ours") + (("ours-hands",) if "closeup" in clip.name else ()):
+            hands, fps = _detect(clip, method, max_frames)
+            seen = np.isfinite(hands[..., 0]).all(-1)
+            row["methods"][method] = {"coverage_L": float(seen[:, 0].mean()), "coverage_R": float(seen[:, 1].mean()),
+                                      "fps": fps, "frames": len(hands)}
+        print(_row_text(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * v:.0f}%"
+
+
+def _row_text(row: dict) -> str:
+    parts = [f"{row['scene']:<22}"]
+    for method, m in row["methods"].items():
+        swaps = f" swaps {m['swap_frames']}" if "swap_frames" in m else ""
+        parts.append(f"{method}: L {_pct(m['coverage_L'])} R {_pct(m['coverage_R'])}{swaps} {m['fps']:.1f} fps")
+    return " | ".join(parts)
+
+
+def summary(rows: list[dict]) -> dict:
+    """Per method: coverage pooled over all visible hand-frames, total swap frames, mean fps."""
+    out: dict[str, dict] = {}
+    for method in ("holistic", "ours", "ours-hands"):
+        ms = [r["methods"][method] for r in rows if method in r["methods"]]
+        if not ms:
+            continue
+        if all("visible_L" in m for m in ms):
+            vis = sum(m["visible_L"] + m["visible_R"] for m in ms)
+            hit = sum((m["coverage_L"] or 0) * m["visible_L"] + (m["coverage_R"] or 0) * m["visible_R"] for m in ms)
+            cover = hit / vis if vis else None
+        else:
+            cover = float(np.mean([(m["coverage_L"] + m["coverage_R"]) / 2 for m in ms]))
+        out[method] = {"coverage": cover, "swap_frames": sum(m.get("swap_frames", 0) for m in ms),
+                       "scenes": len(ms), "fps": float(np.mean([m["fps"] for m in ms]))}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="./reel2rig bench perception", description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", nargs="?", default="smoke", help="smoke (default) or standard")
+    parser.add_argument("--footage", type=Path, default=None, help="a folder of real clips instead of a suite")
+    parser.add_argument("--any-render", action="store_true",
+                        help="use an existing render of a scene from another renderer version instead of re-rendering")
+    parser.add_argument("--max-frames", type=int, default=None, help="first N frames of each clip")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
+    args = parser.parse_args(argv)
+    from inference_server.config import prepare_environment
+
+    prepare_environment()
+    started = time.perf_counter()
+    if args.footage is not None:
+        rows, name = footage_rows(args.footage, args.max_frames), "perception-footage"
+    else:
+        rows, name = scene_rows(args.suite, args.any_render, args.max_frames), f"perception-{args.suite}"
+    report = {"suite": name, "command": "./reel2rig bench perception " + " ".join(argv or sys.argv[1:]),
+              "seconds": time.perf_counter() - started, "summary": summary(rows), "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps(report, indent=1))
+    for method, s in report["summary"].items():
+        print(f"{method:<11} coverage {_pct(s['coverage'])}  swap frames {s['swap_frames']}  "
+              f"{s['fps']:.1f} fps over {s['scenes']} clips")
+    print(f"wrote {args.out / (name + '.json')}")
+    return 0
