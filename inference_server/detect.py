@@ -109,6 +109,19 @@ class _Graph:
         self.close()
 
 
+def _pose_result(graph, rgb: np.ndarray, scale_to: tuple[int, int]):
+    """Run a Pose/Holistic graph; return its raw result and a frame with the pose filled in (pixels of scale_to)."""
+    out = empty_frame()
+    rgb.flags.writeable = False
+    res = graph.process(rgb)
+    width, height = scale_to
+    if res.pose_landmarks is not None:
+        out.pose_2d[:] = [(p.x * width, p.y * height, p.visibility) for p in res.pose_landmarks.landmark]
+    if getattr(res, "pose_world_landmarks", None) is not None:
+        out.pose_world[:] = [(p.x, p.y, p.z) for p in res.pose_world_landmarks.landmark]
+    return res, out
+
+
 class HolisticDetector(_Graph):
     """One MediaPipe Holistic graph in video (tracking) mode. Not thread-safe: one per job."""
 
@@ -121,14 +134,8 @@ class HolisticDetector(_Graph):
 
     def process(self, rgb: np.ndarray, scale_to: tuple[int, int]) -> FrameLandmarks:
         """Detect on an RGB image; pixel outputs are scaled to `scale_to` = (width, height) of the source frame."""
-        out = empty_frame()
-        rgb.flags.writeable = False
-        res = self._graph.process(rgb)
+        res, out = _pose_result(self._graph, rgb, scale_to)
         width, height = scale_to
-        if res.pose_landmarks is not None:
-            out.pose_2d[:] = [(p.x * width, p.y * height, p.visibility) for p in res.pose_landmarks.landmark]
-        if getattr(res, "pose_world_landmarks", None) is not None:
-            out.pose_world[:] = [(p.x, p.y, p.z) for p in res.pose_world_landmarks.landmark]
         if self._hands:
             for side, hand in ((LEFT, res.left_hand_landmarks), (RIGHT, res.right_hand_landmarks)):
                 if hand is not None:
@@ -147,15 +154,7 @@ class PoseDetector(_Graph):
                                              min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def process(self, rgb: np.ndarray, scale_to: tuple[int, int]) -> FrameLandmarks:
-        out = empty_frame()
-        rgb.flags.writeable = False
-        res = self._graph.process(rgb)
-        width, height = scale_to
-        if res.pose_landmarks is not None:
-            out.pose_2d[:] = [(p.x * width, p.y * height, p.visibility) for p in res.pose_landmarks.landmark]
-        if res.pose_world_landmarks is not None:
-            out.pose_world[:] = [(p.x, p.y, p.z) for p in res.pose_world_landmarks.landmark]
-        return out
+        return _pose_result(self._graph, rgb, scale_to)[1]
 
 
 class HandsDetector(_Graph):

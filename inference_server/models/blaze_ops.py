@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import torch
@@ -251,9 +252,15 @@ def warp_matrices(rois: Tensor, out_w: int, out_h: int) -> Tensor:
 
 
 def pack_rgb(frames: Tensor) -> Tensor:
-    """``(N, H, W, 3)`` uint8 → ``(N, H, W)`` int32 ``r | g << 8 | b << 16``: one gather per neighbour, not three."""
-    f = frames.to(torch.int32)
-    return f[..., 0] | (f[..., 1] << 8) | (f[..., 2] << 16)
+    """``(N, H, W, 3)`` uint8 → ``(N, H, W)`` int32 ``r | g << 8 | b << 16``: one gather per neighbour, not three.
+
+    One padded byte copy reinterpreted as int32 (little-endian: CPUs and CUDA GPUs alike).
+    """
+    if sys.byteorder != "little":  # pragma: no cover - no such torch device in use
+        f = frames.to(torch.int32)
+        return f[..., 0] | (f[..., 1] << 8) | (f[..., 2] << 16)
+    rgba = torch.nn.functional.pad(frames.to(torch.uint8), (0, 1))           # (N, H, W, 4), alpha byte 0
+    return rgba.view(torch.int32).squeeze(-1)
 
 
 def crop_rois(frames: Tensor, sizes: Tensor, frame_index: Tensor, rois: Tensor, out_w: int, out_h: int,

@@ -205,3 +205,12 @@ def test_capture_cli_hands_mode_writes_a_hands_only_take(tmp_path):
         assert rest < 1e-6                                              # the body stays at rest
     meta = json.loads(Path(summary["sidecar"]).read_text())
     assert meta["hands_only"] is True and meta["options"]["mode"] == "hands"
+
+
+def test_body_mode_gives_the_pose_and_no_hands(truth):
+    with Perception("body") as perception:
+        for index, rgb in frames(10, step=5):
+            out = perception.process(rgb, (rgb.shape[1], rgb.shape[0]))
+            assert np.isfinite(out.pose_world).all() and (out.hand_source == SRC_NONE).all()
+            for side in (LEFT, RIGHT):                                  # pose wrists on the true wrists
+                assert np.linalg.norm(out.pose_2d[detect.POSE_WRIST[side], :2] - truth[index, side]) < 40.0
