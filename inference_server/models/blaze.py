@@ -97,29 +97,46 @@ class PoseResult:
 
 
 # ---------------------------------------------------------------------------------------------------- plumbing
-def frames_to_tensor(frames: Frames, device: torch.device | str) -> tuple[Tensor, Tensor]:
-    """RGB uint8 frames → ``(N, Hmax, Wmax)`` int32 packed RGB (`blaze_ops.pack_rgb`) on ``device`` and their sizes
-    ``(N, 2)`` = (W, H).
+def frames_to_tensor(frames: Frames, device: torch.device | str,
+                     buffer: FrameBuffer | None = None) -> tuple[Tensor, Tensor]:
+    """RGB uint8 frames → ``(N, Hmax, Wmax, 3)`` uint8 on ``device`` and their sizes ``(N, 2)`` = (W, H).
 
-    A list of frames of different sizes is placed top-left into one buffer (the crops know each frame's size).
+    Frames of different sizes share one buffer, each in its top-left corner (the crops know each frame's size and
+    never read the rest). A tensor ``(B, H, W, 3)`` is used as it is; arrays are copied into ``buffer`` if given.
     """
     if isinstance(frames, Tensor):
         t = frames if frames.dim() == 4 else frames[None]
-        t = t.to(device=device, dtype=torch.uint8)
+        t = t.to(device=device, dtype=torch.uint8).contiguous()
         sizes = torch.tensor([[t.shape[2], t.shape[1]]] * t.shape[0], dtype=torch.int64, device=t.device)
-        return ops.pack_rgb(t), sizes
+        return t, sizes
     arrays = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else list(frames)
     for a in arrays:
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
             raise ValueError(f"frames must be HxWx3 uint8 RGB arrays, got {a.shape} {a.dtype}")
-    sizes = torch.tensor([[a.shape[1], a.shape[0]] for a in arrays], dtype=torch.int64)
-    if len({a.shape for a in arrays}) <= 1:
-        buf = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros((0, 1, 1, 3), dtype=torch.uint8)
-    else:
-        buf = torch.zeros((len(arrays), int(sizes[:, 1].max()), int(sizes[:, 0].max()), 3), dtype=torch.uint8)
-        for i, a in enumerate(arrays):
-            buf[i, :a.shape[0], :a.shape[1]] = torch.from_numpy(a)
-    return ops.pack_rgb(buf.to(device)), sizes.to(device)
+    sizes = torch.tensor([[a.shape[1], a.shape[0]] for a in arrays], dtype=torch.int64).reshape(-1, 2)
+    hmax = int(sizes[:, 1].max()) if arrays else 1
+    wmax = int(sizes[:, 0].max()) if arrays else 1
+    buf = (buffer or FrameBuffer()).take(len(arrays), hmax, wmax, device)
+    for i, a in enumerate(arrays):
+        buf[i, :a.shape[0], :a.shape[1]].copy_(torch.from_numpy(np.ascontiguousarray(a)))
+    return buf, sizes.to(device)
+
+
+class FrameBuffer:
+    """Device memory the frames of one call are copied into, kept for the next call: on a big frame, fresh memory
+    (page faults, allocations) costs more than the copy itself. Not thread-safe, like the detectors."""
+
+    def __init__(self) -> None:
+        self._store: Tensor | None = None
+        self._device: torch.device | None = None
+
+    def take(self, n: int, h: int, w: int, device: torch.device | str) -> Tensor:
+        """A ``(n, h, w, 3)`` uint8 view (contents undefined)."""
+        need = n * h * w * 3
+        dev = torch.device(device)
+        if self._store is None or self._store.numel() < need or self._device != dev:
+            self._store, self._device = torch.empty(need, dtype=torch.uint8, device=dev), dev
+        return self._store[:need].view(n, h, w, 3)
 
 
 def run_net(net: Net, x: Tensor, max_batch: int, dtype: torch.dtype) -> list[Tensor]:
@@ -155,11 +172,15 @@ class _Blaze:
         self.max_batch = max_batch
         self.dtype = dtype
         self._nets: dict[str, Net] = dict(nets or {})
+        self._buffer = FrameBuffer()
 
     def _net(self, name: str) -> Net:
         if name not in self._nets:
             self._nets[name] = load_net(name, self.device, self.dtype)
         return self._nets[name]
+
+    def _frames(self, frames: Frames) -> tuple[Tensor, Tensor]:
+        return frames_to_tensor(frames, self.device, self._buffer)
 
     def _run(self, name: str, x: Tensor) -> list[Tensor]:
         return run_net(self._net(name), x, self.max_batch, self.dtype)
@@ -249,13 +270,13 @@ class BlazeHands(_Blaze):
 
     def detect_palms(self, frames: Frames) -> list[Detections]:
         """Palm detections per frame (px), best first, before the ``max_hands`` clip."""
-        t, sizes = frames_to_tensor(frames, self.device)
+        t, sizes = self._frames(frames)
         return self._detect(t, sizes, "palm_detection_full", self.anchors, PALM_ANCHORS.input_size, (0.0, 1.0),
                             PALM_DECODE, self.min_detection, PALM_NMS_IOU)
 
     def detect(self, frames: Frames) -> list[list[HandResult]]:
         """Hands in each frame, in MediaPipe's order. frames: list of HxWx3 uint8 RGB, or ``(B, H, W, 3)`` uint8."""
-        t, sizes = frames_to_tensor(frames, self.device)
+        t, sizes = self._frames(frames)
         dets = self._detect(t, sizes, "palm_detection_full", self.anchors, PALM_ANCHORS.input_size, (0.0, 1.0),
                             PALM_DECODE, self.min_detection, PALM_NMS_IOU)
         per_frame: list[list[tuple[Tensor, int]]] = []          # (roi (5,), detection index)
@@ -287,7 +308,7 @@ class BlazeHands(_Blaze):
 
         Returns one entry per ROI, in order; ``None`` where presence ≤ min_presence (unless ``keep_all``).
         """
-        t, sizes = frames_to_tensor(frames, self.device)
+        t, sizes = self._frames(frames)
         flat, index, counts = _rois_by_frame(rois, self.device)
         out: list[list[HandResult | None]] = [[] for _ in counts]
         if flat.shape[0] == 0:
@@ -357,7 +378,7 @@ class BlazePose(_Blaze):
     def detect_people(self, frames: Frames) -> list[Detections]:
         """Person detections per frame (px), best first: box around the face, keypoints hip centre, body scale
         point, shoulder centre, upper-body scale point."""
-        t, sizes = frames_to_tensor(frames, self.device)
+        t, sizes = self._frames(frames)
         return self._detect_people(t, sizes)
 
     def _detect_people(self, t: Tensor, sizes: Tensor) -> list[Detections]:
@@ -370,7 +391,7 @@ class BlazePose(_Blaze):
 
     def detect(self, frames: Frames) -> list[list[PoseResult]]:
         """People in each frame, best detection first (MediaPipe's own Pose keeps only the first)."""
-        t, sizes = frames_to_tensor(frames, self.device)
+        t, sizes = self._frames(frames)
         dets = self._detect_people(t, sizes)
         flat = [(f, d) for f, det in enumerate(dets) for d in range(det.scores.shape[0])]
         if not flat:
@@ -395,7 +416,7 @@ class BlazePose(_Blaze):
                           keep_all: bool = False) -> list[list[PoseResult | None]]:
         """Run only pose_landmark_full on given ROIs (``rois[i]`` ``(R_i, 5)`` px for frame i), e.g. for tracking
         with ``next_roi``. One entry per ROI; ``None`` where presence ≤ min_presence (unless ``keep_all``)."""
-        t, sizes = frames_to_tensor(frames, self.device)
+        t, sizes = self._frames(frames)
         flat, index, counts = _rois_by_frame(rois, self.device)
         out: list[list[PoseResult | None]] = [[] for _ in counts]
         if flat.shape[0] == 0:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 
 import numpy as np
 import torch
@@ -251,39 +250,26 @@ def warp_matrices(rois: Tensor, out_w: int, out_h: int) -> Tensor:
     return torch.from_numpy(out)
 
 
-def pack_rgb(frames: Tensor) -> Tensor:
-    """``(N, H, W, 3)`` uint8 → ``(N, H, W)`` int32 ``r | g << 8 | b << 16``: one gather per neighbour, not three.
-
-    One padded byte copy reinterpreted as int32 (little-endian: CPUs and CUDA GPUs alike).
-    """
-    if sys.byteorder != "little":  # pragma: no cover - no such torch device in use
-        f = frames.to(torch.int32)
-        return f[..., 0] | (f[..., 1] << 8) | (f[..., 2] << 16)
-    rgba = torch.nn.functional.pad(frames.to(torch.uint8), (0, 1))           # (N, H, W, 4), alpha byte 0
-    return rgba.view(torch.int32).squeeze(-1)
-
-
 def crop_rois(frames: Tensor, sizes: Tensor, frame_index: Tensor, rois: Tensor, out_w: int, out_h: int,
               border: str, value_range: tuple[float, float], chunk: int = 64) -> Tensor:
     """ImageToTensorCalculator (CPU/OpenCV): rotated crops of uint8 frames → float network input ``(K, S_h, S_w, 3)``.
 
-    frames ``(N, Hmax, Wmax, 3)`` uint8, or the same packed by `pack_rgb` ``(N, Hmax, Wmax)`` (frames smaller than
-    the buffer sit in its top-left corner); sizes ``(N, 2)`` = each frame's (W, H); frame_index ``(K,)`` which frame
-    each crop reads; rois ``(K, 5)`` in px (already padded to the tensor's aspect ratio). ``border`` is ``"zero"``
-    (pixels outside read 0) or ``"replicate"``.
+    frames ``(N, Hmax, Wmax, 3)`` uint8 (frames smaller than the buffer sit in its top-left corner); sizes ``(N, 2)``
+    = each frame's (W, H); frame_index ``(K,)`` which frame each crop reads; rois ``(K, 5)`` in px (already padded to
+    the tensor's aspect ratio). ``border`` is ``"zero"`` (pixels outside read 0) or ``"replicate"``. The work is
+    proportional to the crops, not to the frames: only the 4 × 3 bytes each crop pixel needs are gathered.
 
     OpenCV's ``warpPerspective`` (INTER_LINEAR) on uint8 is reproduced bit for bit: the source point
     ``M⁻¹ · (u, v, 1)`` is rounded (half to even) to 1/32 px, the four neighbours are blended with the integer
     weights (32 − f)(32 − g), f(32 − g), … and the sum rounded half up: ``(Σ w·p + 512) >> 10``; then
     ``value = lo + pixel · (hi − lo) / 255``.
     """
-    packed = frames if frames.dim() == 3 else pack_rgb(frames)
     k = rois.shape[0]
-    mats = warp_matrices(rois, out_w, out_h).to(packed.device)                 # (K, 3, 3) float64
-    out = torch.empty((k, out_h, out_w, 3), dtype=torch.float32, device=packed.device)
+    mats = warp_matrices(rois, out_w, out_h).to(frames.device)                 # (K, 3, 3) float64
+    out = torch.empty((k, out_h, out_w, 3), dtype=torch.float32, device=frames.device)
     for start in range(0, k, chunk):
         sl = slice(start, min(k, start + chunk))
-        out[sl] = _crop_chunk(packed, sizes, frame_index[sl], mats[sl], out_w, out_h, border, value_range)
+        out[sl] = _crop_chunk(frames, sizes, frame_index[sl], mats[sl], out_w, out_h, border, value_range)
     return out
 
 
@@ -311,10 +297,10 @@ def _source_points(m: Tensor, out_w: int, out_h: int) -> tuple[Tensor, Tensor]:
     return xq, yq
 
 
-def _crop_chunk(packed: Tensor, sizes: Tensor, frame_index: Tensor, mats: Tensor, out_w: int, out_h: int,
+def _crop_chunk(frames: Tensor, sizes: Tensor, frame_index: Tensor, mats: Tensor, out_w: int, out_h: int,
                 border: str, value_range: tuple[float, float]) -> Tensor:
-    dev = packed.device
-    n, hmax, wmax = packed.shape
+    dev = frames.device
+    n, hmax, wmax, _ = frames.shape
     k = mats.shape[0]
     xq, yq = _source_points(mats, out_w, out_h)                                 # (K, S_h, S_w) in 1/32 px
     x0, y0 = xq >> 5, yq >> 5                                                   # floor(/ 32): arithmetic shift
@@ -330,14 +316,14 @@ def _crop_chunk(packed: Tensor, sizes: Tensor, frame_index: Tensor, mats: Tensor
     # replicate (and safe indexing for zero): clamp each neighbour to the frame
     cols = [torch.minimum(x.clamp(min=0), wlim - 1) for x in (x0, x0 + 1)]
     rows = [(fi.reshape(k, 1, 1) * hmax + torch.minimum(y.clamp(min=0), hlim - 1)) * wmax for y in (y0, y0 + 1)]
-    flat = packed.reshape(n * hmax * wmax)
-    pix = [flat.index_select(0, (rows[i // 2] + cols[i % 2]).reshape(-1)).reshape(k, out_h, out_w)
-           for i in range(4)]
+    flat = frames.reshape(-1)                                                   # (N·Hmax·Wmax·3,) uint8
+    at = [((rows[i // 2] + cols[i % 2]) * 3).reshape(-1) for i in range(4)]     # byte offset of each neighbour
     channels: list[Tensor] = []
-    for shift in (0, 8, 16):
-        acc = ((pix[0] >> shift) & 255) * weights[0]                            # integer, < 2^18
-        for p, w in zip(pix[1:], weights[1:]):
-            acc += ((p >> shift) & 255) * w
+    for c in range(3):
+        acc = torch.zeros((k, out_h, out_w), dtype=torch.int32, device=dev)
+        for i in range(4):
+            pix = flat.index_select(0, at[i] + c).reshape(k, out_h, out_w).to(torch.int32)
+            acc += pix * weights[i]                                             # integer, < 2^18
         channels.append((acc + (_TAB * _TAB) // 2) >> 10)                       # the uint8 the warp writes
     pixel = torch.stack(channels, dim=-1).to(torch.float32)                     # (K, S_h, S_w, 3)
     lo, hi = value_range
