@@ -321,17 +321,19 @@ def assign_hand_tracks(per_frame: list[list[HandObservation]], image_size: tuple
                        label=("left", "right")[h.side]) for h in hands] for hands in per_frame]
     result = track(dets, kind="hand", image_size=image_size, min_length=min_length)
     votes: dict[int, np.ndarray] = {}
-    span: dict[int, set[int]] = {}
-    for t, (hands, ids) in enumerate(zip(per_frame, result.ids)):
+    for hands, ids in zip(per_frame, result.ids):
         shared = len(hands) > 1 and len({h.side for h in hands}) == 1
         for hand, tid in zip(hands, ids):
-            if tid < 0:
-                continue
-            votes.setdefault(tid, np.zeros(2))[hand.side] += hand.score * (0.25 if shared else 1.0)
-            span.setdefault(tid, set()).add(t)
+            if tid >= 0:
+                votes.setdefault(tid, np.zeros(2))[hand.side] += hand.score * (0.25 if shared else 1.0)
+    info = result.tracks
+
+    def overlap(a: int, b: int) -> bool:
+        return info[a].first <= info[b].last and info[b].first <= info[a].last
+
     side_of: dict[int, int] = {}
     for tid in sorted(votes, key=lambda k: -abs(votes[k][0] - votes[k][1])):
-        rivals = {side_of[o] for o in side_of if span[o] & span[tid]}
+        rivals = {side_of[o] for o in side_of if overlap(o, tid)}
         preferred = int(np.argmax(votes[tid]))
         for side in (preferred, 1 - preferred):
             if side not in rivals:

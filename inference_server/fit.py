@@ -487,7 +487,8 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     body_local = T(skel.body_marker_local)
     hand_bone = torch.tensor(skel.hand_marker_bone, device=dev)  # (2,21)
     hand_local = T(skel.hand_marker_local)                 # (2,21,3)
-    n_valid = max(1.0, float((w_b2.sum(axis=1) > 0).sum()), float(hand_seen.any(axis=1).sum()) if hands_only else 0.0)
+    n_seen = hand_seen.any(axis=1).sum() if hands_only else (w_b2.sum(axis=1) > 0).sum()   # frames with data
+    n_valid = max(1.0, float(n_seen))
     smooth_w = 50.0 * settings.smoothing ** 2
 
     def project(p_world):  # (..., 3) → pixels (..., 2), camera axes (..., 3)

@@ -185,6 +185,28 @@ class _Blaze:
     def _run(self, name: str, x: Tensor) -> list[Tensor]:
         return run_net(self._net(name), x, self.max_batch, self.dtype)
 
+    def landmarks_in_rois(self, frames: Frames, rois: Sequence[np.ndarray | Tensor],
+                          keep_all: bool = False) -> list[list]:
+        """Run only the landmark network on given ROIs: ``rois[i]`` is ``(R_i, 5)`` px for frame i (e.g. a hand ROI
+        from a body's wrist, or ``next_roi`` for tracking). One result per ROI, in order; ``None`` where
+        presence ≤ min_presence (unless ``keep_all``)."""
+        t, sizes = self._frames(frames)
+        flat, index, counts = _rois_by_frame(rois, self.device)
+        out: list[list] = [[] for _ in counts]
+        if flat.shape[0] == 0:
+            return out
+        arrays = self._landmarks(t, sizes, index, flat)
+        for j, f in enumerate(index.tolist()):
+            ok = keep_all or arrays["presence"][j] > self.min_presence
+            out[f].append(self._result(arrays, j) if ok else None)
+        return out
+
+    def _landmarks(self, frames: Tensor, sizes: Tensor, index: Tensor, rois: Tensor) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _result(self, arrays: dict[str, np.ndarray], j: int):
+        raise NotImplementedError
+
     def _detect(self, frames: Tensor, sizes: Tensor, net: str, anchors: Tensor, size: int,
                 value_range: tuple[float, float], decode: ops.DecodeOptions, min_score: float,
                 iou: float) -> list[Detections]:
@@ -302,22 +324,8 @@ class BlazeHands(_Blaze):
             out[f].append(res)
         return out
 
-    def landmarks_in_rois(self, frames: Frames, rois: Sequence[np.ndarray | Tensor],
-                          keep_all: bool = False) -> list[list[HandResult | None]]:
-        """Run only the landmark network on given ROIs: ``rois[i]`` is ``(R_i, 5)`` px for frame i.
-
-        Returns one entry per ROI, in order; ``None`` where presence ≤ min_presence (unless ``keep_all``).
-        """
-        t, sizes = self._frames(frames)
-        flat, index, counts = _rois_by_frame(rois, self.device)
-        out: list[list[HandResult | None]] = [[] for _ in counts]
-        if flat.shape[0] == 0:
-            return out
-        hands = self._landmarks(t, sizes, index, flat)
-        for j, f in enumerate(index.tolist()):
-            ok = keep_all or hands["presence"][j] > self.min_presence
-            out[f].append(_hand_result(hands, j) if ok else None)
-        return out
+    def _result(self, arrays: dict[str, np.ndarray], j: int) -> HandResult:
+        return _hand_result(arrays, j)
 
     def _landmarks(self, frames: Tensor, sizes: Tensor, index: Tensor, rois: Tensor) -> dict[str, np.ndarray]:
         """hand_landmark_full on ROIs ``(K, 5)`` of frames ``index`` ``(K,)`` → numpy arrays per key."""
@@ -412,20 +420,8 @@ class BlazePose(_Blaze):
             out[f].append(res)
         return out
 
-    def landmarks_in_rois(self, frames: Frames, rois: Sequence[np.ndarray | Tensor],
-                          keep_all: bool = False) -> list[list[PoseResult | None]]:
-        """Run only pose_landmark_full on given ROIs (``rois[i]`` ``(R_i, 5)`` px for frame i), e.g. for tracking
-        with ``next_roi``. One entry per ROI; ``None`` where presence ≤ min_presence (unless ``keep_all``)."""
-        t, sizes = self._frames(frames)
-        flat, index, counts = _rois_by_frame(rois, self.device)
-        out: list[list[PoseResult | None]] = [[] for _ in counts]
-        if flat.shape[0] == 0:
-            return out
-        poses = self._landmarks(t, sizes, index, flat)
-        for j, f in enumerate(index.tolist()):
-            ok = keep_all or poses["presence"][j] > self.min_presence
-            out[f].append(_pose_result(poses, j) if ok else None)
-        return out
+    def _result(self, arrays: dict[str, np.ndarray], j: int) -> PoseResult:
+        return _pose_result(arrays, j)
 
     def _landmarks(self, frames: Tensor, sizes: Tensor, index: Tensor, rois: Tensor) -> dict[str, np.ndarray]:
         """pose_landmark_full on ROIs ``(K, 5)`` → numpy arrays per key."""
