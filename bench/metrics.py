@@ -8,6 +8,8 @@ Conventions
   left to measure.
 - Results are in SI units (metres, metres/frame^k, pixels, fractions) unless the name ends in ``_percent`` or the
   docstring says percent; the report converts to mm. Temporal metrics are per frame (multiply by fps^k for per second).
+- Multi-person scenes (``track_metrics``, ``hand_track_metrics``) put a person / track axis first: (P, T, ...) for the
+  true people (the truth's ``people_*`` fields), (N, T, ...) for the predicted tracks.
 """
 from __future__ import annotations
 
@@ -250,3 +252,178 @@ def detection_rate(detected: np.ndarray, eligible: np.ndarray | None = None) -> 
     detected = np.asarray(detected, bool)
     eligible = np.ones_like(detected) if eligible is None else np.asarray(eligible, bool)
     return float(detected[eligible].mean()) if eligible.any() else float("nan")
+
+
+# ------------------------------------------------------------------------------------------- multi-person tracking
+
+def _box_diagonal(points: np.ndarray) -> np.ndarray:
+    """(..., K, 2) pixels → (...) diagonal of the axis-aligned box of the finite points; nan where fewer than 2."""
+    points = np.asarray(points, float)
+    ok = np.isfinite(points).all(-1)
+    lo = np.where(ok[..., None], points, np.inf).min(-2)
+    hi = np.where(ok[..., None], points, -np.inf).max(-2)
+    diag = np.linalg.norm(hi - lo, axis=-1)
+    return np.where(ok.sum(-1) >= 2, diag, np.nan)
+
+
+def _median_distance(a: np.ndarray, b: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median over the last-but-one axis of ‖a - b‖ where `use`; → (median (nan where none), count)."""
+    d = np.where(use, np.linalg.norm(np.nan_to_num(a) - np.nan_to_num(b), axis=-1), np.nan)
+    count = use.sum(-1)
+    med = np.full(count.shape, np.nan)
+    rows = count > 0
+    med[rows] = np.nanmedian(d[rows], axis=-1)
+    return med, count
+
+
+def _greedy_assign(cost: np.ndarray, threshold: float) -> np.ndarray:
+    """cost (P, N) → (P,) index of the column assigned to each row, -1 for none: pairs are taken in increasing cost
+    (ties: lower row, then lower column) while below `threshold`, each row and column at most once."""
+    match = np.full(cost.shape[0], -1, dtype=np.int64)
+    used = np.zeros(cost.shape[1], bool)
+    order = np.argsort(np.where(np.isfinite(cost), cost, np.inf), axis=None, kind="stable")
+    for flat in order:
+        p, n = divmod(int(flat), cost.shape[1])
+        if not cost[p, n] < threshold:
+            break
+        if match[p] < 0 and not used[n]:
+            match[p], used[n] = n, True
+    return match
+
+
+def track_metrics(truth_2d: np.ndarray, truth_visible: np.ndarray, pred_2d: np.ndarray, min_visible: int = 8,
+                  max_distance: float = 0.2, min_common: int = 3) -> dict:
+    """How well predicted person tracks follow the true people, in 2D.
+
+    truth_2d (P,T,33,2) px and truth_visible (P,T,33) bool: the true people (the truth's ``people_body_markers_2d``,
+    ``people_body_visible``); pred_2d (N,T,33,2 or 3) px: N predicted tracks (track id = index), NaN where a track is
+    absent or a marker missing (a third channel, a score, is ignored). A true marker counts where it is visible and
+    finite; a predicted one where its x, y are finite; a track is present at t when any of its markers is.
+
+    Per frame t, the distance of true person p to track n is the median of ‖pred - true‖ over the markers counting in
+    both (at least `min_common`, else no distance), relative to p's size s_pt = the diagonal of the 2D box of all of p's
+    finite true markers (hidden ones included): r = median / s_pt. Tracks are assigned to people greedily in increasing
+    r (each at most once per frame) while r < `max_distance` (0.2): match[p, t] = n, or -1.
+
+    Per true person: frames_visible = frames with at least `min_visible` markers counting; frames_covered = those of
+    them with a match; coverage = frames_covered / frames_visible (nan when never visible); id_switches = the number of
+    consecutive pairs of matched frames (in time order, any visibility) whose matched track differs; tracks = the
+    distinct matched track ids.
+    Over the clip: mean_coverage = mean of the persons' coverage; id_switches = their sum; pred_track_frames = present
+    (track, frame) pairs; false_track_frames = present pairs matched to nobody, except hidden_track_frames: those that
+    lie on a person left unmatched in that frame when measured over all of its finite true markers (hidden ones
+    included; same rule, r < max_distance) — a track carried through an occlusion is not a false track.
+    Returns dict(per_person=[dict(frames_visible, frames_covered, coverage, id_switches, tracks)], mean_coverage,
+    id_switches, pred_track_frames, false_track_frames, hidden_track_frames, person_match=(P,T) int array).
+    """
+    true = np.asarray(truth_2d, float)
+    P, T = true.shape[:2]
+    pred = np.asarray(pred_2d, float).reshape(-1, T, 33, np.shape(pred_2d)[-1])[..., :2]
+    N = len(pred)
+    true_ok = np.asarray(truth_visible, bool) & np.isfinite(true).all(-1)  # (P, T, 33)
+    true_all = np.isfinite(true).all(-1)
+    pred_ok = np.isfinite(pred).all(-1)  # (N, T, 33)
+    present = pred_ok.any(-1)  # (N, T)
+    size = _box_diagonal(true)  # (P, T)
+
+    def ratios(mask_true: np.ndarray) -> np.ndarray:  # (P, N, T) median distance / size, inf where not comparable
+        r = np.full((P, N, T), np.inf)
+        for p in range(P):
+            for n in range(N):
+                med, count = _median_distance(pred[n], true[p], mask_true[p] & pred_ok[n])
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rel = med / size[p]
+                r[p, n] = np.where((count >= min_common) & np.isfinite(rel), rel, np.inf)
+        return r
+
+    r_visible, r_all = ratios(true_ok), ratios(true_all)
+    match = np.full((P, T), -1, dtype=np.int64)
+    hidden = np.zeros((N, T), bool)
+    for t in range(T):
+        match[:, t] = _greedy_assign(r_visible[:, :, t], max_distance)
+        left_p = match[:, t] < 0
+        left_n = present[:, t] & ~np.isin(np.arange(N), match[:, t])
+        if left_p.any() and left_n.any():
+            cost = np.where(left_p[:, None] & left_n[None, :], r_all[:, :, t], np.inf)
+            hidden[_greedy_assign(cost.T, max_distance) >= 0, t] = True
+    visible = true_ok.sum(-1) >= min_visible  # (P, T)
+    per_person = []
+    for p in range(P):
+        ids = match[p][match[p] >= 0]
+        frames_visible = int(visible[p].sum())
+        covered = int((visible[p] & (match[p] >= 0)).sum())
+        per_person.append(dict(frames_visible=frames_visible, frames_covered=covered,
+                               coverage=covered / frames_visible if frames_visible else float("nan"),
+                               id_switches=int(np.count_nonzero(ids[1:] != ids[:-1])),
+                               tracks=sorted({int(i) for i in ids})))
+    matched_n = np.zeros((N, T), bool)
+    for p in range(P):
+        t_idx = np.nonzero(match[p] >= 0)[0]
+        matched_n[match[p, t_idx], t_idx] = True
+    unmatched = present & ~matched_n
+    return dict(per_person=per_person, mean_coverage=_mean([q["coverage"] for q in per_person]),
+                id_switches=int(sum(q["id_switches"] for q in per_person)),
+                pred_track_frames=int(present.sum()), false_track_frames=int((unmatched & ~hidden).sum()),
+                hidden_track_frames=int((unmatched & hidden).sum()), person_match=match)
+
+
+def hand_track_metrics(truth_hands_2d: np.ndarray, truth_hand_visible: np.ndarray, pred_hands: np.ndarray,
+                       person_match: np.ndarray, min_visible: int = 11, max_wrist: float = 0.5,
+                       margin_px: float = 0.0) -> dict:
+    """Hands found on the right person and the right side, in 2D.
+
+    truth_hands_2d (P,T,2,21,2) px, truth_hand_visible (P,T,2,21) bool (``people_hand_points_2d``,
+    ``people_hand_visible``; side 0 = left, 1 = right, the person's own); pred_hands (N,T,2,21,2 or 3) px: the hands of
+    the N predicted tracks, NaN where missing (a third channel is ignored); person_match (P,T): the track matched to
+    each true person per frame, -1 for none (``track_metrics(...)["person_match"]``).
+
+    For true person p and side s, a frame is eligible when at least `min_visible` of the hand's 21 points are visible
+    (and finite). With n = person_match[p, t] and the hand size L = max(2D length of the polyline wrist → middle finger
+    (points 0, 9, 10, 11, 12), diagonal of the 2D box of the hand's finite points):
+    - found: n ≥ 0 and track n's side-s wrist is finite and within max_wrist × L (0.5 L) of the true side-s wrist;
+    - swapped: n ≥ 0, track n has a side-s hand, and its median point distance to p's true other-side hand is
+      smaller by more than margin_px than to p's true side-s hand (medians over the points finite in both; all of
+      the true hand's finite points count, visible or not).
+    Returns dict(per_person=[{"L": dict(frames_visible, frames_found, coverage, swap_frames), "R": ...}],
+    mean_coverage (mean over the (person, side) pairs with eligible frames), swap_frames (sum), frames_visible,
+    frames_found (sums)).
+    """
+    true = np.asarray(truth_hands_2d, float)
+    P, T = true.shape[:2]
+    pred = np.asarray(pred_hands, float).reshape(-1, T, 2, 21, np.shape(pred_hands)[-1])[..., :2]
+    match = np.asarray(person_match, np.int64).reshape(P, T)
+    vis = np.asarray(truth_hand_visible, bool) & np.isfinite(true).all(-1)  # (P, T, 2, 21)
+    chain = true[..., [0, 9, 10, 11, 12], :]
+    length = np.linalg.norm(np.diff(chain, axis=-2), axis=-1).sum(-1)  # (P, T, 2), nan if a point is missing
+    size = np.fmax(length, _box_diagonal(true))
+    per_person = []
+    for p in range(P):
+        sides = {}
+        for s, key in enumerate("LR"):
+            eligible = vis[p, :, s].sum(-1) >= min_visible  # (T,)
+            found = swapped = 0
+            for t in np.nonzero(eligible)[0]:
+                n = match[p, t]
+                if n < 0 or n >= len(pred):
+                    continue
+                hand = pred[n, t, s]  # (21, 2)
+                wrist_err = np.linalg.norm(hand[0] - true[p, t, s, 0])
+                if np.isfinite(wrist_err) and wrist_err < max_wrist * size[p, t, s]:
+                    found += 1
+                ok = np.isfinite(hand).all(-1)
+                if not ok.any():
+                    continue
+                d = [np.linalg.norm(hand - true[p, t, side], axis=-1) for side in (s, 1 - s)]
+                same, other = (np.median(x[ok & np.isfinite(x)]) if (ok & np.isfinite(x)).any() else np.nan
+                               for x in d)
+                if np.isfinite(same) and np.isfinite(other) and other + margin_px < same:
+                    swapped += 1
+            n_el = int(eligible.sum())
+            sides[key] = dict(frames_visible=n_el, frames_found=found,
+                              coverage=found / n_el if n_el else float("nan"), swap_frames=swapped)
+        per_person.append(sides)
+    pairs = [q[k] for q in per_person for k in "LR"]
+    return dict(per_person=per_person, mean_coverage=_mean([q["coverage"] for q in pairs]),
+                swap_frames=int(sum(q["swap_frames"] for q in pairs)),
+                frames_visible=int(sum(q["frames_visible"] for q in pairs)),
+                frames_found=int(sum(q["frames_found"] for q in pairs)))

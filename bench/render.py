@@ -3,8 +3,10 @@
 Imports ``bpy``, ``torch`` and ``anny`` (lazily): a benchmark tool, never part of the add-on or the engine.
 
 For one :class:`bench.scenes.Scene` this poses Anny (phenotype + motion from ``bench.motions``), grounds it (feet on
-the floor, stance feet planted), places the camera for the framing, builds the set (floor, backdrop, clutter,
-light), renders every frame to PNG, encodes an H.264 MP4 with Blender's FFmpeg, and saves ``truth.npz``:
+the floor, stance feet planted), likewise every other person of ``scene.others`` (each an independent Anny with its
+own phenotype, skin, motion, start offset, turn and time shift), places the camera for the framing (every framed
+person in view), builds the set (floor, backdrop, clutter, light), renders every frame to PNG, encodes an H.264 MP4
+with Blender's FFmpeg, and saves ``truth.npz``:
 
 =====================  ============  =====================================================================
 field                  shape         meaning
@@ -31,7 +33,26 @@ foot_contact           (T, 2)        [left, right] sole within 3 cm of the floor
 phenotype              (6,)          gender, age, muscle, weight, height, proportions
 =====================  ============  =====================================================================
 
-World: Z up, metres, the floor is z = 0; the subject starts above the origin facing −Y (left = +X).
+The fields above describe person 0, the scene's subject. Every person (``Scene.others``; a single-person scene has
+P = 1) also gets, with a leading person axis, person 0 first then ``scene.others`` in order:
+
+==========================  ===============  ================================================================
+field                       shape            meaning
+==========================  ===============  ================================================================
+people_body_markers_2d      (P, T, 33, 2)    as ``body_markers_2d`` (px; NaN where MediaPipe has no counterpart)
+people_body_visible         (P, T, 33)       as ``body_visible``; the ray cast meets every person's mesh, so a
+                                             person hidden behind another is not visible
+people_hand_points_2d       (P, T, 2, 21, 2) as ``hand_points_2d``
+people_hand_visible         (P, T, 2, 21)    as ``hand_visible`` (hidden by any person's mesh)
+people_joints_world         (P, T, J, 3)     as ``joints_world``
+people_root_position_world  (P, T, 3)        as ``root_position_world``
+people_phenotype            (P, 6)           as ``phenotype``
+people_framed               (P,)             whether the camera framing includes the person (False: it may be
+                                             cut by the picture's edge)
+==========================  ===============  ================================================================
+
+World: Z up, metres, the floor is z = 0; the subject starts above the origin facing −Y (left = +X); another person
+starts above its ``offset_m``.
 """
 from __future__ import annotations
 
@@ -94,25 +115,35 @@ def _mesh_landmarks(model) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(soles), tips
 
 
-def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
-    """Posed, grounded Anny for every timestamp (float64 ground truth, float32 vertices)."""
+def pose_person(model, motion_name: str, phenotype: str, timestamps: np.ndarray, fps: float, yaw_deg: float = 0.0,
+                offset_m: tuple[float, float] = (0.0, 0.0), time_offset_s: float = 0.0) -> dict:
+    """One posed, grounded Anny for every timestamp (float64 ground truth, float32 vertices).
+
+    The motion is played at ``timestamps - time_offset_s``, its root rotation turned by `yaw_deg` about world Z (about
+    the root's rest position, before grounding: a walk's travel turns with it), then the grounded body is shifted by
+    ``offset_m`` (x, y) metres."""
     import anny
     import torch
 
-    from bench.motions import MOTIONS, ground_root_translation, local_bone_deltas
+    from bench.motions import MOTIONS, ground_root_translation, local_bone_deltas, yaw_matrix
     from rigs.rotations import matrix_to_aa
     from rigs.fk import local_rotations_from_world
 
-    motion = MOTIONS[scene.motion]
+    if motion_name not in MOTIONS:
+        raise ValueError(f"motion {motion_name!r} is not one of {sorted(MOTIONS)}")
+    motion = MOTIONS[motion_name]
     names = list(model.bone_labels)
     n, n_bones = len(timestamps), len(names)
-    pheno = PHENOTYPES[scene.phenotype]
+    motion_t = np.asarray(timestamps, dtype=float) - float(time_offset_s)
+    pheno = PHENOTYPES[phenotype]
     with torch.no_grad():
         rest_out = model(pose_parameters=torch.eye(4).repeat(1, n_bones, 1, 1), pose_parameterization="local-bone",
                          phenotype_kwargs=pheno)
     rest = rest_out["rest_bone_poses"][0].double().numpy()  # (J, 4, 4) this phenotype, model frame
 
-    deltas = local_bone_deltas(motion, timestamps, names, rest[0])  # (T, J, 4, 4), root held at its rest place
+    deltas = local_bone_deltas(motion, motion_t, names, rest[0])  # (T, J, 4, 4), root held at its rest place
+    if yaw_deg:
+        deltas[:, 0, :3, :3] = yaw_matrix(float(yaw_deg)) @ deltas[:, 0, :3, :3]
     with torch.no_grad():
         out = model(pose_parameters=torch.tensor(deltas, dtype=torch.float32), pose_parameterization="local-bone",
                     phenotype_kwargs=pheno)
@@ -122,8 +153,9 @@ def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
 
     soles_idx, tips_idx = _mesh_landmarks(model)
     soles = vertices[:, soles_idx].astype(np.float64)  # (T, 2, P, 3)
-    lift = np.array([motion.root_lift_m(float(t)) for t in timestamps])
+    lift = np.array([motion.root_lift_m(float(t)) for t in motion_t])
     shift = ground_root_translation(soles, lift, planted=True)  # (T, 3)
+    shift[:, :2] += np.asarray(offset_m, dtype=float)
 
     bone_poses[:, :, :3, 3] += shift[:, None]
     vertices += shift[:, None].astype(np.float32)
@@ -146,19 +178,48 @@ def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
     centre = soles.mean(axis=2)  # (T, 2, 3)
     speed = np.zeros((n, 2))
     if n > 1:
-        step = np.linalg.norm(np.diff(centre[..., :2], axis=0), axis=-1) * scene.fps  # (T-1, 2) m/s
+        step = np.linalg.norm(np.diff(centre[..., :2], axis=0), axis=-1) * fps  # (T-1, 2) m/s
         speed[1:] = step
         speed[0] = step[0]
     contact = (sole_height < CONTACT_HEIGHT_M) & (speed < CONTACT_SPEED_MS)
     parents = np.asarray(model.bone_parents, dtype=np.int64)
     return {
-        "names": names, "parents": parents, "rest": rest,
+        "motion": motion_name, "names": names, "parents": parents, "rest": rest,
         "local_rotations_aa": local_rotations_from_world(rest, parents, bone_poses),
         "anny_local_bone_aa": matrix_to_aa(deltas[..., :3, :3]),
         "bone_poses": bone_poses, "vertices": vertices, "faces": model.get_triangular_faces().numpy(),
         "body_markers_world": body, "hand_points_world": hands, "foot_contact": contact,
-        "phenotype": np.array([pheno.get(k, 0.5) for k in PHENOTYPE_LABELS]),
+        "phenotype": np.array([pheno.get(k, 0.5) for k in PHENOTYPE_LABELS]), "framed": True,
     }
+
+
+def pose_scene(scene: Scene, model, timestamps: np.ndarray) -> dict:
+    """The scene's own subject (person 0), posed and grounded: see :func:`pose_person`."""
+    return pose_person(model, scene.motion, scene.phenotype, timestamps, scene.fps)
+
+
+def pose_people(scene: Scene, model, timestamps: np.ndarray) -> list[dict]:
+    """Every person of the scene, person 0 (the subject) first, then ``scene.others`` in order."""
+    people = [pose_scene(scene, model, timestamps)]
+    people[0]["skin"] = scene.skin
+    for extra in scene.others:
+        posed = pose_person(model, extra.motion, extra.phenotype, timestamps, scene.fps, extra.yaw_deg,
+                            extra.offset_m, extra.time_offset_s)
+        posed["framed"], posed["skin"] = extra.framed, extra.skin
+        people.append(posed)
+    return people
+
+
+def scene_frame_count(scene: Scene) -> int:
+    """Frames of the clip: until every person's motion has ended, capped by ``scene.max_frames``."""
+    from bench.motions import MOTIONS
+
+    ends = [MOTIONS[scene.motion].duration_s] + [MOTIONS[o.motion].duration_s + o.time_offset_s
+                                                 for o in scene.others]
+    n = int(round(max(ends) * scene.fps))
+    if scene.max_frames:
+        n = min(n, scene.max_frames)
+    return max(n, 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -180,8 +241,14 @@ def _small_rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     return local_rotation({"X": rx, "Y": ry, "Z": rz})
 
 
-def _framing_points(scene: Scene, posed: dict) -> np.ndarray:
-    """(T, N, 3) world points the framing must keep in view."""
+def _framing_points(scene: Scene, people: list[dict] | dict) -> np.ndarray:
+    """(T, N, 3) world points the framing must keep in view: those of every framed person."""
+    if isinstance(people, dict):
+        people = [people]
+    return np.concatenate([_person_framing_points(scene, p) for p in people if p.get("framed", True)], axis=1)
+
+
+def _person_framing_points(scene: Scene, posed: dict) -> np.ndarray:
     names = posed["names"]
     joints = posed["bone_poses"][:, :, :3, 3]
     hands = posed["hand_points_world"].reshape(len(joints), -1, 3)
@@ -196,12 +263,18 @@ def _framing_points(scene: Scene, posed: dict) -> np.ndarray:
     return verts
 
 
-def place_camera(scene: Scene, posed: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """K (3,3), R_world2cam (T,3,3), t_world2cam (T,3), camera centres (T,3) for the scene's framing and motion."""
+def place_camera(scene: Scene, people: list[dict] | dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """K (3,3), R_world2cam (T,3,3), t_world2cam (T,3), camera centres (T,3) for the scene's framing and motion.
+
+    `people`: the posed persons (:func:`pose_people`; a single posed dict is person 0 alone). The framing keeps every
+    framed person in view; the pan camera follows the mean pelvis of the framed persons."""
+    if isinstance(people, dict):
+        people = [people]
+    framed = [p for p in people if p.get("framed", True)]
     w, h = scene.resolution
     focal = scene.focal_scale * max(w, h)
     K = np.array([[focal, 0.0, w / 2.0], [0.0, focal, h / 2.0], [0.0, 0.0, 1.0]])
-    pts = _framing_points(scene, posed)  # (T, N, 3)
+    pts = _framing_points(scene, people)  # (T, N, 3)
     n = len(pts)
     margin = {"full": 0.80, "upper": 0.80, "hands": 0.70}[scene.framing]  # fraction of the half-image used
     yaw = math.radians(scene.view_yaw_deg)
@@ -219,7 +292,7 @@ def place_camera(scene: Scene, posed: dict) -> tuple[np.ndarray, np.ndarray, np.
     flat = pts.reshape(-1, 3)
     if scene.camera == "pan":
         # The camera stands still and turns to follow the subject's pelvis (smoothed); it frames one frame's body.
-        pelvis = posed["bone_poses"][:, 0, :3, 3]
+        pelvis = np.mean([p["bone_poses"][:, 0, :3, 3] for p in framed], axis=0)
         kernel = np.ones(9) / 9.0
         aim = np.stack([np.convolve(np.pad(pelvis[:, i], 4, mode="edge"), kernel, "valid") for i in range(3)], 1)
         lo, hi = np.nanmin(pts[..., 2]), np.nanmax(pts[..., 2])
@@ -318,8 +391,9 @@ def _plane(name: str, size: tuple[float, float], location, rotation, material, u
     return obj
 
 
-def build_set(scene: Scene, posed: dict, centres: np.ndarray, rng: np.random.Generator):
-    """Floor, backdrop, clutter, stool (sit_down), world colour and light. Returns the Anny mesh object."""
+def build_set(scene: Scene, people: list[dict], centres: np.ndarray, rng: np.random.Generator) -> list:
+    """Floor, backdrop, clutter, a stool per sitting person, world colour, light and one mesh per person (its
+    ``skin`` colour, default the scene's). Returns the persons' mesh objects, person 0 first."""
     import bpy
 
     sc = bpy.context.scene
@@ -330,8 +404,7 @@ def build_set(scene: Scene, posed: dict, centres: np.ndarray, rng: np.random.Gen
     world.color = tuple(base)
     sc.world = world
 
-    pelvis = posed["bone_poses"][:, 0, :3, 3]
-    mid = pelvis.mean(0)
+    mid = np.mean([p["bone_poses"][:, 0, :3, 3].mean(0) for p in people], axis=0)  # the mean pelvis of everyone
     cam = centres.mean(0)
     view = mid[:2] - cam[:2]
     view = view / max(np.linalg.norm(view), 1e-6)
@@ -369,22 +442,29 @@ def build_set(scene: Scene, posed: dict, centres: np.ndarray, rng: np.random.Gen
             else:
                 bpy.ops.mesh.primitive_uv_sphere_add(radius=s / 2, location=(xy[0], xy[1], s / 2 + rng.uniform(0, 1)))
             bpy.context.object.data.materials.append(_material(f"clutter{k}", colour))
-    if scene.motion == "sit_down":
+    for i, posed in enumerate(people):
+        if posed.get("motion", scene.motion if i == 0 else None) != "sit_down":
+            continue
         # A stool under the pelvis at its lowest point, its top just under the thighs.
+        pelvis = posed["bone_poses"][:, 0, :3, 3]
         low = int(np.argmin(pelvis[:, 2]))
         top = max(0.25, float(pelvis[low, 2]) - 0.12)
         facing = posed["bone_poses"][low, 0, :3, :3] @ np.array([0.0, -1.0, 0.0])
         centre = pelvis[low, :2] - 0.08 * facing[:2] / max(np.linalg.norm(facing[:2]), 1e-6)
         bpy.ops.mesh.primitive_cube_add(size=1.0, location=(centre[0], centre[1], top / 2))
         bpy.context.object.scale = (0.42, 0.42, top)
-        bpy.context.object.data.materials.append(_material("stool", (0.35, 0.22, 0.12)))
+        bpy.context.object.data.materials.append(_material(f"stool{i or ''}", (0.35, 0.22, 0.12)))
 
-    mesh = bpy.data.meshes.new("anny")
-    mesh.from_pydata(posed["vertices"][0].tolist(), [], posed["faces"].tolist())
-    mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
-    mesh.materials.append(_material("skin", SKIN_TONES[scene.skin]))
-    body = bpy.data.objects.new("anny", mesh)
-    sc.collection.objects.link(body)
+    bodies = []
+    for i, posed in enumerate(people):
+        name = f"anny{i or ''}"
+        mesh = bpy.data.meshes.new(name)
+        mesh.from_pydata(posed["vertices"][0].tolist(), [], posed["faces"].tolist())
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(mesh.polygons), dtype=bool))
+        mesh.materials.append(_material(f"skin{i or ''}", SKIN_TONES[posed.get("skin", scene.skin)]))
+        body = bpy.data.objects.new(name, mesh)
+        sc.collection.objects.link(body)
+        bodies.append(body)
 
     mode, light_file, rotate, shadows = LIGHTING[scene.lighting]
     sh = sc.display.shading
@@ -397,7 +477,7 @@ def build_set(scene: Scene, posed: dict, centres: np.ndarray, rng: np.random.Gen
     sh.show_shadows = shadows
     sh.shadow_intensity = 0.35
     sc.display.light_direction = (math.sin(math.radians(rotate)) * 0.5, -0.4, 0.8)
-    return body
+    return bodies
 
 
 def _reset(scene: Scene):
@@ -523,19 +603,21 @@ def render_scene(scene: Scene, out_dir: Path, model=None, log=print) -> Path:
 
     started = time.perf_counter()
     model = model or load_anny_model()
-    motion = MOTIONS[scene.motion]
-    n = int(round(motion.duration_s * scene.fps))
-    if scene.max_frames:
-        n = min(n, scene.max_frames)
+    n = scene_frame_count(scene)
     frame_ids = np.arange(n, dtype=np.int64)
     timestamps = frame_ids / float(scene.fps)
-    posed = pose_scene(scene, model, timestamps)
-    K, R, t, centres = place_camera(scene, posed)
+    people = pose_people(scene, model, timestamps)
+    posed = people[0]
+    K, R, t, centres = place_camera(scene, people)
     w, h = scene.resolution
-    joints_world = posed["bone_poses"][:, :, :3, 3]
-    joints_cam, joints_2d, _ = project(joints_world, K, R, t)
-    body_cam, body_2d, body_z = project(posed["body_markers_world"], K, R, t)
-    hand_cam, hand_2d, hand_z = project(posed["hand_points_world"], K, R, t)
+    n_people = len(people)
+    joints_world = np.stack([p["bone_poses"][:, :, :3, 3] for p in people])  # (P, T, J, 3)
+    body_world = np.stack([p["body_markers_world"] for p in people])  # (P, T, 33, 3)
+    hand_world = np.stack([p["hand_points_world"] for p in people])  # (P, T, 2, 21, 3)
+    # project() wants time first: move the person axis behind it and back.
+    joints_cam, joints_2d, _ = (np.moveaxis(a, 1, 0) for a in project(np.moveaxis(joints_world, 0, 1), K, R, t))
+    body_cam, body_2d, body_z = (np.moveaxis(a, 1, 0) for a in project(np.moveaxis(body_world, 0, 1), K, R, t))
+    hand_cam, hand_2d, hand_z = (np.moveaxis(a, 1, 0) for a in project(np.moveaxis(hand_world, 0, 1), K, R, t))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp-", dir=out_dir.parent))
@@ -544,26 +626,27 @@ def render_scene(scene: Scene, out_dir: Path, model=None, log=print) -> Path:
         frames.mkdir()
         rng = np.random.default_rng(scene.seed)
         sc = _reset(scene)
-        body = build_set(scene, posed, centres, rng)
+        bodies = build_set(scene, people, centres, rng)
         cam = _camera(sc, K, w)
-        mesh = body.data
-        body_visible = np.zeros((n, 33), bool)
-        hand_visible = np.zeros((n, 2, 21), bool)
+        body_visible = np.zeros((n_people, n, 33), bool)
+        hand_visible = np.zeros((n_people, n, 2, 21), bool)
         t_render = time.perf_counter()
         for f in range(n):
-            mesh.vertices.foreach_set("co", posed["vertices"][f].ravel())
-            mesh.update()
+            for person, body in zip(people, bodies):
+                body.data.vertices.foreach_set("co", person["vertices"][f].ravel())
+                body.data.update()
             cam.matrix_world = _camera_matrix_world(R[f], centres[f])
             bpy.context.view_layer.update()
             dg = bpy.context.evaluated_depsgraph_get()
-            valid = np.isfinite(body_z[f])
-            vis = np.zeros(33, bool)
-            vis[valid] = _visible(sc, dg, centres[f], posed["body_markers_world"][f, valid], body_2d[f, valid],
-                                  body_z[f, valid], (w, h), BODY_OCCLUSION_TOL_M)
-            body_visible[f] = vis
-            hand_visible[f] = _visible(sc, dg, centres[f], posed["hand_points_world"][f].reshape(-1, 3),
-                                       hand_2d[f].reshape(-1, 2), hand_z[f].ravel(), (w, h),
-                                       np.tile(HAND_OCCLUSION_TOL_M, 2)).reshape(2, 21)
+            for i in range(n_people):  # every person's mesh is in the scene: they hide each other's landmarks
+                valid = np.isfinite(body_z[i, f])
+                vis = np.zeros(33, bool)
+                vis[valid] = _visible(sc, dg, centres[f], body_world[i, f, valid], body_2d[i, f, valid],
+                                      body_z[i, f, valid], (w, h), BODY_OCCLUSION_TOL_M)
+                body_visible[i, f] = vis
+                hand_visible[i, f] = _visible(sc, dg, centres[f], hand_world[i, f].reshape(-1, 3),
+                                              hand_2d[i, f].reshape(-1, 2), hand_z[i, f].ravel(), (w, h),
+                                              np.tile(HAND_OCCLUSION_TOL_M, 2)).reshape(2, 21)
             sc.render.filepath = str(frames / f"frame_{f:04d}.png")
             with _quiet():
                 bpy.ops.render.render(write_still=True)
@@ -579,16 +662,21 @@ def render_scene(scene: Scene, out_dir: Path, model=None, log=print) -> Path:
             image_size=np.array([w, h], dtype=np.int64), K=K, R_world2cam=R, t_world2cam=t,
             bone_names=np.array(posed["names"], dtype=np.str_), bone_parents=posed["parents"],
             rest_matrices=posed["rest"], local_rotations_aa=posed["local_rotations_aa"],
-            anny_local_bone_aa=posed["anny_local_bone_aa"], root_position_world=joints_world[:, 0],
-            joints_world=joints_world, joints_cam=joints_cam, joints_2d=joints_2d,
-            body_markers_world=posed["body_markers_world"], body_markers_cam=body_cam, body_markers_2d=body_2d,
-            hand_points_world=posed["hand_points_world"], hand_points_cam=hand_cam, hand_points_2d=hand_2d,
-            body_visible=body_visible, hand_visible=hand_visible, foot_contact=posed["foot_contact"],
+            anny_local_bone_aa=posed["anny_local_bone_aa"], root_position_world=joints_world[0, :, 0],
+            joints_world=joints_world[0], joints_cam=joints_cam[0], joints_2d=joints_2d[0],
+            body_markers_world=body_world[0], body_markers_cam=body_cam[0], body_markers_2d=body_2d[0],
+            hand_points_world=hand_world[0], hand_points_cam=hand_cam[0], hand_points_2d=hand_2d[0],
+            body_visible=body_visible[0], hand_visible=hand_visible[0], foot_contact=posed["foot_contact"],
             phenotype=posed["phenotype"], phenotype_labels=np.array(PHENOTYPE_LABELS, dtype=np.str_),
-            seed=np.int64(scene.seed))
+            seed=np.int64(scene.seed),
+            people_body_markers_2d=body_2d, people_body_visible=body_visible, people_hand_points_2d=hand_2d,
+            people_hand_visible=hand_visible, people_joints_world=joints_world,
+            people_root_position_world=joints_world[:, :, 0],
+            people_phenotype=np.stack([p["phenotype"] for p in people]),
+            people_framed=np.array([p["framed"] for p in people], dtype=bool))
         (work / "scene.json").write_text(json.dumps({
             "scene": dataclasses.asdict(scene), "key": scene.key(), "description": scene.describe(),
-            "motion": MOTIONS[scene.motion].description, "frames": n,
+            "motion": MOTIONS[scene.motion].description, "frames": n, "people": n_people,
             "render_seconds": round(render_s, 1), "total_seconds": round(time.perf_counter() - started, 1),
         }, indent=2) + "\n")
         if out_dir.exists():

@@ -11,12 +11,33 @@ Suites
 ``standard``  24 clips: every body and hand motion, phenotypes, skin tones, lighting, plain / textured / cluttered
               backgrounds, 640×480 and 1280×720, static / panning / handheld cameras, full-body, upper-body and
               hand close-up framings.
+``multi``     3 clips with several people (``Scene.others``) for multi-person tracking (scored with
+              ``bench.metrics.track_metrics`` and ``hand_track_metrics``), 25 fps, 60-75 frames:
+              ``multi_two_wave`` two people side by side 1.3 m apart facing the camera, one waving its right hand
+              toward the other, who counts with both hands up (upper-body framing, 960×540, hands ~65 px);
+              ``multi_cross`` two people walk across the picture in opposite directions (camera at 55 deg), the
+              near one passing in front of the far one mid-clip (frames ~22-32); ``multi_three`` three people of
+              different builds and skins, the third nearer the camera and cut by the picture's right edge (left out
+              of the framing: 40-80 % of it in the picture).
+
+People
+------
+Person 0 is the scene's own subject (``motion``, ``phenotype``, ``skin``): it starts above the world origin facing
+−Y. Each :class:`Extra` in ``others`` is one more person (persons 1, 2, ... in the truth's ``people_*`` arrays), placed
+relative to it: its start position is shifted by ``offset_m`` (world x, y metres; +X is the subject's left, the
+image's right at ``view_yaw_deg`` 0; +Y is away from the camera), its whole motion is turned by ``yaw_deg`` about
+its own root (added to the motion's heading; positive turns to its left) and played ``time_offset_s`` late (its
+motion time is ``t - time_offset_s``, held at the motion's first pose before 0 and its last pose after its end;
+negative: already that far into the motion at frame 0). The clip lasts until every person's motion has ended
+(``max_frames`` caps it). A person with ``framed=False`` is left out of the camera's framing (it may be cut by the
+picture's edge).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -58,6 +79,31 @@ FRAMINGS = ("full", "upper", "hands")
 
 
 @dataclasses.dataclass(frozen=True)
+class Extra:
+    """Another person in a scene (see "People" above)."""
+    motion: str                          # key of bench.motions.MOTIONS
+    phenotype: str = "average"
+    skin: str = "medium"
+    offset_m: tuple[float, float] = (0.0, 0.0)   # start position (x, y) in the world relative to the subject's
+    yaw_deg: float = 0.0                 # turn about world Z, added to the motion's own heading (+: to its left)
+    time_offset_s: float = 0.0           # plays the motion this many seconds late (negative: early)
+    framed: bool = True                  # False: the camera framing ignores this person
+
+    def __post_init__(self) -> None:
+        # Like Scene, the motion name is checked when the scene is rendered (bench.motions needs numpy).
+        if not isinstance(self.motion, str) or not self.motion:
+            raise ValueError(f"extra person: motion must be a name, not {self.motion!r}")
+        for value, allowed in ((self.phenotype, PHENOTYPES), (self.skin, SKIN_TONES)):
+            if value not in allowed:
+                raise ValueError(f"extra person: {value!r} is not one of {sorted(allowed)}")
+        if len(self.offset_m) != 2 or not all(math.isfinite(float(v)) for v in self.offset_m):
+            raise ValueError(f"extra person: offset_m must be two finite metres (x, y), not {self.offset_m!r}")
+        if not (math.isfinite(float(self.yaw_deg)) and math.isfinite(float(self.time_offset_s))):
+            raise ValueError("extra person: yaw_deg and time_offset_s must be finite")
+        object.__setattr__(self, "offset_m", (float(self.offset_m[0]), float(self.offset_m[1])))
+
+
+@dataclasses.dataclass(frozen=True)
 class Scene:
     name: str
     motion: str                          # key of bench.motions.MOTIONS
@@ -73,6 +119,7 @@ class Scene:
     view_yaw_deg: float = 0.0            # camera azimuth around the subject; 0 = straight in front
     focal_scale: float = 1.0             # focal length = focal_scale × the longer image side (pixels)
     seed: int = 0
+    others: tuple[Extra, ...] = ()       # more people (persons 1, 2, ...); see "People" above
 
     def __post_init__(self) -> None:
         checks = [(self.phenotype, PHENOTYPES), (self.skin, SKIN_TONES), (self.lighting, LIGHTING),
@@ -80,6 +127,10 @@ class Scene:
         for value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"scene {self.name!r}: {value!r} is not one of {sorted(allowed)}")
+        others = tuple(self.others)
+        if not all(isinstance(o, Extra) for o in others):
+            raise ValueError(f"scene {self.name!r}: others must be Extra descriptions")
+        object.__setattr__(self, "others", others)
 
     def key(self) -> str:
         """The render cache key: a hash of the description, the renderer version and the source of the code that
@@ -93,7 +144,11 @@ class Scene:
         w, h = self.resolution
         return (f"{self.motion}, {self.framing} framing, {w}x{h}, {self.camera} camera"
                 f"{f' at {self.view_yaw_deg:+.0f} deg' if self.view_yaw_deg else ''}, {self.phenotype}, "
-                f"{self.skin} skin, {self.lighting} light, {self.background} background")
+                f"{self.skin} skin, {self.lighting} light, {self.background} background"
+                + "".join(f"; + {o.motion} ({o.phenotype}, {o.skin} skin) at ({o.offset_m[0]:+.1f}, "
+                          f"{o.offset_m[1]:+.1f}) m{f', turned {o.yaw_deg:+.0f} deg' if o.yaw_deg else ''}"
+                          f"{f', {o.time_offset_s:+.2f} s late' if o.time_offset_s else ''}"
+                          f"{'' if o.framed else ', unframed'}" for o in self.others))
 
 
 HD, SD = (1280, 720), (640, 480)
@@ -143,6 +198,27 @@ SUITES: dict[str, list[Scene]] = {
               seed=51),
         Scene("hands_cross_closeup", "hands_cross", framing="hands", resolution=HD, lighting="rim",
               phenotype="young_female", seed=52),
+    ],
+    "multi": [
+        # Side by side 1.3 m apart, facing the camera: the subject waves with its right hand, toward the other
+        # person, who counts with both hands up (hands ~0.5 m apart across the gap).
+        Scene("multi_two_wave", "wave", framing="upper", resolution=(960, 540), max_frames=75,
+              background="textured", seed=60,
+              others=(Extra("count", phenotype="female", skin="brown", offset_m=(-1.3, 0.0)),)),
+        # Two walkers in opposite directions, seen from 55 deg: the second starts where the subject's walk ends
+        # (1.42 m along its heading), 1.1 m farther from the camera, and walks back; they pass at ~1.2 s, the
+        # subject in front.
+        Scene("multi_cross", "walk", view_yaw_deg=55.0, phenotype="muscular_male", skin="light", seed=61,
+              others=(Extra("walk", phenotype="young_female", skin="dark", offset_m=(1.37, -0.71),
+                            yaw_deg=180.0),)),
+        # Three builds and skins; the third stands nearer, at the right, left out of the framing: the picture's
+        # edge cuts it.
+        Scene("multi_three", "reach_overhead", max_frames=75, phenotype="older_male", skin="light",
+              background="textured", lighting="outdoor", seed=62,
+              others=(Extra("squat", phenotype="slim_short_female", skin="dark", offset_m=(-1.2, 0.8),
+                            time_offset_s=-0.2),
+                      Extra("turn", phenotype="tall_heavy_male", skin="olive", offset_m=(1.5, -0.3),
+                            time_offset_s=0.3, framed=False))),
     ],
 }
 

@@ -24,7 +24,7 @@ from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-DETECT_CACHE_VERSION = 2  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source
+DETECT_CACHE_VERSION = 3  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis
 
 
 @dataclasses.dataclass
@@ -67,31 +67,72 @@ def _mediapipe_version() -> str:
         return "unknown"
 
 
+DETECT_BATCH = {"cpu": 8, "cuda": 64}   # frames per batch on the multi-person path
+
+
 def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress: ProgressFn,
-                 cancelled: CancelledFn) -> Detections:
-    """Decode and detect, streaming frame by frame; cached per (content hash, detection options)."""
-    import cv2
-
-    from .detect import Perception
-
+                 cancelled: CancelledFn) -> list[Detections]:
+    """Decode and detect, streaming; one `Detections` per person (the main person first; exactly one unless
+    ``options.multi_person``). Cached per (content hash, detection options)."""
     key_opts = {"v": DETECT_CACHE_VERSION, "mediapipe": _mediapipe_version(), "mode": options.mode, "fps": options.fps,
                 "start": options.frame_start, "end": options.frame_end, "max_side": options.max_side}
+    if options.multi_person:
+        key_opts["people"] = options.people
     options_digest = hashlib.sha256(json.dumps(key_opts, sort_keys=True).encode()).hexdigest()[:12]
     key = content_hash(video)[:24] + "_" + options_digest
     cache_file = stage_cache_dir() / "detect" / f"{key}.npz"
     if options.use_cache and cache_file.exists():
         try:
-            with np.load(cache_file, allow_pickle=False) as f:
-                d = {k: f[k] for k in Detections.ARRAYS}
-                counts = json.loads(str(f["counts"]))
-            n = len(d["frame_ids"])
+            people = _load_detections(cache_file)
+            n = len(people[0].frame_ids)
             progress("detect", n, n, 0.0)
-            return Detections(**d, decode_seconds=0.0, detect_seconds=0.0, counts=counts)
+            return people
         except Exception:
             pass  # damaged entry: recompute and overwrite atomically
 
     end = options.frame_end
     total = max(1, (min(end, info.frame_count) if end else info.frame_count) - options.frame_start)
+    stats = DecodeStats()
+    frames = iter_frames(video, options.frame_start, end, stats=stats, fps=options.fps)
+    if options.multi_person:
+        people, frame_ids, stamps, t_decode, t_detect, counts = _detect_people(frames, info, options, total,
+                                                                               progress, cancelled)
+    else:
+        people, frame_ids, stamps, t_decode, t_detect, counts = _detect_one(frames, info, options, total,
+                                                                            progress, cancelled)
+    counts.update({"decode_skipped": stats.frames_skipped, "decode_skipped_frames": list(stats.skipped_indices),
+                   "decode_ended_early": bool(stats.ended_early)})
+    if stats.frames_skipped or stats.ended_early:
+        log.warning("%s: %d frame(s) could not be decoded and were skipped%s", video, stats.frames_skipped,
+                    "; the clip ended early (damaged end?)" if stats.ended_early else "")
+    if not frame_ids:
+        raise RpcError(JOB_FAILED, f"{video}: no frame in the range [{options.frame_start}, {end}) could be decoded",
+                       fix="check the frame range against the clip's length")
+    ids, ts = np.asarray(frame_ids, dtype=np.int64), np.asarray(stamps, dtype=np.float64)
+    out = []
+    for found in people:
+        stack = lambda name: np.stack([getattr(lm, name) for lm in found])  # noqa: E731
+        out.append(Detections(ids, ts, stack("pose_2d"), stack("pose_world"), stack("hands_2d"), stack("hands_world"),
+                              stack("hand_score"), stack("hand_source").astype(np.int8), t_decode, t_detect,
+                              dict(counts)))
+    _save_detections(cache_file, out, counts)
+    return out
+
+
+def _scaled_rgb(bgr: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    if scale < 1.0:
+        height, width = bgr.shape[:2]
+        bgr = cv2.resize(bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
+                cancelled: CancelledFn):
+    """The main person, frame by frame, with `detect.Perception` (MediaPipe's graphs)."""
+    from .detect import Perception
+
     frame_ids: list[int] = []
     stamps: list[float] = []
     found = []  # FrameLandmarks per frame (a few KB each)
@@ -99,8 +140,6 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     scale = min(1.0, options.max_side / max(info.width, info.height))
     started = time.perf_counter()
     with Perception(options.mode) as detector:
-        stats = DecodeStats()
-        frames = iter_frames(video, options.frame_start, end, stats=stats, fps=options.fps)
         while True:
             if cancelled():
                 raise Cancelled("cancelled during detection")
@@ -110,9 +149,7 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
                 break
             index, ts, bgr = item
             height, width = bgr.shape[:2]
-            if scale < 1.0:
-                bgr = cv2.resize(bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            rgb = _scaled_rgb(bgr, scale)
             t1 = time.perf_counter()
             lm = detector.process(rgb, (width, height))
             t2 = time.perf_counter()
@@ -124,24 +161,85 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
             done = len(frame_ids)
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
         detector.finish(found)
-        counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
-                  "decode_skipped": stats.frames_skipped, "decode_skipped_frames": list(stats.skipped_indices),
-                  "decode_ended_early": bool(stats.ended_early)}
-    if stats.frames_skipped or stats.ended_early:
-        log.warning("%s: %d frame(s) could not be decoded and were skipped%s", video, stats.frames_skipped,
-                    "; the clip ended early (damaged end?)" if stats.ended_early else "")
-    if not frame_ids:
-        raise RpcError(JOB_FAILED, f"{video}: no frame in the range [{options.frame_start}, {end}) could be decoded",
-                       fix="check the frame range against the clip's length")
-    stack = lambda name: np.stack([getattr(lm, name) for lm in found])  # noqa: E731
-    det = Detections(np.asarray(frame_ids, dtype=np.int64), np.asarray(stamps, dtype=np.float64), stack("pose_2d"),
-                     stack("pose_world"), stack("hands_2d"), stack("hands_world"), stack("hand_score"),
-                     stack("hand_source").astype(np.int8), t_decode, t_detect, counts)
+        counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames}
+    return [found], frame_ids, stamps, t_decode, t_detect, counts
+
+
+def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
+                   cancelled: CancelledFn):
+    """Every person, in batches of frames, with `people.MultiPerson`; then one track per person."""
+    from .fit import resolve_device
+    from .people import MultiPerson, track_people
+
+    device = resolve_device(options.device)
+    batch_size = DETECT_BATCH.get(device.split(":")[0], 8)
+    limit = options.people or None
+    detector = MultiPerson(device=device, hands=options.mode == "body+hands")
+    frame_ids: list[int] = []
+    stamps: list[float] = []
+    per_frame: list = []
+    t_decode = t_detect = 0.0
+    scale = min(1.0, options.max_side / max(info.width, info.height))
+    size = (info.width, info.height)
+    started = time.perf_counter()
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        nonlocal t_detect
+        t0 = time.perf_counter()
+        per_frame.extend(detector.process_batch(batch, size))
+        t_detect += time.perf_counter() - t0
+        batch.clear()
+        done = len(per_frame)
+        progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
+
+    while True:
+        if cancelled():
+            raise Cancelled("cancelled during detection")
+        t0 = time.perf_counter()
+        item = next(frames, None)
+        if item is None:
+            break
+        index, ts, bgr = item
+        size = (bgr.shape[1], bgr.shape[0])
+        batch.append(_scaled_rgb(bgr, scale))
+        t_decode += time.perf_counter() - t0
+        frame_ids.append(index)
+        stamps.append(ts)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    t0 = time.perf_counter()
+    tracks = track_people(per_frame, size, max_people=limit)
+    t_detect += time.perf_counter() - t0
+    counts = {"people": len(tracks), "device": device, "recovered": detector.recovered,
+              "hands_tracked": detector.hand_tracked,
+              "relabelled_frames": [int(tr.mirrored.sum()) for tr in tracks],
+              "person_frames": [int(tr.present.sum()) for tr in tracks]}
+    if not tracks:   # nobody: one empty person, so the caller reports "no person" like the single path
+        from .detect import empty_frame
+        return [[empty_frame() for _ in per_frame]], frame_ids, stamps, t_decode, t_detect, counts
+    return [tr.frames for tr in tracks], frame_ids, stamps, t_decode, t_detect, counts
+
+
+def _save_detections(cache_file: Path, people: list[Detections], counts: dict) -> None:
     buf = io.BytesIO()
-    np.savez_compressed(buf, counts=np.array(json.dumps(counts)),
-                        **{name: getattr(det, name) for name in Detections.ARRAYS})
+    arrays = {name: np.stack([getattr(d, name) for d in people]) for name in Detections.ARRAYS
+              if name not in ("frame_ids", "timestamps")}
+    np.savez_compressed(buf, counts=np.array(json.dumps(counts)), frame_ids=people[0].frame_ids,
+                        timestamps=people[0].timestamps, **arrays)
     atomic_write_bytes(cache_file, buf.getvalue())
-    return det
+
+
+def _load_detections(cache_file: Path) -> list[Detections]:
+    with np.load(cache_file, allow_pickle=False) as f:
+        counts = json.loads(str(f["counts"]))
+        shared = {"frame_ids": f["frame_ids"], "timestamps": f["timestamps"]}
+        per = {k: f[k] for k in Detections.ARRAYS if k not in shared}
+    n_people = len(per["pose_2d"])
+    return [Detections(**shared, **{k: v[p] for k, v in per.items()}, decode_seconds=0.0, detect_seconds=0.0,
+                       counts=dict(counts)) for p in range(n_people)]
 
 
 def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.ndarray
@@ -171,8 +269,6 @@ def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.n
 def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
         cancelled: CancelledFn) -> CaptureResult:
     from .anny_skeleton import load_skeleton
-    from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, resolve_device
-    from rigs.fk import bone_heads
 
     started = time.perf_counter()
     info = probe(video, fps=options.fps)
@@ -182,24 +278,49 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
         raise RpcError(OUTPUT_NOT_WRITABLE, f"{out_dir}: cannot create the output folder ({exc})") from exc
     progress("decode", 0, max(1, info.frame_count), 0.0)
 
-    det = detect_stage(video, info, options, progress, cancelled)
-    body_seen = np.isfinite(det.pose_2d[:, 0, 0])                        # (T,)
-    hands_seen = np.isfinite(det.hands_2d[:, :, 0, 0]).any(axis=1)       # (T,)
+    people = detect_stage(video, info, options, progress, cancelled)
+    body_seen = [np.isfinite(d.pose_2d[:, 0, 0]) for d in people]                    # (T,) per person
+    hands_seen = [np.isfinite(d.hands_2d[:, :, 0, 0]).any(axis=1) for d in people]  # (T,) per person
     # Hands only when asked, or when a body+hands capture never saw a body but saw hands (a close-up).
-    hands_only = options.mode == "hands" or (options.mode == "body+hands" and not body_seen.any())
+    hands_only = options.mode == "hands" or (options.mode == "body+hands" and not any(b.any() for b in body_seen))
     valid = hands_seen if hands_only else body_seen
-    if not valid.any():
+    kept = [p for p, v in enumerate(valid) if v.any()]
+    if not kept:
         what = {"hands": "no hand", "body": "no person"}.get(options.mode, "no person and no hand")
-        raise RpcError(NO_PERSON, f"{video}: {what} was detected in any of its {len(valid)} frames",
+        raise RpcError(NO_PERSON, f"{video}: {what} was detected in any of its {len(valid[0])} frames",
                        fix="check that someone is in the picture and the frame range covers them; for a close-up "
                            "of hands use the 'hands' mode")
+    if hands_only:
+        kept = kept[:1]   # hands without a body cannot be told apart by person
 
-    t0 = time.perf_counter()
     skel = load_skeleton()
+    stem = take_stem(Path(video))
+    names = [out_dir / (stem + TAKE_SUFFIX if rank == 0 else f"{stem}.person{rank + 1}{TAKE_SUFFIX}")
+             for rank in range(len(kept))]
+    written: list[CaptureResult] = []
+    for rank, p in enumerate(kept):
+        written.append(_fit_and_write(video, info, options, people[p], valid[p], hands_only, skel, names[rank],
+                                      rank, names, progress, cancelled))
+    main = written[0]
+    return CaptureResult(take_path=main.take_path, sidecar_path=main.sidecar_path, frames=main.frames,
+                         seconds=time.perf_counter() - started, stages=main.stages,
+                         people=[w.take_path for w in written] if options.multi_person else [])
+
+
+def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, valid: np.ndarray,
+                   hands_only: bool, skel, take_path: Path, rank: int, all_takes: list[Path],
+                   progress: ProgressFn, cancelled: CancelledFn) -> CaptureResult:
+    """Fit one person's detections and write their Take."""
+    from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, resolve_device
+    from rigs.fk import bone_heads
+
+    started = time.perf_counter()
+    t0 = time.perf_counter()
     K = default_intrinsics(info.width, info.height, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
+    count = len(all_takes)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
-                       progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled,
+                       progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
                        hands_world=det.hands_world, hands_only=hands_only)
     t_fit = time.perf_counter() - t0
     if cancelled():
@@ -244,7 +365,8 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
         "detection": dict(det.counts),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    take_path = out_dir / (take_stem(Path(video)) + TAKE_SUFFIX)
+    if options.multi_person:
+        meta["person"] = {"index": rank, "of": len(all_takes), "takes": [p.name for p in all_takes]}
     meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
     write_take(take_path, arrays, meta)
     stages["write"] = {"seconds": time.perf_counter() - t0, "fps": None}

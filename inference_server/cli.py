@@ -21,6 +21,9 @@ def add_commands(commands) -> None:
     cap.add_argument("--mode", choices=("body+hands", "hands", "body"), default="body+hands",
                      help="what to capture: body and hands (default), hands only (close-ups), body only")
     cap.add_argument("--body-only", action="store_true", help="same as --mode body")
+    cap.add_argument("--people", type=_people_count, default=1, metavar="N",
+                     help="body modes: follow up to N people, one Take each (0 = everyone; default 1, the main "
+                          "person)")
     cap.add_argument("--no-overlay", action="store_true", help="do not write the overlay contact sheet PNG")
     cap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the fit runs")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
@@ -31,6 +34,16 @@ def add_commands(commands) -> None:
     ov.add_argument("--out", default=None, help="PNG path (default: next to the Take)")
     ov.add_argument("--video", default=None, help="the clip, if it moved since the capture")
     commands.add_parser("take-schema", help="print the Take's fields as a Markdown table")
+
+
+def _people_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of people, 0 for everyone")
+    return value
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -88,7 +101,7 @@ def _capture(args: argparse.Namespace) -> int:
         start, end = int(a or 0), (int(b) if b else None)
     options = CaptureOptions(mode="body" if args.body_only else args.mode, focal_px=args.focal,
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
-                             use_cache=not args.no_cache, fps=args.fps)
+                             use_cache=not args.no_cache, fps=args.fps, people=args.people)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)
@@ -101,6 +114,7 @@ def _capture(args: argparse.Namespace) -> int:
         import resource
 
         print(json.dumps({"take": str(result.take_path), "sidecar": str(result.sidecar_path),
+                          "people": [str(p) for p in result.people],
                           "frames": result.frames, "seconds": result.seconds, "stages": result.stages,
                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
         return 0
@@ -109,11 +123,13 @@ def _capture(args: argparse.Namespace) -> int:
         fps = info.get("fps")
         print(f"  {stage:<7} {info['seconds']:7.2f} s" + (f"  {fps:7.1f} frames/s" if fps else ""))
     print(f"take: {result.take_path}\nsidecar: {result.sidecar_path}")
+    for number, path in enumerate(result.people[1:], start=2):
+        print(f"take of person {number}: {path}")
     if not args.no_overlay:
         from .overlay import contact_sheet
 
         sheet = contact_sheet(result.take_path, result.take_path.with_suffix("").with_suffix(".overlay.png"),
-                              args.video)
+                              args.video, others=result.people[1:])
         print(f"overlay: {sheet}")
     return 0
 

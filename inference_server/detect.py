@@ -227,29 +227,32 @@ def crop_affine(centre: np.ndarray, size: float, out_px: int) -> tuple[np.ndarra
 
 
 def assign_to_wrists(hands: list[HandObservation], pose_2d: np.ndarray, sides=(LEFT, RIGHT),
-                     gate: float = 0.6) -> dict[int, HandObservation]:
+                     gate: float = 0.6, min_visibility: float = 0.5, min_size: float = 0.0
+                     ) -> dict[int, HandObservation]:
     """Give each body wrist in `sides` the hand that sits on it.
 
     A hand fits wrist s when its wrist landmark is within ``gate`` × the hand region size of the body's wrist s and
     nearer to it than to the other body wrist (when that one is visible). Among fitting hands the nearest wins; a
     hand whose handedness disagrees with s pays 25% extra distance (labels from small crops are unreliable, so the
-    label breaks ties but never overrides the body).
+    label breaks ties but never overrides the body). Wrists below ``min_visibility`` take no hand; the other wrist
+    counts as a rival from 0.5 up, or from ``min_visibility`` when that is lower. ``min_size`` (px) is a floor
+    for the region size in the gate, for poses whose forearm looks short because the pose is unsure.
     """
     taken: dict[int, HandObservation] = {}
     used: set[int] = set()
     candidates = []
     for s in sides:
-        region = hand_region(pose_2d, s)
+        region = hand_region(pose_2d, s, min_visibility)
         if region is None:
             continue
-        _, size = region
+        size = max(region[1], min_size)
         own = pose_2d[POSE_WRIST[s], :2]
         other = pose_2d[POSE_WRIST[1 - s]]
         for k, hand in enumerate(hands):
             d = float(np.linalg.norm(hand.landmarks[0, :2] - own))
             if d > gate * size:
                 continue
-            if np.isfinite(other[:2]).all() and np.nan_to_num(other[2]) >= 0.5 and \
+            if np.isfinite(other[:2]).all() and np.nan_to_num(other[2]) >= min(0.5, min_visibility) and \
                     np.linalg.norm(hand.landmarks[0, :2] - other[:2]) < d:
                 continue
             cost = d * (1.0 if hand.side == s else 1.25)

@@ -278,6 +278,7 @@ class JobManager:
             "frames": int(result.frames),
             "seconds": float(result.seconds),
             "stages": result.stages or {},
+            "people": [os.fspath(path) for path in (getattr(result, "people", None) or [])],
         })
 
     @staticmethod

@@ -51,12 +51,25 @@ def draw(take: Take, row: int, image: np.ndarray) -> np.ndarray:
     return img
 
 
+def label_person(take: Take, row: int, image: np.ndarray, text: str) -> None:
+    """Write ``text`` (the person's number) above the person's nose landmark, when it was seen on this row."""
+    import cv2
+
+    x, y, _ = take["pose_landmarks_2d"][row][0]
+    if np.isfinite(x) and bool(take["valid"][row]):
+        scale = max(1, round(max(image.shape[:2]) / 640))
+        cv2.putText(image, text, (int(x) - 8 * scale, int(y) - 30 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * scale,
+                    (255, 255, 255), 2 * scale, cv2.LINE_AA)
+
+
 def contact_sheet(take_path: str | Path, out_png: str | Path, video: str | Path | None = None,
-                  count: int = 6, width: int = 960) -> Path:
-    """Evenly spaced overlay frames tiled into one PNG (≤ `width` px wide). Streams the video once."""
+                  count: int = 6, width: int = 960, others: list[str | Path] | None = None) -> Path:
+    """Evenly spaced overlay frames tiled into one PNG (≤ `width` px wide). Streams the video once. ``others``:
+    the Takes of the other people of a multi-person capture, drawn on the same frames and numbered from 2."""
     import cv2
 
     take = read_take(take_path)
+    extra = [read_take(p) for p in others or []]
     video = Path(video or take.meta["source"]["path"])
     rows = np.linspace(0, take.n_frames - 1, min(count, take.n_frames)).round().astype(int)
     wanted = {int(take["frame_ids"][r]): int(r) for r in rows}
@@ -64,6 +77,11 @@ def contact_sheet(take_path: str | Path, out_png: str | Path, video: str | Path 
     for index, _ts, frame in iter_frames(video, 0, int(max(wanted)) + 1):
         if index in wanted:
             tile = draw(take, wanted[index], frame)
+            for number, other in enumerate(extra, start=2):
+                tile = draw(other, wanted[index], tile)
+                label_person(other, wanted[index], tile, str(number))
+            if extra:
+                label_person(take, wanted[index], tile, "1")
             cv2.putText(tile, f"frame {index}", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
             tiles.append(tile)
     cols = 3 if len(tiles) > 4 else len(tiles)

@@ -31,6 +31,8 @@ class CaptureOptions:
     device: str = "cpu"               # fit on "cpu", "cuda" or "auto" (CUDA when there is one)
     fps: float | None = None          # frame rate of an image sequence (default 30); ignored for video files
     use_cache: bool = True            # False: recompute detection even when a cached result exists (benchmarks)
+    people: int = 1                   # body modes: 1 = the main person (Holistic); N > 1 = up to N people, 0 = all
+                                      # (multi-person path, one Take per person; see people.py)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -39,7 +41,15 @@ class CaptureOptions:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown capture options {unknown}; known: {sorted(names)}")
-        return cls(**data)
+        out = cls(**data)
+        if isinstance(out.people, int) and out.people < 0:
+            raise ValueError(f"option 'people' must be 0 (everyone) or a positive count, not {out.people}")
+        return out
+
+    @property
+    def multi_person(self) -> bool:
+        """True when this capture follows several people (the multi-person path)."""
+        return self.people != 1 and self.mode != "hands"
 
 
 @dataclasses.dataclass
@@ -49,6 +59,7 @@ class CaptureResult:
     frames: int
     seconds: float
     stages: dict  # stage -> {"seconds": float, "fps": float}
+    people: list = dataclasses.field(default_factory=list)  # multi-person: every person's Take, main one first
 
 
 def run_capture(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
