@@ -120,17 +120,25 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
     if not os.path.isfile(path):
         raise Reel2RigError(f"Video '{path}' not found; check the path")
     options: dict[str, Any] = {"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing)}
+    if scene_settings.mode != "hands" and int(scene_settings.people) != 1:
+        options["people"] = int(scene_settings.people)
     if scene_settings.focal_px > 0:
         options["focal_px"] = float(scene_settings.focal_px)
     return CaptureSettings(video=os.path.abspath(path), engine=preferences.engine_config(context), options=options)
 
 
 def import_finished_take(settings: CaptureSettings, take_path: str) -> str:
-    """on_finished of a capture: build the Take into the current scene; returns the summary line."""
-    from . import take_import
+    """on_finished of a capture: build the Take into the current scene — and, for a multi-person capture, every
+    other person's Take (the sidecar's ``person.takes``, next to it); returns the summary line."""
+    from . import take_import, take_prepare
 
     result = take_import.import_take(bpy.context, take_path, video=settings.video)
     properties.status(bpy.context).take_path = take_path
+    others = take_prepare.sibling_takes(take_path)
+    for other in others:
+        take_import.import_take(bpy.context, other, video=settings.video)
+    if others:
+        return f"{result.summary()} (+{len(others)} more {'person' if len(others) == 1 else 'people'})"
     return result.summary()
 
 

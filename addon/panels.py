@@ -24,6 +24,9 @@ class REEL2RIG_PT_capture(bpy.types.Panel):
         col.enabled = not status.running
         col.prop(settings, "video_path", text="")
         col.prop(settings, "mode")
+        row = col.row()
+        row.active = settings.mode != "hands"
+        row.prop(settings, "people")
         col.prop(settings, "smoothing", slider=True)
         col.prop(settings, "focal_px")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 
 class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
@@ -17,6 +17,10 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
                ("hands", "Hands", "Hands only, for close-ups; the body stays at rest"),
                ("body", "Body", "Body only; hands stay at rest")),
         default="body+hands")
+    people: IntProperty(  # type: ignore[valid-type]
+        name="People", description="How many people to capture, one armature each (0 = everyone in the clip; "
+        "1 = the main person). Not used in Hands mode",
+        default=1, min=0, soft_max=8)
     smoothing: FloatProperty(  # type: ignore[valid-type]
         name="Smoothing", description="Temporal smoothing of the fitted motion (0 = none, 1 = strong)",
         default=0.5, min=0.0, max=1.0, subtype="FACTOR")

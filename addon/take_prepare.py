@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -125,6 +126,35 @@ def clip_name(take_path: str | os.PathLike[str], video: str | None) -> str:
     if name.endswith(take_format.TAKE_SUFFIX):
         name = name[: -len(take_format.TAKE_SUFFIX)]
     return name or "take"
+
+
+def person_suffix(meta: Mapping[str, Any]) -> str:
+    """" person 2" for the second person of a multi-person capture (sidecar ``person.index`` = 1), else ""."""
+    person = meta.get("person")
+    if isinstance(person, Mapping) and isinstance(person.get("index"), int) and person["index"] > 0:
+        return f" person {person['index'] + 1}"
+    return ""
+
+
+def sibling_takes(take_path: str | os.PathLike[str]) -> list[str]:
+    """The other people's Takes of a multi-person capture, from the sidecar's ``person.takes`` (file names next to
+    this Take), in order, existing files only; [] for a one-person Take or a missing/unreadable sidecar."""
+    import json
+
+    path = Path(take_path)
+    sidecar = path.with_name(path.name[: -len(".npz")] + ".json") if path.name.endswith(".npz") else None
+    try:
+        meta = json.loads(sidecar.read_text()) if sidecar is not None else {}
+    except (OSError, ValueError):
+        return []
+    person = meta.get("person") if isinstance(meta, dict) else None
+    if not isinstance(person, dict) or not isinstance(person.get("takes"), list):
+        return []
+    out = []
+    for name in person["takes"]:
+        if isinstance(name, str) and Path(name).name == name and name != path.name and (path.parent / name).is_file():
+            out.append(str(path.parent / name))
+    return out
 
 
 def video_from_meta(meta: Mapping[str, Any], take_path: str | os.PathLike[str]) -> str | None:
@@ -235,7 +265,7 @@ def prepare_take(take: take_format.Take, frame_start: int = 1, video: str | None
     lengths = np.maximum(np.nan_to_num(np.asarray(a["bone_lengths"], dtype=np.float64), nan=0.0), MIN_BONE_LENGTH)
     frame_ids = np.asarray(a["frame_ids"])
     return PreparedTake(
-        name=clip_name(take.path, video),
+        name=re.sub(r"\.person\d+$", "", clip_name(take.path, video)) + person_suffix(take.meta),
         take_path=str(take.path),
         video=video,
         meta=dict(take.meta),

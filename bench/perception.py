@@ -1,7 +1,7 @@
 """Perception benchmark: hand coverage, handedness swaps and frames/s of the detection stage, against plain
 MediaPipe Holistic measured in the same run.
 
-    ./reel2rig bench perception [smoke|standard] [--footage DIR] [--any-render] [--max-frames N]
+    ./reel2rig bench perception [smoke|standard|multi] [--footage DIR] [--any-render] [--max-frames N]
 
 Ground-truth suites: a hand counts as visible on a frame when at least HAND_VISIBLE_MIN of its 21 points are
 unoccluded and inside the picture (bench/evaluate.py); coverage = found ∧ visible / visible, per side. A swap is a
@@ -11,6 +11,11 @@ margin). Footage (no truth): the share of frames with each hand found.
 Methods: ``holistic`` (MediaPipe Holistic alone, the baseline), ``ours`` (inference_server.detect.Perception in
 body+hands mode: Holistic + wrist-crop rescue + hand-detector fallback), and on close-up scenes also
 ``ours-hands`` (hands mode). Frames/s is decode excluded, detection only, on this machine.
+
+The ``multi`` suite (several people) scores tracks instead: for every true person, the share of the frames where
+they are visible that a track follows them, id switches, frames of tracks on nobody, and their hands' coverage and
+swaps (bench.metrics.track_metrics / hand_track_metrics), for ``people`` (inference_server.people: every person,
+tracked) against ``holistic`` (one person).
 """
 from __future__ import annotations
 
@@ -92,6 +97,129 @@ def scene_rows(suite: str, any_render: bool, max_frames: int | None) -> list[dic
     return rows
 
 
+def _people_tracks(video: Path, max_frames: int | None, max_people: int | None
+                   ) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """The multi-person path over a clip: every track's pose (N, T, 33, 3) and hands (N, T, 2, 21, 3), detection
+    frames/s (tracking included) and its counters."""
+    import cv2
+
+    from inference_server.capture import DETECT_BATCH
+    from inference_server.people import MultiPerson, track_people
+    from inference_server.video import iter_frames
+
+    detector = MultiPerson(device="cpu")
+    per_frame: list = []
+    batch: list[np.ndarray] = []
+    seconds = 0.0
+    size = (1, 1)
+
+    def flush() -> None:
+        nonlocal seconds
+        t0 = time.perf_counter()
+        per_frame.extend(detector.process_batch(batch, size))
+        seconds += time.perf_counter() - t0
+        batch.clear()
+
+    for _, _, bgr in iter_frames(video, 0, max_frames):
+        size = (bgr.shape[1], bgr.shape[0])
+        batch.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        if len(batch) >= DETECT_BATCH["cpu"]:
+            flush()
+    if batch:
+        flush()
+    t0 = time.perf_counter()
+    tracks = track_people(per_frame, size, max_people=max_people)
+    seconds += time.perf_counter() - t0
+    n = len(per_frame)
+    pose = np.full((max(len(tracks), 1), n, 33, 3), np.nan)
+    hands = np.full((max(len(tracks), 1), n, 2, 21, 3), np.nan)
+    for k, tr in enumerate(tracks):
+        pose[k] = np.stack([f.pose_2d for f in tr.frames])
+        hands[k] = np.stack([f.hands_2d for f in tr.frames])
+        pose[k, ~tr.present] = np.nan
+    counts = {"recovered": detector.recovered, "hands_tracked": detector.hand_tracked,
+              "palm_retry": detector.hand_widened, "relabelled": [int(t.mirrored.sum()) for t in tracks]}
+    return pose, hands, n / max(seconds, 1e-9), counts
+
+
+def _holistic_track(video: Path, max_frames: int | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """MediaPipe Holistic as a one-person tracker: pose (1, T, 33, 3), hands (1, T, 2, 21, 3), frames/s."""
+    import cv2
+
+    from inference_server.detect import HolisticDetector
+    from inference_server.video import iter_frames
+
+    found, seconds = [], 0.0
+    with HolisticDetector(hands=True) as graph:
+        for _, _, bgr in iter_frames(video, 0, max_frames):
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            t0 = time.perf_counter()
+            found.append(graph.process(rgb, (bgr.shape[1], bgr.shape[0])))
+            seconds += time.perf_counter() - t0
+    pose = np.stack([f.pose_2d for f in found])[None]
+    hands = np.stack([f.hands_2d for f in found])[None]
+    return pose, hands, len(found) / max(seconds, 1e-9)
+
+
+def people_rows(suite: str, any_render: bool, max_frames: int | None) -> list[dict]:
+    """Multi-person scenes: every true person's coverage and id switches (bench.metrics.track_metrics), their
+    hands' coverage and swaps (hand_track_metrics), for our multi-person path (``people``) and for Holistic, which
+    follows one person (its coverage of everyone else is the baseline's zero)."""
+    from bench import metrics as M
+    from bench.scenes import suite as suite_scenes
+
+    rows = []
+    for scene in suite_scenes(suite):
+        folder = _scene_video(scene, any_render)
+        with np.load(folder / "truth.npz") as f:
+            t2d, tvis = f["people_body_markers_2d"], f["people_body_visible"]
+            h2d, hvis = f["people_hand_points_2d"], f["people_hand_visible"]
+        row = {"scene": scene.name, "framing": scene.framing, "render": folder.name, "people": int(len(t2d)),
+               "methods": {}}
+        for method in ("holistic", "people"):
+            if method == "people":
+                pose, hands, fps, counts = _people_tracks(folder / "clip.mp4", max_frames, None)
+            else:
+                (pose, hands, fps), counts = _holistic_track(folder / "clip.mp4", max_frames), {}
+            n = pose.shape[1]
+            tm = M.track_metrics(t2d[:, :n], tvis[:, :n], pose)
+            hm = M.hand_track_metrics(h2d[:, :n], hvis[:, :n], hands, tm["person_match"])
+            row["methods"][method] = {
+                "person_coverage": [p["coverage"] for p in tm["per_person"]],
+                "mean_person_coverage": tm["mean_coverage"], "id_switches": tm["id_switches"],
+                "false_track_frames": tm["false_track_frames"], "tracks": int(len(pose)),
+                "hand_coverage": hm["mean_coverage"], "hand_frames_visible": hm["frames_visible"],
+                "hand_frames_found": hm["frames_found"], "hand_swap_frames": hm["swap_frames"],
+                "fps": fps, "frames": n, **counts}
+        print(_people_text(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _people_text(row: dict) -> str:
+    parts = [f"{row['scene']:<16} {row['people']} people"]
+    for method, m in row["methods"].items():
+        people = " ".join(_pct(c) for c in m["person_coverage"])
+        parts.append(f"{method}: people [{people}] switches {m['id_switches']} false {m['false_track_frames']} "
+                     f"hands {_pct(m['hand_coverage'])} swaps {m['hand_swap_frames']} {m['fps']:.1f} fps")
+    return " | ".join(parts)
+
+
+def people_summary(rows: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for method in ("holistic", "people"):
+        ms = [r["methods"][method] for r in rows]
+        persons = [c for m in ms for c in m["person_coverage"] if c is not None and c == c]
+        vis = sum(m["hand_frames_visible"] for m in ms)
+        out[method] = {"person_coverage": float(np.mean(persons)) if persons else None,
+                       "id_switches": sum(m["id_switches"] for m in ms),
+                       "false_track_frames": sum(m["false_track_frames"] for m in ms),
+                       "hand_coverage": sum(m["hand_frames_found"] for m in ms) / vis if vis else None,
+                       "hand_swap_frames": sum(m["hand_swap_frames"] for m in ms),
+                       "fps": float(np.mean([m["fps"] for m in ms])), "scenes": len(ms)}
+    return out
+
+
 def footage_rows(folder: Path, max_frames: int | None) -> list[dict]:
     rows = []
     for clip in sorted(folder.glob("*.mp4")):
@@ -151,13 +279,21 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     if args.footage is not None:
         rows, name = footage_rows(args.footage, args.max_frames), "perception-footage"
+    elif args.suite == "multi":
+        rows, name = people_rows(args.suite, args.any_render, args.max_frames), "perception-multi"
     else:
         rows, name = scene_rows(args.suite, args.any_render, args.max_frames), f"perception-{args.suite}"
     report = {"suite": name, "command": "./reel2rig bench perception " + " ".join(argv or sys.argv[1:]),
-              "seconds": time.perf_counter() - started, "summary": summary(rows), "rows": rows}
+              "seconds": time.perf_counter() - started,
+              "summary": people_summary(rows) if name == "perception-multi" else summary(rows), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=1))
     for method, s in report["summary"].items():
+        if name == "perception-multi":
+            print(f"{method:<9} people {_pct(s['person_coverage'])}  id switches {s['id_switches']}  false track "
+                  f"frames {s['false_track_frames']}  hands {_pct(s['hand_coverage'])}  hand swaps "
+                  f"{s['hand_swap_frames']}  {s['fps']:.1f} fps over {s['scenes']} clips")
+            continue
         print(f"{method:<11} coverage {_pct(s['coverage'])}  swap frames {s['swap_frames']}  "
               f"{s['fps']:.1f} fps over {s['scenes']} clips")
     print(f"wrote {args.out / (name + '.json')}")

@@ -20,7 +20,8 @@ Methods (client → engine)
 Notifications (engine → client, no id)
 --------------------------------------
 ``progress``  ``{job_id, stage, done, total, fps}``   stage ∈ STAGES, ``done``/``total`` in frames (or steps).
-``finished``  ``{job_id, take, sidecar, frames, seconds, stages: {stage: {seconds, fps}}}``
+``finished``  ``{job_id, take, sidecar, frames, seconds, stages: {stage: {seconds, fps}}, people: [take, ...]}``
+              (``people``: every person's Take of a multi-person capture, ``take`` first; [] otherwise)
 ``failed``    ``{job_id, code, message, fix, cancelled: bool}``
 
 Error codes

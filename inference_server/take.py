@@ -7,6 +7,11 @@ A Take is two files side by side, both written atomically (temp file + rename):
 * ``NAME.take.npz`` — arrays, loaded with ``allow_pickle=False``;
 * ``NAME.take.json`` — a small sidecar with metadata (schema version, source clip, timings).
 
+A multi-person capture (``people`` option) writes one Take per person — ``NAME.take.npz`` for the person seen in
+the most frames, then ``NAME.person2.take.npz``, … — each a complete Take on the clip's full frame range (``valid``
+False where that person is not seen), and each sidecar names them all: ``"person": {"index": k, "of": n, "takes":
+[file names]}``.
+
 ``FIELDS`` below is the single place where every array is documented: name, dtype, shape, unit, meaning.
 The writer checks every array against it; the reader checks again and refuses a newer major schema version.
 

@@ -223,3 +223,18 @@ def test_import_function_raises_take_error_for_newer_schema(empty_scene: ModuleT
 def test_missing_file_reports_clear_error(empty_scene: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="Take file not found"):
         empty_scene.ops.reel2rig.import_take(filepath=str(tmp_path / "nope.take.npz"))
+
+
+def test_finished_multi_person_capture_imports_everyone(empty_scene: ModuleType, tmp_path: Path) -> None:
+    """The capture's on_finished imports the main person's Take and every other person's, one armature each."""
+    from test_take_prepare import write_people
+
+    bpy = empty_scene
+    paths = write_people(tmp_path, 3)
+    operators = addon_module("operators")
+    capture = addon_module("capture")
+    settings = capture.CaptureSettings(video="", engine=None, options={})
+    summary = operators.import_finished_take(settings, str(paths[0]))
+    assert "+2 more people" in summary
+    armatures = sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE")
+    assert armatures == ["clip", "clip person 2", "clip person 3"]

@@ -162,3 +162,43 @@ def test_cache_dir_resolution(tmp_path: Path) -> None:
     assert paths.resolve_cache_dir("/pref", {paths.CACHE_ENV: "/env"}, package) == "/pref"
     config = paths.engine_config("", "", {paths.ENGINE_PYTHON_ENV: sys.executable}, package)
     assert config == paths.EngineConfig(python=sys.executable, root=str(package), cache_dir=str(checkout / ".cache"))
+
+
+# --- several people ------------------------------------------------------------------------------------------------
+def write_people(folder: Path, count: int = 3) -> list[Path]:
+    """A multi-person capture as the engine writes it: clip.take.npz, clip.person2.take.npz, ... with the sidecar's
+    ``person`` entry naming them all."""
+    names = ["clip.take.npz"] + [f"clip.person{k + 1}.take.npz" for k in range(1, count)]
+    paths = []
+    for rank, name in enumerate(names):
+        path, _ = synthetic.write_synthetic_take(folder / name)
+        sidecar = take_format.sidecar_path(path)
+        meta = json.loads(sidecar.read_text())
+        meta["person"] = {"index": rank, "of": count, "takes": names}
+        sidecar.write_text(json.dumps(meta))
+        paths.append(path)
+    return paths
+
+
+def test_sibling_takes_lists_the_other_people(tmp_path: Path) -> None:
+    paths = write_people(tmp_path)
+    assert take_prepare.sibling_takes(paths[0]) == [str(paths[1]), str(paths[2])]
+    assert take_prepare.sibling_takes(paths[1]) == [str(paths[0]), str(paths[2])]
+    paths[2].unlink()                                      # a missing sibling is skipped, not an error
+    assert take_prepare.sibling_takes(paths[0]) == [str(paths[1])]
+
+
+def test_sibling_takes_of_a_one_person_take_or_a_bad_sidecar(tmp_path: Path) -> None:
+    path, _ = synthetic.write_synthetic_take(tmp_path / "solo.take.npz")
+    assert take_prepare.sibling_takes(path) == []
+    take_format.sidecar_path(path).write_text("{not json")
+    assert take_prepare.sibling_takes(path) == []
+    meta = {"person": {"index": 0, "of": 2, "takes": ["solo.take.npz", "../elsewhere.take.npz"]}}
+    take_format.sidecar_path(path).write_text(json.dumps(meta))
+    assert take_prepare.sibling_takes(path) == [], "names must be plain file names next to the Take"
+
+
+def test_person_suffix_names_the_other_people(tmp_path: Path) -> None:
+    paths = write_people(tmp_path, 2)
+    names = [take_prepare.prepare_take(take_format.read_take(p), frame_start=1).name for p in paths]
+    assert names == ["clip", "clip person 2"]
