@@ -104,29 +104,19 @@ def _people_tracks(video: Path, max_frames: int | None, max_people: int | None
     import cv2
 
     from inference_server.capture import DETECT_BATCH
-    from inference_server.people import MultiPerson, track_people
+    from inference_server.people import MultiPerson, detect_stream, track_people
     from inference_server.video import iter_frames
 
     detector = MultiPerson(device="cpu")
-    per_frame: list = []
-    batch: list[np.ndarray] = []
-    seconds = 0.0
     size = (1, 1)
 
-    def flush() -> None:
-        nonlocal seconds
-        t0 = time.perf_counter()
-        per_frame.extend(detector.process_batch(batch, size))
-        seconds += time.perf_counter() - t0
-        batch.clear()
+    def frames():
+        nonlocal size
+        for _, _, bgr in iter_frames(video, 0, max_frames):
+            size = (bgr.shape[1], bgr.shape[0])
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size
 
-    for _, _, bgr in iter_frames(video, 0, max_frames):
-        size = (bgr.shape[1], bgr.shape[0])
-        batch.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        if len(batch) >= DETECT_BATCH["cpu"]:
-            flush()
-    if batch:
-        flush()
+    per_frame, seconds = detect_stream(detector, frames(), DETECT_BATCH["cpu"])
     t0 = time.perf_counter()
     tracks = track_people(per_frame, size, max_people=max_people)
     seconds += time.perf_counter() - t0

@@ -66,7 +66,7 @@ def detections(video: Path, info):
     from inference_server.capture import detect_stage
     from inference_server.pipeline import CaptureOptions
 
-    return detect_stage(video, info, CaptureOptions(), lambda *a: None, lambda: False)
+    return detect_stage(video, info, CaptureOptions(), lambda *a: None, lambda: False)[0]   # the main person
 
 
 def empty_prediction(method: str, n: int) -> Prediction:

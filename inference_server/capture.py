@@ -128,99 +128,84 @@ def _scaled_rgb(bgr: np.ndarray, scale: float) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+class _Decoded:
+    """The decoded stream of a capture as (frame index, timestamp, full-frame (width, height), RGB scaled for
+    detection), stopping with Cancelled when asked; ``frame_ids``, ``stamps`` and ``seconds`` (decoding and
+    scaling) accumulate as it is read."""
+
+    def __init__(self, frames, scale: float, cancelled: CancelledFn):
+        self.frames, self.scale, self.cancelled = frames, scale, cancelled
+        self.frame_ids: list[int] = []
+        self.stamps: list[float] = []
+        self.seconds = 0.0
+
+    def __iter__(self):
+        while True:
+            if self.cancelled():
+                raise Cancelled("cancelled during detection")
+            t0 = time.perf_counter()
+            item = next(self.frames, None)
+            if item is None:
+                return
+            index, ts, bgr = item
+            size = (bgr.shape[1], bgr.shape[0])
+            rgb = _scaled_rgb(bgr, self.scale)
+            self.seconds += time.perf_counter() - t0
+            self.frame_ids.append(index)
+            self.stamps.append(ts)
+            yield index, ts, size, rgb
+
+
 def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
                 cancelled: CancelledFn):
     """The main person, frame by frame, with `detect.Perception` (MediaPipe's graphs)."""
     from .detect import Perception
 
-    frame_ids: list[int] = []
-    stamps: list[float] = []
+    decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
     found = []  # FrameLandmarks per frame (a few KB each)
-    t_decode = t_detect = 0.0
-    scale = min(1.0, options.max_side / max(info.width, info.height))
+    t_detect = 0.0
     started = time.perf_counter()
     with Perception(options.mode) as detector:
-        while True:
-            if cancelled():
-                raise Cancelled("cancelled during detection")
+        for _, _, size, rgb in decoded:
             t0 = time.perf_counter()
-            item = next(frames, None)
-            if item is None:
-                break
-            index, ts, bgr = item
-            height, width = bgr.shape[:2]
-            rgb = _scaled_rgb(bgr, scale)
-            t1 = time.perf_counter()
-            lm = detector.process(rgb, (width, height))
-            t2 = time.perf_counter()
-            t_decode += t1 - t0
-            t_detect += t2 - t1
-            frame_ids.append(index)
-            stamps.append(ts)
-            found.append(lm)
-            done = len(frame_ids)
+            found.append(detector.process(rgb, size))
+            t_detect += time.perf_counter() - t0
+            done = len(found)
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
         detector.finish(found)
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames}
-    return [found], frame_ids, stamps, t_decode, t_detect, counts
+    return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
 
 
 def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
                    cancelled: CancelledFn):
     """Every person, in batches of frames, with `people.MultiPerson`; then one track per person."""
     from .fit import resolve_device
-    from .people import MultiPerson, track_people
+    from .people import MultiPerson, detect_stream, track_people
 
     device = resolve_device(options.device)
-    batch_size = DETECT_BATCH.get(device.split(":")[0], 8)
-    limit = options.people or None
     detector = MultiPerson(device=device, hands=options.mode == "body+hands")
-    frame_ids: list[int] = []
-    stamps: list[float] = []
-    per_frame: list = []
-    t_decode = t_detect = 0.0
-    scale = min(1.0, options.max_side / max(info.width, info.height))
-    size = (info.width, info.height)
+    decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
     started = time.perf_counter()
-    batch: list[np.ndarray] = []
 
-    def flush() -> None:
-        nonlocal t_detect
-        t0 = time.perf_counter()
-        per_frame.extend(detector.process_batch(batch, size))
-        t_detect += time.perf_counter() - t0
-        batch.clear()
-        done = len(per_frame)
+    def on_batch(done: int, _seconds: float) -> None:
         progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
 
-    while True:
-        if cancelled():
-            raise Cancelled("cancelled during detection")
-        t0 = time.perf_counter()
-        item = next(frames, None)
-        if item is None:
-            break
-        index, ts, bgr = item
-        size = (bgr.shape[1], bgr.shape[0])
-        batch.append(_scaled_rgb(bgr, scale))
-        t_decode += time.perf_counter() - t0
-        frame_ids.append(index)
-        stamps.append(ts)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
+    per_frame, t_detect = detect_stream(detector, ((rgb, size) for _, _, size, rgb in decoded),
+                                        DETECT_BATCH.get(device.split(":")[0], 8), on_batch)
+    size = (info.width, info.height)
     t0 = time.perf_counter()
-    tracks = track_people(per_frame, size, max_people=limit)
+    tracks = track_people(per_frame, size, max_people=options.people or None)
     t_detect += time.perf_counter() - t0
     counts = {"people": len(tracks), "device": device, "recovered": detector.recovered,
-              "hands_tracked": detector.hand_tracked,
+              "hands_tracked": detector.hand_tracked, "palm_retry": detector.hand_widened,
               "relabelled_frames": [int(tr.mirrored.sum()) for tr in tracks],
               "person_frames": [int(tr.present.sum()) for tr in tracks]}
     if not tracks:   # nobody: one empty person, so the caller reports "no person" like the single path
         from .detect import empty_frame
-        return [[empty_frame() for _ in per_frame]], frame_ids, stamps, t_decode, t_detect, counts
-    return [tr.frames for tr in tracks], frame_ids, stamps, t_decode, t_detect, counts
+        return [[empty_frame() for _ in per_frame]], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, \
+            counts
+    return [tr.frames for tr in tracks], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
 
 
 def _save_detections(cache_file: Path, people: list[Detections], counts: dict) -> None:

@@ -403,6 +403,35 @@ def _drop_duplicates(people: list[Person]) -> list[Person]:
     return kept
 
 
+def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None) -> tuple[list[list[Person]], float]:
+    """Run ``detector`` over an iterable of ``(rgb, (width, height))`` in batches of ``batch_size`` frames (the
+    stream is read batch by batch: memory stays at one batch of frames). ``on_batch(done, seconds)`` after each batch.
+    Returns the people of every frame and the seconds spent detecting (reading the stream excluded)."""
+    import time
+
+    per_frame: list[list[Person]] = []
+    seconds = 0.0
+    batch: list[np.ndarray] = []
+    size = (1, 1)
+
+    def flush() -> None:
+        nonlocal seconds
+        t0 = time.perf_counter()
+        per_frame.extend(detector.process_batch(batch, size))
+        seconds += time.perf_counter() - t0
+        batch.clear()
+        if on_batch is not None:
+            on_batch(len(per_frame), seconds)
+
+    for rgb, size in frames:
+        batch.append(rgb)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return per_frame, seconds
+
+
 # ------------------------------------------------------------------------------------------------------- tracks
 @dataclasses.dataclass
 class PersonTrack:
