@@ -128,7 +128,7 @@ def _people_tracks(video: Path, max_frames: int | None, max_people: int | None
         hands[k] = np.stack([f.hands_2d for f in tr.frames])
         pose[k, ~tr.present] = np.nan
     counts = {"recovered": detector.recovered, "hands_tracked": detector.hand_tracked,
-              "palm_retry": detector.hand_widened, "relabelled": [int(t.mirrored.sum()) for t in tracks]}
+              "palm_retry": detector.hand_palm_retry, "relabelled": [int(t.mirrored.sum()) for t in tracks]}
     return pose, hands, n / max(seconds, 1e-9), counts
 
 

@@ -198,7 +198,7 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
     tracks = track_people(per_frame, size, max_people=options.people or None)
     t_detect += time.perf_counter() - t0
     counts = {"people": len(tracks), "device": device, "recovered": detector.recovered,
-              "hands_tracked": detector.hand_tracked, "palm_retry": detector.hand_widened,
+              "hands_tracked": detector.hand_tracked, "palm_retry": detector.hand_palm_retry,
               "relabelled_frames": [int(tr.mirrored.sum()) for tr in tracks],
               "person_frames": [int(tr.present.sum()) for tr in tracks]}
     if not tracks:   # nobody: one empty person, so the caller reports "no person" like the single path

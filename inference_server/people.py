@@ -20,11 +20,14 @@ Per batch of frames (`MultiPerson.process_batch`)
    (`detect.assign_to_wrists` over the hands found around both of the person's wrists): left and right are the
    subject's own, and a hand around one person's wrist that is really a neighbour's is refused.
    This is also the "small hands" path: the hand network sees a 224² crop of the hand however small it is in the
-   frame, with no palm detector in the way.
+   frame, with no palm detector in the way. Where the pose's crop finds nothing (its wrist is far off), the palm
+   detector searches a wider crop around the wrist or elbow (`_palm_retry`); a hand still missing is then looked for,
+   frame by frame, on the ROI the same hand had in the previous frame.
 
 After the clip (`track_people`): `tracking.track` (kind ``body``) gives every pose a track id through crossings and
 brief occlusions; tracks are ordered by how many frames they cover (the main subject first). On each track, frames
-where the pose network mirrored the body are swapped back (`sides.mirrored_frames`). Each track's hands are
+where the pose network mirrored the body are swapped back (`sides.mirrored_frames`), then frames where the two hands
+traded sides (`sides.swapped_hands`). Each track's hands are
 its own (they were found on its wrists), so a hand's track id is (person track, side).
 
 Coordinates: like `detect.FrameLandmarks` — pixels of the full frame (``scale_to``), even when the detector ran
@@ -151,7 +154,7 @@ class MultiPerson:
         self.recovered = 0        # poses found on a previous frame's ROI (no detection)
         self.hand_second_pass = 0  # hands whose second (landmark-derived) crop was kept
         self.hand_tracked = 0      # hands found on the previous frame's hand ROI
-        self.hand_widened = 0      # hands found by the palm detector around a wrist after the pose's crop missed
+        self.hand_palm_retry = 0      # hands found by the palm detector around a wrist after the pose's crop missed
         self._palm = None
         self._prev_hands: list[tuple[np.ndarray, dict[int, np.ndarray]]] = []   # (box, side → next ROI)
 
@@ -206,7 +209,7 @@ class MultiPerson:
         """Hand landmarks around every person's wrists: two batched passes over the whole batch, then, frame by
         frame, a tracking pass for the hands still missing on the ROI of the same hand in the previous frame."""
         inv = 1.0 / scale
-        jobs: list[tuple[int, int, int]] = []                     # (frame, person, side)
+        jobs: list[tuple[int, int, int, int]] = []                # (frame, person, side, ROI index in the frame)
         rois: list[list[np.ndarray]] = [[] for _ in frames]
         for f, people in enumerate(out):
             for k, person in enumerate(people):
@@ -214,31 +217,22 @@ class MultiPerson:
                     roi = hand_rois_from_pose(person.landmarks.pose_2d, side)
                     if roi is None:
                         continue
-                    jobs.append((f, k, side))
+                    jobs.append((f, k, side, len(rois[f])))
                     rois[f].append(_to_detector(roi, inv))
         first = self._hand_pass(frames, rois)
         # Where the pose's wrist was too far off for the crop (a hand held on the chest, a blurred arm), the palm
         # detector looks for the hand in a wide crop around the wrist, as the single-person rescue does.
-        misses = []
-        cursor = [0] * len(frames)
-        for f, k, side in jobs:
-            i = cursor[f]
-            cursor[f] += 1
-            if first[f][i] is None:
-                misses.append((f, i, out[f][k].landmarks.pose_2d, side))
+        misses = [(f, i, out[f][k].landmarks.pose_2d, side) for f, k, side, i in jobs if first[f][i] is None]
         for (f, i, _, _), hand in zip(misses, self._palm_retry(frames, misses, inv)):
             if hand is not None:
                 first[f][i] = hand
-                self.hand_widened += 1
+                self.hand_palm_retry += 1
         # Second pass on the ROI the first pass's landmarks give (where the first found a hand).
         rois2 = [[r.next_roi if r is not None and np.isfinite(r.next_roi).all() else np.full(5, np.nan)
                   for r in res] for res in first]
         second = self._hand_pass(frames, rois2)
         found: dict[tuple[int, int], list[tuple[HandObservation, np.ndarray]]] = {}
-        cursor = [0] * len(frames)
-        for f, k, side in jobs:
-            i = cursor[f]
-            cursor[f] += 1
+        for f, k, side, i in jobs:
             a, b = first[f][i], second[f][i]
             best = b if b is not None and (a is None or b.presence >= a.presence) else a
             if best is None:

@@ -122,7 +122,8 @@ def swapped_hands(hands_2d: np.ndarray, hand_votes: np.ndarray) -> np.ndarray:
     hand_votes: (T, 2) as in `mirrored_frames`.
 
     Distance between frames: over the hands present in both (under each state), the mean over `HAND_POINTS` of
-    ``min(‖Δ‖ / σ_h, 1)`` with σ_h = SIGMA × the hand's size (wrist → middle knuckle × 2); unary: the label votes
+    ``min(‖Δ‖ / σ_h, 1)`` with σ_h = SIGMA × the hand's size (wrist → middle knuckle × 2), and 1 for a lone hand
+    that changes sides between the two frames; unary: the label votes
     alone (μ), since the wrist assignment already placed each hand on the nearer body wrist.
     """
     n = len(hands_2d)
@@ -165,5 +166,4 @@ def unmirror(lm) -> None:
     `POSE_MIRROR`, hands [left, right] → [right, left]. Positions stay where they are in the picture."""
     lm.pose_2d = lm.pose_2d[POSE_MIRROR].copy()
     lm.pose_world = lm.pose_world[POSE_MIRROR].copy()
-    for name in ("hands_2d", "hands_world", "hand_score", "hand_source"):
-        setattr(lm, name, getattr(lm, name)[::-1].copy())
+    swap_hands(lm)

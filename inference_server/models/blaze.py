@@ -207,6 +207,27 @@ class _Blaze:
     def _result(self, arrays: dict[str, np.ndarray], j: int):
         raise NotImplementedError
 
+    def _attach(self, result, det: Detections, d: int) -> None:
+        """Copy detection ``d`` of a frame's detections onto the landmark result it led to."""
+        raise NotImplementedError
+
+    def _from_detections(self, frames: Tensor, sizes: Tensor, dets: list[Detections],
+                         flat: list[tuple[int, int]], rois: Tensor) -> list[list]:
+        """Landmarks on one ROI ``rois[j]`` per kept detection ``flat[j] = (frame, detection index)``; results with
+        presence above min_presence, per frame, each carrying its detection (`_attach`)."""
+        out: list[list] = [[] for _ in dets]
+        if not flat:
+            return out
+        index = torch.tensor([f for f, _ in flat], device=self.device)
+        arrays = self._landmarks(frames, sizes, index, rois.to(self.device))
+        for j, (f, d) in enumerate(flat):
+            if arrays["presence"][j] <= self.min_presence:
+                continue
+            res = self._result(arrays, j)
+            self._attach(res, dets[f], d)
+            out[f].append(res)
+        return out
+
     def _detect(self, frames: Tensor, sizes: Tensor, net: str, anchors: Tensor, size: int,
                 value_range: tuple[float, float], decode: ops.DecodeOptions, min_score: float,
                 iou: float) -> list[Detections]:
@@ -292,37 +313,29 @@ class BlazeHands(_Blaze):
 
     def detect_palms(self, frames: Frames) -> list[Detections]:
         """Palm detections per frame (px), best first, before the ``max_hands`` clip."""
-        t, sizes = self._frames(frames)
+        return self._detect_palms(*self._frames(frames))
+
+    def _detect_palms(self, t: Tensor, sizes: Tensor) -> list[Detections]:
         return self._detect(t, sizes, "palm_detection_full", self.anchors, PALM_ANCHORS.input_size, (0.0, 1.0),
                             PALM_DECODE, self.min_detection, PALM_NMS_IOU)
 
     def detect(self, frames: Frames) -> list[list[HandResult]]:
         """Hands in each frame, in MediaPipe's order. frames: list of HxWx3 uint8 RGB, or ``(B, H, W, 3)`` uint8."""
         t, sizes = self._frames(frames)
-        dets = self._detect(t, sizes, "palm_detection_full", self.anchors, PALM_ANCHORS.input_size, (0.0, 1.0),
-                            PALM_DECODE, self.min_detection, PALM_NMS_IOU)
+        dets = self._detect_palms(t, sizes)
         per_frame: list[list[tuple[Tensor, int]]] = []          # (roi (5,), detection index)
         for det in dets:
             n = min(self.max_hands, det.scores.shape[0])
             rois = ops.transform_rects(ops.box_rois(det.boxes[:n], det.keypoints[:n], 0, 2, TARGET_ANGLE), PALM_ROI)
             per_frame.append(_associate([(rois[i], i) for i in range(n)], HAND_ASSOCIATION_IOU))
-        flat = [(f, roi, d) for f, items in enumerate(per_frame) for roi, d in items]
-        if not flat:
-            return [[] for _ in dets]
-        rois = torch.stack([r for _, r, _ in flat]).to(self.device)
-        index = torch.tensor([f for f, _, _ in flat], device=self.device)
-        hands = self._landmarks(t, sizes, index, rois)
-        out: list[list[HandResult]] = [[] for _ in dets]
-        for j, (f, _, d) in enumerate(flat):
-            if hands["presence"][j] <= self.min_presence:
-                continue
-            res = _hand_result(hands, j)
-            det = dets[f]
-            res.palm_score = float(det.scores[d])
-            res.palm_box = _xyxy(det.boxes[d])
-            res.palm_keypoints = _np(det.keypoints[d])
-            out[f].append(res)
-        return out
+        flat = [(f, d) for f, items in enumerate(per_frame) for _, d in items]
+        rois = [roi for items in per_frame for roi, _ in items]
+        return self._from_detections(t, sizes, dets, flat, torch.stack(rois) if rois else torch.zeros((0, 5)))
+
+    def _attach(self, result: HandResult, det: Detections, d: int) -> None:
+        result.palm_score = float(det.scores[d])
+        result.palm_box = _xyxy(det.boxes[d])
+        result.palm_keypoints = _np(det.keypoints[d])
 
     def _result(self, arrays: dict[str, np.ndarray], j: int) -> HandResult:
         return _hand_result(arrays, j)
@@ -405,20 +418,13 @@ class BlazePose(_Blaze):
         if not flat:
             return [[] for _ in dets]
         kps = torch.stack([dets[f].keypoints[d] for f, d in flat])                  # (K, 4, 2) px
-        rois = ops.transform_rects(ops.alignment_rois(kps, 0, 1, TARGET_ANGLE), POSE_ROI).to(self.device)
-        index = torch.tensor([f for f, _ in flat], device=self.device)
-        poses = self._landmarks(t, sizes, index, rois)
-        out: list[list[PoseResult]] = [[] for _ in dets]
-        for j, (f, d) in enumerate(flat):
-            if poses["presence"][j] <= self.min_presence:
-                continue
-            res = _pose_result(poses, j)
-            det = dets[f]
-            res.detection_score = float(det.scores[d])
-            res.detection_box = _xyxy(det.boxes[d])
-            res.detection_keypoints = _np(det.keypoints[d])
-            out[f].append(res)
-        return out
+        rois = ops.transform_rects(ops.alignment_rois(kps, 0, 1, TARGET_ANGLE), POSE_ROI)
+        return self._from_detections(t, sizes, dets, flat, rois)
+
+    def _attach(self, result: PoseResult, det: Detections, d: int) -> None:
+        result.detection_score = float(det.scores[d])
+        result.detection_box = _xyxy(det.boxes[d])
+        result.detection_keypoints = _np(det.keypoints[d])
 
     def _result(self, arrays: dict[str, np.ndarray], j: int) -> PoseResult:
         return _pose_result(arrays, j)
