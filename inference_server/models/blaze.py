@@ -276,6 +276,16 @@ def _valid_rois(rois: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where(valid[:, None], rois, stand_in), valid
 
 
+def _crop_for_landmarks(frames: Tensor, sizes: Tensor, index: Tensor, rois: Tensor, size: int
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The landmark networks' input: ROIs made valid (`_valid_rois`), letterboxed to a square ``size``² and cropped
+    with a replicated border, values in [0, 1]. Returns (rois, valid mask, letterbox padding, crops)."""
+    rois, valid = _valid_rois(rois)
+    padded, padding = ops.pad_roi(rois, size, size)
+    x = ops.crop_rois(frames, sizes, index, padded, size, size, "replicate", (0.0, 1.0))
+    return rois, valid, padding, x
+
+
 def _invalidate(out: dict[str, np.ndarray], valid: Tensor) -> dict[str, np.ndarray]:
     bad = ~_np(valid)
     if bad.any():
@@ -343,9 +353,7 @@ class BlazeHands(_Blaze):
     def _landmarks(self, frames: Tensor, sizes: Tensor, index: Tensor, rois: Tensor) -> dict[str, np.ndarray]:
         """hand_landmark_full on ROIs ``(K, 5)`` of frames ``index`` ``(K,)`` → numpy arrays per key."""
         original = rois
-        rois, valid = _valid_rois(rois)
-        padded, padding = ops.pad_roi(rois, HAND_INPUT, HAND_INPUT)
-        x = ops.crop_rois(frames, sizes, index, padded, HAND_INPUT, HAND_INPUT, "replicate", (0.0, 1.0))
+        rois, valid, padding, x = _crop_for_landmarks(frames, sizes, index, rois, HAND_INPUT)
         lm_raw, flag, handed, world_raw = self._run("hand_landmark_full", x)[:4]
         k = rois.shape[0]
         lm = lm_raw.reshape(k, N_HAND, 3)
@@ -432,9 +440,7 @@ class BlazePose(_Blaze):
     def _landmarks(self, frames: Tensor, sizes: Tensor, index: Tensor, rois: Tensor) -> dict[str, np.ndarray]:
         """pose_landmark_full on ROIs ``(K, 5)`` → numpy arrays per key."""
         original = rois
-        rois, valid = _valid_rois(rois)
-        padded, padding = ops.pad_roi(rois, POSE_INPUT, POSE_INPUT)
-        x = ops.crop_rois(frames, sizes, index, padded, POSE_INPUT, POSE_INPUT, "replicate", (0.0, 1.0))
+        rois, valid, padding, x = _crop_for_landmarks(frames, sizes, index, rois, POSE_INPUT)
         outs = self._run("pose_landmark_full", x)
         k = rois.shape[0]
         lm_raw = next(o for o in outs if o.dim() == 2 and o.shape[1] == N_POSE_ALL * 5)      # (K, 195)
