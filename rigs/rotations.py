@@ -90,3 +90,107 @@ def make_continuous(quats: np.ndarray, axis: int = 0) -> np.ndarray:
         flip = np.sum(q[t] * q[t - 1], axis=-1) < 0
         q[t][flip] *= -1.0
     return np.moveaxis(q, 0, axis)
+
+
+def normalize(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, eps)
+
+
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking direction ``a`` onto direction ``b`` (..., 3) → (..., 3, 3).
+
+    Axis a × b, angle atan2(|a × b|, a · b). Opposite vectors turn π about an axis perpendicular to ``a``.
+    """
+    a = normalize(a)
+    b = normalize(b)
+    cross = np.cross(a, b)
+    sin = np.linalg.norm(cross, axis=-1, keepdims=True)
+    cos = np.sum(a * b, axis=-1, keepdims=True)
+    axis = cross / np.maximum(sin, 1e-12)
+    # Opposite (or nearly): any axis perpendicular to a; pick the one from the least-aligned world axis.
+    opposite = (sin[..., 0] < 1e-9) & (cos[..., 0] < 0)
+    if np.any(opposite):
+        helper = np.eye(3)[np.argmin(np.abs(a), axis=-1)]
+        perp = normalize(np.cross(a, helper))
+        axis = np.where(opposite[..., None], perp, axis)
+    angle = np.arctan2(sin, cos)
+    return aa_to_matrix(axis * angle)
+
+
+# Blender's Euler orders: 'XYZ' applies X first, then Y, then Z: R = Rz · Ry · Rx.
+EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+
+
+def _order_axes(order: str) -> tuple[int, int, int, float]:
+    if order not in EULER_ORDERS:
+        raise ValueError(f"unknown Euler order {order!r}; one of {EULER_ORDERS}")
+    i, j, k = ("XYZ".index(c) for c in order)
+    sign = 1.0 if (i, j, k) in ((0, 1, 2), (1, 2, 0), (2, 0, 1)) else -1.0  # even permutation
+    return i, j, k, sign
+
+
+def euler_to_matrix(angles: np.ndarray, order: str = "XYZ") -> np.ndarray:
+    """(..., 3) angles (about X, Y, Z, as Blender stores them) → (..., 3, 3)."""
+    angles = np.asarray(angles, dtype=np.float64)
+    R = np.broadcast_to(np.eye(3), angles.shape[:-1] + (3, 3)).copy()
+    for axis_name in order:  # first axis applied first: multiply on the left
+        a = "XYZ".index(axis_name)
+        aa = np.zeros(angles.shape)
+        aa[..., a] = angles[..., a]
+        R = aa_to_matrix(aa) @ R
+    return R
+
+
+def matrix_to_euler(R: np.ndarray, order: str = "XYZ") -> np.ndarray:
+    """(..., 3, 3) → (..., 3) Euler angles about X, Y, Z for Blender's ``order``; the middle angle in [−π/2, π/2].
+
+    For R = R_k(c) · R_j(b) · R_i(a) (order = i, j, k) with s = +1 for even and −1 for odd permutations:
+    R[k, i] = −s·sin b,  a = atan2(s·R[k, j], R[k, k]),  c = atan2(s·R[j, i], R[i, i]).
+    """
+    R = np.asarray(R, dtype=np.float64)
+    i, j, k, s = _order_axes(order)
+    b = np.arcsin(np.clip(-s * R[..., k, i], -1.0, 1.0))
+    a = np.arctan2(s * R[..., k, j], R[..., k, k])
+    c = np.arctan2(s * R[..., j, i], R[..., i, i])
+    # Gimbal lock (cos b ≈ 0): a and c share one degree of freedom; put it all in a.
+    lock = np.abs(np.cos(b)) < 1e-9
+    if np.any(lock):
+        a_lock = np.arctan2(-s * R[..., j, k], R[..., j, j])
+        a = np.where(lock, a_lock, a)
+        c = np.where(lock, 0.0, c)
+    out = np.empty(R.shape[:-2] + (3,))
+    out[..., i], out[..., j], out[..., k] = a, b, c
+    return out
+
+
+def euler_continuous(angles: np.ndarray, order: str = "XYZ", axis: int = 0) -> np.ndarray:
+    """Make Euler angles continuous along ``axis`` (time), as Blender's ``to_euler(order, compat)`` does.
+
+    Each frame picks, of the two equivalent triples (a, b, c) and (a + π, π − b, c + π), shifted by whole turns, the
+    one nearest the previous frame, so F-curves never jump by 2π.
+    """
+    i, j, k, _ = _order_axes(order)
+    e = np.moveaxis(np.array(angles, dtype=np.float64, copy=True), axis, 0)
+    two_pi = 2.0 * np.pi
+    for t in range(1, e.shape[0]):
+        prev = e[t - 1]
+        first = e[t]
+        second = first.copy()
+        second[..., i] += np.pi
+        second[..., j] = np.pi - second[..., j]
+        second[..., k] += np.pi
+        best = None
+        best_dist = None
+        for cand in (first, second):
+            cand = cand + two_pi * np.round((prev - cand) / two_pi)
+            dist = np.sum((cand - prev) ** 2, axis=-1)
+            if best is None:
+                best, best_dist = cand, dist
+            else:
+                closer = dist < best_dist
+                best = np.where(closer[..., None], cand, best)
+                best_dist = np.where(closer, dist, best_dist)
+        e[t] = best
+    return np.moveaxis(e, 0, axis)
