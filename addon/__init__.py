@@ -22,7 +22,10 @@ def classes() -> tuple[type, ...]:
         operators.REEL2RIG_OT_capture,
         operators.REEL2RIG_OT_cancel,
         operators.REEL2RIG_OT_import_take,
+        operators.REEL2RIG_OT_apply_take,
+        operators.REEL2RIG_OT_save_rig_map,
         panels.REEL2RIG_PT_capture,
+        panels.REEL2RIG_PT_retarget,
     )
 
 

@@ -14,7 +14,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from . import engine_session, properties
@@ -59,7 +59,7 @@ def _expected(exc: Exception) -> bool:
     """Errors with a message meant for the user (no traceback needed)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     return bool(names & {"Reel2RigError", "TakeError", "ImportFailed", "EngineSetupError", "EngineError",
-                         "FileNotFoundError"})
+                         "FileNotFoundError", "RetargetFailed", "MapError"})
 
 
 def _message(exc: Exception) -> str:
@@ -294,4 +294,106 @@ class REEL2RIG_OT_import_take(_Reel2RigOperator, ImportHelper):  # type: ignore[
         st = properties.status(context)
         st.message, st.is_error, st.take_path = result.summary(), False, path
         self.report({"WARNING"} if result.warnings else {"INFO"}, result.summary())
+        return {"FINISHED"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# retarget
+
+_MAP_ITEMS: list[tuple[str, str, str]] = []  # Blender keeps pointers into dynamic enum items: hold them here
+
+
+def rig_map_items(_self: Any, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
+    """AUTO, then every built-in map and user preset (for the map drop-downs)."""
+    from . import retarget_apply
+    from .preferences import presets_folder
+
+    items = [("AUTO", "Auto-detect", "Choose the map that fits the armature's bone names and hierarchy best")]
+    try:
+        maps = retarget_apply.known_maps(presets_folder(context) if context else None)
+    except Exception as exc:  # noqa: BLE001 - a broken built-in must not break the UI; applying reports it
+        items.append(("AUTO", f"(maps unreadable: {exc})", ""))
+        maps = {}
+    for m in sorted(maps.values(), key=lambda m: (not m.builtin, m.name.lower())):
+        origin = "built in" if m.builtin else f"preset: {m.path}"
+        items.append((m.id, m.name, f"{m.description} ({origin})".strip()))
+    _MAP_ITEMS[:] = items
+    return _MAP_ITEMS
+
+
+def _active_armature(context: bpy.types.Context) -> bpy.types.Object | None:
+    ob = context.active_object
+    return ob if ob is not None and ob.type == "ARMATURE" else None
+
+
+class REEL2RIG_OT_apply_take(_Reel2RigOperator):
+    bl_idname = "reel2rig.apply_take"
+    bl_label = "Apply Take to Rig"
+    bl_description = ("Retarget a take onto the active armature as a new action (fingers included); the "
+                      "armature's current action is kept")
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(  # type: ignore[valid-type]
+        name="Take", description="The .take.npz to apply; empty: the Retarget panel's take, else the last capture",
+        subtype="FILE_PATH", default="")
+    rig_map: EnumProperty(  # type: ignore[valid-type]
+        name="Bone Map", description="Which bone of the armature plays which joint", items=rig_map_items)
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _active_armature(context) is not None
+
+    def run(self, context: bpy.types.Context) -> Result:
+        from . import retarget_apply
+        from .preferences import presets_folder
+
+        obj = _active_armature(context)
+        if obj is None:
+            raise Reel2RigError("Select the armature to apply the take to")
+        settings = properties.settings(context)
+        path = self.filepath or settings.retarget_take or properties.status(context).take_path
+        if not path:
+            raise Reel2RigError("Choose a take (.take.npz) in the Retarget panel, or capture one first")
+        rig_map = self.rig_map if self.properties.is_property_set("rig_map") else settings.rig_map
+        if obj.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        result = retarget_apply.apply_take(context, obj, bpy.path.abspath(path), rig_map or "AUTO",
+                                           presets_folder(context))
+        st = properties.status(context)
+        st.message, st.is_error = result.summary(), False
+        self.report({"WARNING"} if result.unmatched else {"INFO"}, result.summary())
+        return {"FINISHED"}
+
+
+class REEL2RIG_OT_save_rig_map(_Reel2RigOperator):
+    bl_idname = "reel2rig.save_rig_map"
+    bl_label = "Save Bone Map"
+    bl_description = ("Save the bone map that fits the active armature as a TOML preset in the presets folder, "
+                      "to edit by hand; it is listed beside the built-in maps")
+    bl_options = {"REGISTER"}
+
+    preset_id: StringProperty(  # type: ignore[valid-type]
+        name="Preset Name", description="File name of the preset (letters, digits, _ . -)", default="my_rig")
+    overwrite: BoolProperty(name="Overwrite", default=False)  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _active_armature(context) is not None
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        obj = _active_armature(context)
+        if obj is not None and not self.properties.is_property_set("preset_id"):
+            self.preset_id = "".join(c if c.isalnum() or c in "_.-" else "_" for c in obj.name) or "my_rig"
+        return context.window_manager.invoke_props_dialog(self)  # type: ignore[no-any-return]
+
+    def run(self, context: bpy.types.Context) -> Result:
+        from . import retarget_apply
+        from .preferences import presets_folder
+
+        obj = _active_armature(context)
+        if obj is None:
+            raise Reel2RigError("Select the armature whose bone map to save")
+        path = retarget_apply.save_map_preset(obj, presets_folder(context) or "", self.preset_id,
+                                              overwrite=self.overwrite)
+        self.report({"INFO"}, f"Saved bone map preset {path}")
         return {"FINISHED"}

@@ -53,3 +53,27 @@ class REEL2RIG_PT_capture(bpy.types.Panel):
                     box.label(text=line, icon="ERROR")
                 else:
                     box.label(text=line, icon="INFO")
+
+
+class REEL2RIG_PT_retarget(bpy.types.Panel):
+    bl_idname = "REEL2RIG_PT_retarget"
+    bl_label = "Retarget"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Reel2Rig"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = properties.settings(context)
+        ob = context.active_object
+        col = layout.column()
+        if ob is None or ob.type != "ARMATURE":
+            col.label(text="Select the armature to animate", icon="INFO")
+        else:
+            col.label(text=f"Target: {ob.name}", icon="ARMATURE_DATA")
+        col.prop(settings, "retarget_take", text="")
+        col.prop(settings, "rig_map")
+        row = layout.row()
+        row.scale_y = 1.3
+        row.operator("reel2rig.apply_take", icon="MOD_ARMATURE")
+        layout.operator("reel2rig.save_rig_map", icon="PRESET_NEW")

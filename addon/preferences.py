@@ -25,10 +25,17 @@ class REEL2RIG_AddonPreferences(bpy.types.AddonPreferences):
         description="Where the engine keeps models, stage caches and takes. Empty: the checkout's .cache",
         subtype="DIR_PATH", default="")
 
+    presets_dir: StringProperty(  # type: ignore[valid-type]
+        name="Bone Map Presets",
+        description="Folder of your own bone maps (TOML), listed beside the built-in ones. Empty: Blender's "
+        "user folder for this extension (rig_maps)",
+        subtype="DIR_PATH", default="")
+
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.prop(self, "engine_python")
         layout.prop(self, "cache_dir")
+        layout.prop(self, "presets_dir")
         box = layout.box()
         try:
             config = engine_config(context)
@@ -62,3 +69,14 @@ def engine_config(context: bpy.types.Context) -> paths.EngineConfig:
     if not (cache_pref or os.environ.get(paths.CACHE_ENV) or paths.checkout_root()):
         fallback = _user_cache_fallback()
     return paths.engine_config(python_pref, cache_pref, cache_fallback=fallback)
+
+
+def presets_folder(context: bpy.types.Context | None) -> str | None:
+    """Where user bone-map presets live: the preference, else the extension's user folder (None if neither)."""
+    prefs = get_preferences(context) if context is not None else None
+    if prefs is not None and prefs.presets_dir:
+        return str(bpy.path.abspath(prefs.presets_dir))
+    try:
+        return str(bpy.utils.extension_path_user(ADDON_PACKAGE, path="rig_maps", create=True))
+    except (ValueError, AttributeError, OSError):
+        return None

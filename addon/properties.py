@@ -6,6 +6,12 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 
+def _rig_map_items(self: object, context: bpy.types.Context | None) -> list[tuple[str, str, str]]:
+    from .operators import rig_map_items
+
+    return rig_map_items(self, context)
+
+
 class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     """What to capture (Scene.reel2rig)."""
 
@@ -24,6 +30,12 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     smoothing: FloatProperty(  # type: ignore[valid-type]
         name="Smoothing", description="Temporal smoothing of the fitted motion (0 = none, 1 = strong)",
         default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    retarget_take: StringProperty(  # type: ignore[valid-type]
+        name="Take", description="Take to apply to the selected armature; empty: the last capture's",
+        subtype="FILE_PATH", default="")
+    rig_map: EnumProperty(  # type: ignore[valid-type]
+        name="Bone Map", description="Which bone of the armature plays which joint",
+        items=_rig_map_items)
     focal_px: FloatProperty(  # type: ignore[valid-type]
         name="Focal Length (px)", description="Camera focal length in pixels; 0 estimates it from the frame size",
         default=0.0, min=0.0, soft_max=10000.0)

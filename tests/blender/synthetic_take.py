@@ -95,3 +95,48 @@ def write_clip(path: str | Path, n_frames: int = 20, fps: float = 30.0, size: tu
         writer.write(frame)
     writer.release()
     return path
+
+
+SAMPLE_TRUTH = Path(__file__).resolve().parents[2] / "samples" / "sample_wave_truth.npz"
+
+
+def anny_motion_take(path: str | Path, n_frames: int = 40) -> tuple[Path, dict[str, Any]]:
+    """A Take on the real Anny skeleton with known motion of every part: the sample clip's ground truth (arms,
+    counting fingers, torso turn) plus walking legs, a bending spine, a nodding head and a travelling root."""
+    d = np.load(SAMPLE_TRUTH)
+    names = [str(n) for n in d["bone_names"]]
+    idx = {n: i for i, n in enumerate(names)}
+    step = max(1, d["timestamps"].shape[0] // n_frames)
+    sel = np.arange(0, d["timestamps"].shape[0], step)[:n_frames]
+    local = d["local_rotations_aa"][sel].astype(np.float64)
+    n = sel.shape[0]
+    ph = np.linspace(0.0, 2.0 * np.pi, n)
+    extra = {  # bone: (axis, amplitude rad, phase) — composed after the ground truth's own rotation
+        "upperleg01.L": ([1, 0, 0], 0.6, 0.0), "upperleg01.R": ([1, 0, 0], 0.6, np.pi),
+        "lowerleg01.L": ([1, 0, 0], 0.7, 0.5), "lowerleg01.R": ([1, 0, 0], 0.7, np.pi + 0.5),
+        "foot.L": ([1, 0, 0], 0.3, 1.0), "foot.R": ([0, 0, 1], 0.3, 1.0),
+        "spine03": ([0, 1, 0], 0.4, 0.3), "spine04": ([1, 0, 0], 0.3, 0.0), "neck01": ([1, 0, 0], 0.4, 0.2),
+        "head": ([0, 0, 1], 0.5, 0.7), "clavicle.L": ([0, 0, 1], 0.3, 0.4), "toe3-1.R": ([1, 0, 0], 0.4, 0.0),
+    }
+    for bone, (axis, amp, phase) in extra.items():
+        j = idx[bone]
+        R_extra = rotations.aa_to_matrix(np.outer(amp * np.sin(ph + phase), axis))
+        local[:, j] = rotations.matrix_to_aa(rotations.aa_to_matrix(local[:, j]) @ R_extra)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    root = d["root_position_world"][sel] + np.concatenate([1.2 * t, -0.4 * t ** 2, 0.04 * np.sin(4 * ph)[:, None]],
+                                                          axis=1)
+    rest = d["rest_matrices"].astype(np.float64)
+    parents = d["bone_parents"].astype(int)
+    joints = fk.bone_heads(rest, parents, local, root)
+    lengths = np.full(len(names), 0.05)
+    fps = float(d["fps"]) / step
+    frame_ids = np.arange(n)
+    arrays = dict(
+        frame_ids=frame_ids, timestamps=frame_ids / fps, fps=np.array(fps), image_size=d["image_size"],
+        K=d["K"], R_world2cam=d["R_world2cam"][sel], t_world2cam=d["t_world2cam"][sel],
+        bone_names=np.array(names), bone_parents=parents, rest_matrices=rest, bone_lengths=lengths,
+        local_rotations_aa=local, root_position_world=root, joints_world=joints,
+        bone_fitted=np.ones((n, len(names)), bool), valid=np.ones(n, bool), fit_residual_px=np.zeros(n),
+        pose_landmarks_2d=np.full((n, 33, 3), np.nan), pose_landmarks_world=np.full((n, 33, 3), np.nan),
+        hand_landmarks_2d=np.full((n, 2, 21, 3), np.nan))
+    return take.write_take(path, arrays, {"model": "anny"}), arrays
