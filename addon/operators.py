@@ -338,6 +338,8 @@ class REEL2RIG_OT_apply_take(_Reel2RigOperator):
         subtype="FILE_PATH", default="")
     rig_map: EnumProperty(  # type: ignore[valid-type]
         name="Bone Map", description="Which bone of the armature plays which joint", items=rig_map_items)
+    foot_lock: BoolProperty(  # type: ignore[valid-type]
+        name="Lock Feet", description="Keep feet planted while they touch the ground", default=False)
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -357,8 +359,9 @@ class REEL2RIG_OT_apply_take(_Reel2RigOperator):
         rig_map = self.rig_map if self.properties.is_property_set("rig_map") else settings.rig_map
         if obj.mode != "OBJECT":
             bpy.ops.object.mode_set(mode="OBJECT")
+        foot_lock = self.foot_lock if self.properties.is_property_set("foot_lock") else settings.foot_lock
         result = retarget_apply.apply_take(context, obj, bpy.path.abspath(path), rig_map or "AUTO",
-                                           presets_folder(context))
+                                           presets_folder(context), foot_lock=foot_lock)
         st = properties.status(context)
         st.message, st.is_error = result.summary(), False
         self.report({"WARNING"} if result.unmatched else {"INFO"}, result.summary())

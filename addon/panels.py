@@ -73,6 +73,7 @@ class REEL2RIG_PT_retarget(bpy.types.Panel):
             col.label(text=f"Target: {ob.name}", icon="ARMATURE_DATA")
         col.prop(settings, "retarget_take", text="")
         col.prop(settings, "rig_map")
+        col.prop(settings, "foot_lock")
         row = layout.row()
         row.scale_y = 1.3
         row.operator("reel2rig.apply_take", icon="MOD_ARMATURE")

@@ -36,6 +36,9 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     rig_map: EnumProperty(  # type: ignore[valid-type]
         name="Bone Map", description="Which bone of the armature plays which joint",
         items=_rig_map_items)
+    foot_lock: BoolProperty(  # type: ignore[valid-type]
+        name="Lock Feet", description="Keep feet planted while they touch the ground (the legs bend to reach)",
+        default=False)
     focal_px: FloatProperty(  # type: ignore[valid-type]
         name="Focal Length (px)", description="Camera focal length in pixels; 0 estimates it from the frame size",
         default=0.0, min=0.0, soft_max=10000.0)

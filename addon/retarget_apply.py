@@ -76,7 +76,8 @@ def detect_map(obj: bpy.types.Object, presets_dir: str | None = None) -> list[bo
 
 
 def apply_take(context: bpy.types.Context, obj: bpy.types.Object, take_path: str, map_id: str = AUTO,
-               presets_dir: str | None = None, action_name: str | None = None) -> ApplyResult:
+               presets_dir: str | None = None, action_name: str | None = None,
+               foot_lock: bool = False) -> ApplyResult:
     """Retarget the Take at ``take_path`` onto armature ``obj`` as a new action. Raises TakeError/RetargetFailed."""
     take = take_format.read_take(take_path)
     skeleton = armature_skeleton(obj)
@@ -84,7 +85,8 @@ def apply_take(context: bpy.types.Context, obj: bpy.types.Object, take_path: str
     scene = context.scene
     rate = scene.render.fps / scene.render.fps_base
     prepared = retarget_prepare.prepare(take, skeleton, modes, known_maps(presets_dir), map_id,
-                                        frame_start=scene.frame_start, rate=rate, take_path=take_path)
+                                        frame_start=scene.frame_start, rate=rate, take_path=take_path,
+                                        foot_lock=foot_lock)
     for bone, prop, _ in prepared.properties:
         if obj.pose.bones[bone].get(prop) is None:
             raise RetargetFailed(f"the '{prepared.target_map.map.name}' map keys '{prop}' on bone '{bone}', which "

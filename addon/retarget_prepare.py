@@ -16,10 +16,10 @@ from . import take_prepare
 
 try:  # inside the extension
     from ..inference_server import take as take_format
-    from ..rigs import bonemap, fk, retarget, rotations
+    from ..rigs import bonemap, fk, footlock, retarget, rotations
 except ImportError:  # checkout on sys.path (unit tests)
     from inference_server import take as take_format  # type: ignore[no-redef]
-    from rigs import bonemap, fk, retarget, rotations  # type: ignore[no-redef]
+    from rigs import bonemap, fk, footlock, retarget, rotations  # type: ignore[no-redef]
 
 AUTO = "AUTO"
 #: A detected map must score at least this to be used without the user choosing one.
@@ -48,6 +48,7 @@ class PreparedRetarget:
     result: retarget.Result
     unmatched: tuple[str, ...]  # canonical joints the Take has that the armature has no bone for
     missing_bones: tuple[str, ...]  # bones the map names that this armature lacks
+    contacts: np.ndarray | None = None  # (T, 2) [left, right] feet pinned, when foot locking was on
 
     def report(self) -> str:
         parts = [f"{len(self.result.plan.pairs)} joints retargeted with the '{self.target_map.map.name}' map "
@@ -113,11 +114,13 @@ def rotation_channels(R: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
 
 def prepare(take: take_format.Take, target: retarget.Skeleton, rotation_modes: Mapping[str, str],
             maps: Mapping[str, bonemap.BoneMap], map_id: str = AUTO, frame_start: int = 1,
-            rate: float | None = None, take_path: str | os.PathLike[str] = "take") -> PreparedRetarget:
+            rate: float | None = None, take_path: str | os.PathLike[str] = "take",
+            foot_lock: bool = False) -> PreparedRetarget:
     """Solve the retarget of ``take`` onto ``target`` and lay out the keys.
 
     ``rotation_modes``: pose bone name → its rotation mode. ``rate``: the scene's frames per second (default: the
-    Take's own). Raises RetargetFailed.
+    Take's own). ``foot_lock``: pin feet in contact (rigs/footlock.py; contacts estimated from the Take's feet).
+    Raises RetargetFailed.
     """
     source, source_world = source_from_take(take)
     source_match = choose_map(source, maps, AUTO, what="the Take's skeleton")
@@ -132,6 +135,10 @@ def prepare(take: take_format.Take, target: retarget.Skeleton, rotation_modes: M
         result = retarget.solve(plan, source_world)
     except retarget.RetargetError as exc:
         raise RetargetFailed(str(exc)) from exc
+    contacts = None
+    if foot_lock:
+        contacts = footlock.estimate_contacts(plan, source_world, float(take["fps"]))
+        result, _ = footlock.lock_feet(result, contacts)
 
     timestamps = np.asarray(take["timestamps"], dtype=np.float64)
     fps = float(rate) if rate else float(take["fps"])
@@ -148,7 +155,7 @@ def prepare(take: take_format.Take, target: retarget.Skeleton, rotation_modes: M
     return PreparedRetarget(name=take_prepare.clip_name(take_path, None), frames=frames, channels=tuple(channels),
                             properties=props, source_map=source_match, target_map=target_match, result=result,
                             unmatched=plan.unmatched_source, missing_bones=tuple(
-                                target_match.map.bones[j] for j in target_match.missing))
+                                target_match.map.bones[j] for j in target_match.missing), contacts=contacts)
 
 
 def target_skeleton(names: Sequence[str], parents: Sequence[str | None], rest: np.ndarray,

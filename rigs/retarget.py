@@ -274,6 +274,18 @@ def solve(plan_: Plan, source_armature: np.ndarray) -> Result:
     G = S @ D @ plan_.align[None] @ t_rest_rot[tgt_idx][None]  # (T, K, 3, 3) world
     desired = {int(t): np.swapaxes(R_obj, 0, 1) @ G[:, k] for k, t in enumerate(tgt_idx)}  # armature space
 
+    wanted = None
+    if plan_.translation_bone >= 0 and plan_.hips[0] >= 0:
+        s_hips, t_hips = plan_.hips
+        wanted_world = t_rest_heads[t_hips] + plan_.leg_ratio * (s_heads[:, s_hips] - s_rest_heads[s_hips])
+        wanted = (wanted_world - t_obj) @ R_obj / sigma  # armature space (T, 3)
+    return pose(plan_, desired, wanted, n_frames)
+
+
+def pose(plan_: Plan, desired: Mapping[int, np.ndarray], hips_position: np.ndarray | None, n_frames: int) -> Result:
+    """Pose the target: bones in ``desired`` (index → armature-space rotations (T, 3, 3)) get those rotations, the
+    others keep their rest relation to their parent; the translation bone then puts the hips head on
+    ``hips_position`` (T, 3) (armature space; None: no translation)."""
     rest = np.asarray(plan_.target.rest, dtype=np.float64)
     n_bones = rest.shape[0]
     eff = plan_.effective_parents
@@ -296,11 +308,9 @@ def solve(plan_: Plan, source_armature: np.ndarray) -> Result:
         arm[:, j, :3, :3] = base[:, :3, :3] @ local[:, j]
         arm[:, j, :3, 3] = base[:, :3, 3]
 
-    if plan_.translation_bone >= 0 and plan_.hips[0] >= 0:
-        s_hips, t_hips = plan_.hips
-        wanted_world = t_rest_heads[t_hips] + plan_.leg_ratio * (s_heads[:, s_hips] - s_rest_heads[s_hips])
-        wanted = (wanted_world - t_obj) @ R_obj / sigma  # armature space (T, 3)
-        delta = wanted - arm[:, t_hips, :3, 3]  # what the translation bone must add
+    if hips_position is not None and plan_.translation_bone >= 0:
+        t_hips = plan_.hips[1]
+        delta = hips_position - arm[:, t_hips, :3, 3]  # what the translation bone must add
         tb = plan_.translation_bone
         p = int(eff[tb])
         offset = rest[tb] if p < 0 else np.linalg.inv(rest[p]) @ rest[tb]

@@ -224,3 +224,75 @@ def test_rotation_between_including_opposite_vectors():
     R = rot.rotation_between(a, b)
     np.testing.assert_allclose(np.einsum("kij,kj->ki", R, a), b, atol=1e-9)
     np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# foot locking
+
+
+def test_locked_foot_stays_put_and_nothing_else_moves(setup):
+    from rigs import footlock
+
+    source, world, target, plan = setup
+    result = retarget.solve(plan, world)
+    contacts = np.zeros((world.shape[0], 2), bool)
+    contacts[6:16, 0] = True  # left foot planted for 10 frames while the hips travel ~0.1 m (within reach)
+    locked, segments = footlock.lock_feet(result, contacts, blend_frames=3)
+    assert segments == {"L": [(6, 16)], "R": []}
+    by_joint = {p.joint: p.target for p in plan.pairs}
+    ankle = locked.armature_matrices[:, by_joint["foot.L"], :3, 3]
+    before = result.armature_matrices[:, by_joint["foot.L"], :3, 3]
+    R_obj, sigma, _ = target.decomposed_object()
+    pin = np.median(before[6:16], axis=0)
+    arm = result.armature_matrices
+    hip, knee = arm[:, by_joint["upper_leg.L"], :3, 3], arm[:, by_joint["lower_leg.L"], :3, 3]
+    reach = np.linalg.norm(knee - hip, axis=1) + np.linalg.norm(before - knee, axis=1)
+    reachable = np.arange(6, 16)[np.linalg.norm(pin - hip[6:16], axis=1) < reach[6:16] - 0.1]  # 1 mm in cm units
+    assert len(reachable) >= 6
+    spread = sigma * np.linalg.norm(ankle[reachable] - pin, axis=1).max()
+    slide = sigma * np.linalg.norm(before[6:16] - pin, axis=1).max()
+    assert slide > 0.01 and spread < 1e-6, (slide, spread)  # it slid before, it is pinned now
+    # where the pin is out of reach the leg straightens towards it
+    assert sigma * np.linalg.norm(ankle[6:16] - pin, axis=1).max() < 0.01
+    # the foot keeps its world orientation, the hips their path, the other leg and the arms their pose
+    for joint in ("foot.L", "upper_leg.R", "lower_leg.R", "hand.L", "head"):
+        j = by_joint[joint]
+        np.testing.assert_allclose(locked.armature_matrices[:, j, :3, :3], result.armature_matrices[:, j, :3, :3],
+                                   atol=1e-9, err_msg=joint)
+    np.testing.assert_allclose(locked.location, result.location, atol=1e-9)
+    # leg segments keep their lengths; outside the contact (and its blend) nothing changed
+    for joint in ("upper_leg.L", "lower_leg.L"):
+        j = by_joint[joint]
+        np.testing.assert_allclose(locked.armature_matrices[:30, j, :3, :3][25:],
+                                   result.armature_matrices[:30, j, :3, :3][25:], atol=1e-9)
+    # the keys reproduce the locked pose
+    posed = _pose_like_blender(target, plan.effective_parents, locked.local_rotations, plan.translation_bone,
+                               locked.location)
+    np.testing.assert_allclose(posed, locked.armature_matrices, atol=1e-9)
+
+
+def test_contact_segments_and_estimate(setup):
+    from rigs import footlock
+
+    c = np.array([0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1], bool)
+    assert footlock.contact_segments(c, min_frames=3, max_gap=1) == [(1, 7), (9, 15)]
+    assert footlock.contact_segments(c, min_frames=3, max_gap=0) == [(4, 7), (11, 15)]
+    source, world, target, plan = setup
+    est = footlock.estimate_contacts(plan, world, fps=25.0)
+    assert est.shape == (world.shape[0], 2)
+
+
+def test_two_bone_ik_reaches_and_clamps():
+    from rigs import footlock
+
+    H = np.zeros((2, 3))
+    K = np.array([[0.0, -0.1, -0.4], [0.0, -0.1, -0.4]])
+    A = np.array([[0.0, 0.0, -0.8], [0.0, 0.0, -0.8]])
+    target = np.array([[0.1, 0.05, -0.7], [0.0, 0.0, -5.0]])  # reachable; far out of reach
+    Q1, Q2 = footlock.two_bone_ik(H, K, A, target)
+    K_new = np.einsum("tij,tj->ti", Q1, K - H) + H
+    A_new = K_new + np.einsum("tij,tj->ti", Q2 @ Q1, A - K)
+    np.testing.assert_allclose(A_new[0], target[0], atol=1e-9)
+    assert np.linalg.norm(A_new[1] - H[1]) == pytest.approx(np.linalg.norm(K[1]) + np.linalg.norm(A[1] - K[1]),
+                                                             rel=1e-6)  # straightened towards it
+    assert (K_new[0] - H[0])[1] < 0  # the knee still bends forward (−Y), as it did
