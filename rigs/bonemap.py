@@ -7,6 +7,7 @@ A map is a TOML file (``rigs/maps/<id>.toml`` built in; more in the user's prese
     name = "Mixamo"
     description = "…"
     translation_bone = "Hips"        # carries the root path (default: the hips bone)
+    priority = 0                     # breaks detection ties between maps of the same names (higher wins)
 
     [bones]                          # canonical joint → bone name (without a "mixamorig:"-style namespace)
     hips = "Hips"
@@ -62,6 +63,7 @@ class BoneMap:
     translation_bone: str | None = None
     properties: tuple[PropertyKey, ...] = ()
     effective_parents: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    priority: int = 0  # detection tie-break: of two maps fitting equally well, the higher wins
     path: str | None = None  # where it was read from
     builtin: bool = False
 
@@ -118,7 +120,10 @@ def from_dict(data: Mapping[str, object], where: str, path: str | None = None, b
     if not isinstance(eff, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in eff.items()):
         raise MapError(f"{where}: [effective_parents] must map bone names to bone names")
     translation = rig.get("translation_bone")
-    return BoneMap(id=map_id, name=str(rig.get("name") or map_id), description=str(rig.get("description") or ""),
+    priority = rig.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise MapError(f"{where}: rig.priority must be an integer, got {priority!r}")
+    return BoneMap(priority=priority, id=map_id, name=str(rig.get("name") or map_id), description=str(rig.get("description") or ""),
                    bones=_check_bones(bones, where), translation_bone=str(translation) if translation else None,
                    properties=tuple(props), effective_parents=dict(eff), path=path, builtin=builtin)
 
@@ -151,6 +156,8 @@ def dumps(bone_map: BoneMap) -> str:
         lines.append(f"description = {_toml_str(bone_map.description)}")
     if bone_map.translation_bone:
         lines.append(f"translation_bone = {_toml_str(bone_map.translation_bone)}")
+    if bone_map.priority:
+        lines.append(f"priority = {int(bone_map.priority)}")
     lines += ["", "[bones]"]
     order = {name: i for i, name in enumerate(humanoid.NAMES)}
     for joint in sorted(bone_map.bones, key=lambda j: order.get(j, len(order))):
@@ -291,6 +298,7 @@ def score(bone_map: BoneMap, bone_names: Sequence[str], parents: Mapping[str, st
 
 def detect(bone_names: Sequence[str], parents: Mapping[str, str | None],
            maps: Iterable[BoneMap]) -> list[Match]:
-    """Every map scored against the armature, best first (ties: the map covering more joints wins)."""
+    """Every map scored against the armature, best first (ties: the higher priority, then the map covering more
+    joints wins)."""
     matches = [score(m, bone_names, parents) for m in maps]
-    return sorted(matches, key=lambda m: (-m.score, -len(m.bones), m.map.id))
+    return sorted(matches, key=lambda m: (-round(m.score, 6), -m.map.priority, -len(m.bones), m.map.id))

@@ -90,6 +90,12 @@ def _aims() -> dict[str, tuple[str, ...]]:
 
 AIM: dict[str, tuple[str, ...]] = _aims()
 
+#: Aim-less joints whose rest alignment comes from several directions at once (see rigs/retarget.py): the hips
+#: from the thighs (left-right) and up the spine.
+REST_FRAME: dict[str, tuple[str, ...]] = {
+    "hips": ("upper_leg.L", "upper_leg.R", "chest", "upper_chest", "neck", "head", "spine"),
+}
+
 #: Joints whose length ratio scales the root's path: hip → knee → ankle, both sides averaged.
 LEG_CHAIN = ("upper_leg", "lower_leg", "foot")
 

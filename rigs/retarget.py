@@ -116,6 +116,7 @@ class Plan:
     effective_parents: np.ndarray  # (J_t,) the target's effective parent per bone
     order: tuple[int, ...]  # target bones, parents (effective) first
     align: np.ndarray  # (K, 3, 3) C_k per pair
+    aim_local: np.ndarray  # (K, 3) each pair's target aim direction in the target bone's rest axes
     leg_ratio: float  # ρ
     translation_bone: int  # target bone whose location carries the root path (−1: none)
     hips: tuple[int, int]  # (source, target) hips bones, (−1, −1) without hips
@@ -133,13 +134,20 @@ class Result:
 
 
 def _aim_vectors(rot: np.ndarray, heads: np.ndarray, pairs: Sequence[Pair], side: str,
-                 index: Mapping[str, int]) -> np.ndarray:
-    """Aim directions (…, K, 3) for world rotations (…, J, 3, 3) and heads (…, J, 3)."""
+                 index: Mapping[str, int], aim_local: np.ndarray | None = None) -> np.ndarray:
+    """Aim directions (…, K, 3) for world rotations (…, J, 3, 3) and heads (…, J, 3).
+
+    Aim-less pairs use the source bone's Y axis; on the target side, that same anatomical direction carried into
+    the target bone's axes by the rest alignment (``aim_local``), since a target bone's own Y axis may point
+    anywhere (FBX imports without automatic bone orientation)."""
     out = []
-    for pair in pairs:
+    for k, pair in enumerate(pairs):
         bone = pair.source if side == "source" else pair.target
         if pair.aim is None:
-            out.append(rot[..., bone, :, 1])
+            if side == "target" and aim_local is not None:
+                out.append(np.einsum("...ij,j->...i", rot[..., bone, :, :], aim_local[k]))
+            else:
+                out.append(rot[..., bone, :, 1])
         else:
             out.append(heads[..., index[pair.aim], :] - heads[..., bone, :])
     return normalize(np.stack(out, axis=-2))
@@ -186,6 +194,61 @@ def _usable_aim(joint: str, common: frozenset[str], s_bones: Mapping[str, int], 
     return None
 
 
+def kabsch(target_vectors: np.ndarray, source_vectors: np.ndarray) -> np.ndarray:
+    """The rotation R (3, 3) minimising Σ |R t_i − s_i|² over paired unit vectors (N, 3) (Kabsch, via the SVD of
+    H = Σ t_i s_iᵀ = U Σ Vᵀ: R = V diag(1, 1, det(V Uᵀ)) Uᵀ)."""
+    H = np.asarray(target_vectors).T @ np.asarray(source_vectors)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
+    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+
+
+def _rest_alignment(pairs: Sequence[Pair], common: frozenset[str], s_bones: Mapping[str, int],
+                    t_bones: Mapping[str, int], s_rot: np.ndarray, s_heads: np.ndarray, t_rot: np.ndarray,
+                    t_heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """C_k per pair and its target aim in the target bone's rest axes.
+
+    * A pair with an aim: C_k = rot(a_t⁰ → a_s⁰).
+    * The hips (no usable aim: the spine often starts where they do): the rotation that best carries the target's
+      directions from the hips to the thighs and up the spine onto the source's (:func:`kabsch`).
+    * Other aim-less joints (head, toes, last phalanges): the mapped parent's C, so the bone keeps its own rest
+      relation to its parent (its Y axis may point anywhere); without a parent, rot(Y_t⁰ → Y_s⁰).
+    """
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    size = max(float(np.ptp(s_heads, axis=0).max()), 1e-9)
+    t_size = max(float(np.ptp(t_heads, axis=0).max()), 1e-9)
+    by_joint: dict[str, np.ndarray] = {}
+    align, aim_local = [], []
+    for pair in pairs:  # canonical order: parents first
+        s_head, t_head = s_heads[pair.source], t_heads[pair.target]
+        if pair.aim is not None:
+            a_s = unit(s_heads[s_bones[pair.aim]] - s_head)
+            a_t = unit(t_heads[t_bones[pair.aim]] - t_head)
+            C = rotation_between(a_t, a_s)
+        else:
+            refs = [j for j in humanoid.REST_FRAME.get(pair.joint, ()) if j in common]
+            sv, tv = [], []
+            for j in refs:
+                ds, dt = s_heads[s_bones[j]] - s_head, t_heads[t_bones[j]] - t_head
+                if np.linalg.norm(ds) > 1e-3 * size and np.linalg.norm(dt) > 1e-3 * t_size:
+                    sv.append(unit(ds))
+                    tv.append(unit(dt))
+            parent = humanoid.mapped_parent(pair.joint, common)
+            if len(sv) >= 2 and np.linalg.matrix_rank(np.array(sv), tol=1e-3) >= 2:
+                C = kabsch(np.array(tv), np.array(sv))
+            elif parent is not None and parent in by_joint:
+                C = by_joint[parent]
+            else:
+                C = rotation_between(t_rot[pair.target][:, 1], s_rot[pair.source][:, 1])
+            a_t = C.T @ s_rot[pair.source][:, 1]  # the source's bone axis, as a target direction at rest
+        by_joint[pair.joint] = C
+        align.append(C)
+        aim_local.append(t_rot[pair.target].T @ a_t)
+    return np.array(align), np.array(aim_local)
+
+
 def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, target_bones: Mapping[str, str],
          translation_bone: str | None = None, effective_parents: Mapping[str, str] | None = None) -> Plan:
     """Pair the two skeletons through their maps (canonical joint → real bone name) and align their rests."""
@@ -207,9 +270,7 @@ def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, ta
             eff[t_index[bone]] = t_index[parent]
     order = tuple(topological_order(eff))
     # Aims index the canonical joint → bone per side.
-    s_aim = _aim_vectors(s_rot, s_heads, pairs, "source", {j: s_bones[j] for j in common})
-    t_aim = _aim_vectors(t_rot, t_heads, pairs, "target", {j: t_bones[j] for j in common})
-    align = rotation_between(t_aim, s_aim)  # (K, 3, 3)
+    align, aim_local = _rest_alignment(pairs, common, s_bones, t_bones, s_rot, s_heads, t_rot, t_heads)
 
     s_leg = leg_length(s_heads, s_bones)
     t_leg = leg_length(t_heads, t_bones)
@@ -241,6 +302,7 @@ def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, ta
     if trans >= 0:
         keyed.add(trans)
     return Plan(source=source, target=target, pairs=pairs, effective_parents=eff, order=order, align=align,
+                aim_local=aim_local,
                 leg_ratio=float(ratio), translation_bone=trans, hips=hips,
                 keyed=tuple(sorted(keyed)),
                 unmatched_source=tuple(j for j in humanoid.NAMES if j in s_bones and j not in t_bones),
@@ -349,7 +411,8 @@ def aim_errors_deg(plan_: Plan, source_armature: np.ndarray, target_armature: np
     T = np.asarray(target_armature, dtype=np.float64)
     t_rot, t_heads = R_obj @ T[..., :3, :3], sigma * T[..., :3, 3] @ R_obj.T + t_obj
     a_s = _aim_vectors(s_rot, s_heads, plan_.pairs, "source", {p.joint: p.source for p in plan_.pairs})
-    a_t = _aim_vectors(t_rot, t_heads, plan_.pairs, "target", {p.joint: p.target for p in plan_.pairs})
+    a_t = _aim_vectors(t_rot, t_heads, plan_.pairs, "target", {p.joint: p.target for p in plan_.pairs},
+                       plan_.aim_local)
     return np.degrees(np.arccos(np.clip(np.sum(a_s * a_t, axis=-1), -1.0, 1.0)))
 
 
