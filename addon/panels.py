@@ -8,12 +8,17 @@ import bpy
 from . import properties
 
 
-class REEL2RIG_PT_capture(bpy.types.Panel):
-    bl_idname = "REEL2RIG_PT_capture"
-    bl_label = "Capture"
+class _SidebarPanel(bpy.types.Panel):
+    """3D View › Sidebar › Reel2Rig (subclasses set bl_idname, bl_label and draw)."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Reel2Rig"
+
+
+class REEL2RIG_PT_capture(_SidebarPanel):
+    bl_idname = "REEL2RIG_PT_capture"
+    bl_label = "Capture"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -55,12 +60,9 @@ class REEL2RIG_PT_capture(bpy.types.Panel):
                     box.label(text=line, icon="INFO")
 
 
-class REEL2RIG_PT_retarget(bpy.types.Panel):
+class REEL2RIG_PT_retarget(_SidebarPanel):
     bl_idname = "REEL2RIG_PT_retarget"
     bl_label = "Retarget"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Reel2Rig"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

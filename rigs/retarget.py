@@ -22,7 +22,11 @@ For a pair k, with source world rotation R_s(t) and rest R_s⁰, target rest (wo
     G_k(t) = S_k(t) · D_k(t) · C_k · R_t⁰           the target bone's world rotation
 
 so the target's aim direction is G_k a_t⁰ = S_k D_k a_s⁰ = a_s(t) on every frame (the bar: every mapped bone's
-direction matches the source), and twist about the bone follows the source through D_k. Bones the map leaves out
+direction matches the source), and twist about the bone follows the source through D_k.
+
+Joints without a usable aim: the hips take C_k from the best-fit rotation (Kabsch) of their directions to the thighs
+and up the spine; head, toes and last phalanges take their mapped parent's C_k (their own Y axis may point anywhere
+in an FBX import), and their "direction" is the source's bone axis carried into the target bone by C_k. Bones the map leaves out
 keep their rest rotation relative to their parent.
 
 Local rotations then follow from the target's own chain (parents first):  L_j = O_jᵀ · P_jᵀ · R_obj ᵀ G_j, where P_j is

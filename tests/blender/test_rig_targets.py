@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from blender_env import addon_module
+from roundtrip import reimport
 from synthetic_take import SAMPLE_TRUTH, anny_motion_take
 from rigs import bonemap, fk, humanoid, retarget
 
@@ -109,22 +110,6 @@ EXPORT_RIGS = [r for r in ("mixamo", "ue5_mannequin", "rigify_def") if r in rig_
 MM = 1e-3
 
 
-def _reimport(bpy: ModuleType, path: Path, fmt: str, first_frame: int):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    if fmt == "fbx":  # FBX time 0 is the export's first frame; the importer's default offset would add one
-        assert bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0, ignore_leaf_bones=True) == {"FINISHED"}
-    elif fmt == "bvh":
-        assert bpy.ops.import_anim.bvh(filepath=str(path), frame_start=first_frame) == {"FINISHED"}
-    elif fmt == "glb":
-        assert bpy.ops.import_scene.gltf(filepath=str(path)) == {"FINISHED"}
-    else:
-        with bpy.data.libraries.load(str(path)) as (source, target):
-            target.objects = list(source.objects)
-        for ob in target.objects:
-            bpy.context.scene.collection.objects.link(ob)
-    return next(ob for ob in bpy.data.objects if ob.type == "ARMATURE")
-
-
 @pytest.mark.parametrize("rig", EXPORT_RIGS)
 def test_retargeted_rig_exports_and_reimports_with_the_same_motion(empty_scene: ModuleType, take_path: Path,
                                                                    tmp_path: Path, rig: str):
@@ -143,7 +128,7 @@ def test_retargeted_rig_exports_and_reimports_with_the_same_motion(empty_scene: 
         bpy.ops.wm.open_mainfile(filepath=str(rig_path))
         source = next(o for o in bpy.data.objects if o.type == "ARMATURE")
         out = export.export_armature(bpy.context, source, str(tmp_path / f"walk_{rig}"), fmt)
-        imported = _reimport(bpy, Path(out.path), fmt, int(frames[0]))
+        imported = reimport(bpy, Path(out.path), fmt, "default", int(frames[0]))
         names = {b.name for b in imported.data.bones}
         assert set(mapped) <= names, f"{fmt}: bones renamed {sorted(set(mapped) - names)[:5]}"
         after = export.joint_track(imported, frames, names=mapped)
