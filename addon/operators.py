@@ -364,7 +364,7 @@ class REEL2RIG_OT_apply_take(_Reel2RigOperator):
                                            presets_folder(context), foot_lock=foot_lock)
         st = properties.status(context)
         st.message, st.is_error = result.summary(), False
-        self.report({"WARNING"} if result.unmatched else {"INFO"}, result.summary())
+        self.report({"WARNING"} if result.unmatched or result.warnings else {"INFO"}, result.summary())
         return {"FINISHED"}
 
 

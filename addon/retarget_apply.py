@@ -41,6 +41,7 @@ class ApplyResult:
     frame_end: int
     report: str
     unmatched: tuple[str, ...]
+    warnings: tuple[str, ...]
     prepared: PreparedRetarget = dataclasses.field(repr=False, compare=False)  # the solve, for checks and benchmarks
 
     def summary(self) -> str:
@@ -48,7 +49,24 @@ class ApplyResult:
                 f"(frames {self.frame_start}–{self.frame_end}). {self.report}")
         if self.previous_action:
             text += f" Its previous action '{self.previous_action}' is kept in the file."
-        return text
+        return " ".join([text] + list(self.warnings))
+
+
+#: Constraints that replace a bone's rotation: keys on such a bone do not show.
+_OVERRIDING = {"COPY_TRANSFORMS", "COPY_ROTATION", "CHILD_OF", "ARMATURE", "DAMPED_TRACK", "TRACK_TO",
+               "LOCKED_TRACK", "IK", "SPLINE_IK", "STRETCH_TO"}
+
+
+def constraint_driven(obj: bpy.types.Object, bones: list[str]) -> list[str]:
+    """The bones among ``bones`` whose own constraints override their rotation (so keys on them would not show)."""
+    out = []
+    for name in bones:
+        pb = obj.pose.bones.get(name)
+        if pb is None:
+            continue
+        if any(c.type in _OVERRIDING and c.enabled and c.influence > 0.5 for c in pb.constraints):
+            out.append(name)
+    return out
 
 
 def armature_skeleton(obj: bpy.types.Object) -> retarget.Skeleton:
@@ -91,11 +109,18 @@ def apply_take(context: bpy.types.Context, obj: bpy.types.Object, take_path: str
         if obj.pose.bones[bone].get(prop) is None:
             raise RetargetFailed(f"the '{prepared.target_map.map.name}' map keys '{prop}' on bone '{bone}', which "
                                  "this armature does not have; is it the rig the map is for?")
-    return _write(context, obj, prepared, action_name or f"{prepared.name} on {obj.name}")
+    mapped = [skeleton.names[p.target] for p in prepared.result.plan.pairs]
+    driven = constraint_driven(obj, mapped)
+    warnings = []
+    if driven:
+        warnings.append(f"{len(driven)} of the keyed bones are driven by constraints and will not follow their keys "
+                        f"({', '.join(driven[:4])}{'…' if len(driven) > 4 else ''}): choose the map for the rig's "
+                        "controls (e.g. Rigify's FK controls rather than its DEF bones).")
+    return _write(context, obj, prepared, action_name or f"{prepared.name} on {obj.name}", tuple(warnings))
 
 
 def _write(context: bpy.types.Context, obj: bpy.types.Object, prepared: PreparedRetarget,
-           name: str) -> ApplyResult:
+           name: str, warnings: tuple[str, ...] = ()) -> ApplyResult:
     ad = obj.animation_data
     previous = ad.action if ad is not None else None
     previous_slot = getattr(ad, "action_slot", None) if ad is not None else None
@@ -132,7 +157,7 @@ def _write(context: bpy.types.Context, obj: bpy.types.Object, prepared: Prepared
                        map_id=match.map.id, map_name=match.map.name, score=match.score,
                        frames=int(prepared.frames.shape[0]), frame_start=int(np.floor(prepared.frames[0])),
                        frame_end=int(np.ceil(prepared.frames[-1])), report=prepared.report(),
-                       unmatched=prepared.unmatched, prepared=prepared)
+                       unmatched=prepared.unmatched, warnings=warnings, prepared=prepared)
 
 
 def posed_armature_matrices(obj: bpy.types.Object, frames: Any) -> np.ndarray:

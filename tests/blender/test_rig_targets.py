@@ -136,3 +136,15 @@ def test_retargeted_rig_exports_and_reimports_with_the_same_motion(empty_scene: 
         t, j = np.unravel_index(int(np.argmax(err)), err.shape)
         print(f"{rig} {fmt}: worst joint {err.max() / MM:.4f} mm")
         assert err.max() < MM, f"{rig}/{fmt}: {mapped[j]} moved {err.max() / MM:.3f} mm on frame {frames[t]}"
+
+
+def test_keying_constraint_driven_bones_is_reported(empty_scene: ModuleType, take_path: Path):
+    """Rigify's DEF bones on the live rig copy their ORG bones: a DEF map there would key bones that never move."""
+    bpy = empty_scene
+    apply = addon_module("retarget_apply")
+    ob = rig_builders.build_rigify(bpy)
+    fk_result = apply.apply_take(bpy.context, ob, str(take_path), "rigify_fk")
+    assert fk_result.warnings == ()
+    def_result = apply.apply_take(bpy.context, ob, str(take_path), "rigify_def")
+    assert def_result.warnings and "driven by constraints" in def_result.warnings[0]
+    assert "DEF-" in def_result.summary()
