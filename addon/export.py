@@ -50,6 +50,7 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper
 
+from . import armature_data
 from .operators import Reel2RigError, _Reel2RigOperator
 
 if TYPE_CHECKING:
@@ -483,9 +484,9 @@ def _bvh(context: bpy.types.Context, armature_obj: bpy.types.Object, meshes: lis
     names = [b.name for b in bones]
     index = {b.name: i for i, b in enumerate(bones)}
     parents = np.array([index[b.parent.name] if b.parent else -1 for b in bones])
-    objects, poses = _sample(armature_obj, frame_numbers, scene)  # (F, 4, 4), (F, B, 4, 4)
+    objects, poses = armature_data.pose_matrices(armature_obj, frame_numbers, scene)  # (F, 4, 4), (F, B, 4, 4)
     world = objects[:, None] @ poses  # (F, B, 4, 4)
-    rest_world = objects[0] @ _bone_rest_matrices(armature_obj)  # the object as on the first frame, bones at rest
+    rest_world = objects[0] @ armature_data.rest_matrices(armature_obj)  # object as on frame 1, bones at rest
     lengths = np.array([b.length for b in bones])
     rest_tails = (rest_world @ np.array([[0.0, 1.0, 0.0, 0.0]]).T)[..., :3, 0] * lengths[:, None] \
         + rest_world[:, :3, 3]
@@ -535,33 +536,8 @@ def world_bone_matrices(armature_obj: bpy.types.Object, frames: Iterable[int],
                         scene: bpy.types.Scene | None = None) -> np.ndarray:
     """``matrix_world @ pose_bone.matrix`` for every bone (armature order) on every frame  # (F, B, 4, 4).
     Sets each frame with ``scene.frame_set`` and goes back to the current frame afterwards."""
-    objects, poses = _sample(armature_obj, frames, scene)
+    objects, poses = armature_data.pose_matrices(armature_obj, frames, scene)
     return objects[:, None] @ poses
-
-
-def _sample(armature_obj: bpy.types.Object, frames: Iterable[int],
-            scene: bpy.types.Scene | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The object's ``matrix_world``  # (F, 4, 4)  and the pose bones' armature-space ``matrix``  # (F, B, 4, 4)
-    (bones in armature order) on each frame."""
-    scene = scene or bpy.context.scene
-    pose_bones = armature_obj.pose.bones
-    order = [pose_bones.find(b.name) for b in armature_obj.data.bones]
-    frames = [int(f) for f in frames]
-    n = len(pose_bones)
-    objects = np.empty((len(frames), 4, 4))
-    poses = np.empty((len(frames), len(order), 4, 4))
-    flat = np.empty(n * 16, dtype=np.float32)
-    current = (scene.frame_current, scene.frame_subframe)
-    try:
-        for t, frame in enumerate(frames):
-            scene.frame_set(frame)
-            pose_bones.foreach_get("matrix", flat)
-            # foreach_get gives each matrix column by column (Blender's memory order)
-            poses[t] = flat.reshape(n, 4, 4).transpose(0, 2, 1)[order]
-            objects[t] = np.array(armature_obj.matrix_world)
-    finally:
-        scene.frame_set(current[0], subframe=current[1])
-    return objects, poses
 
 
 def joint_track(armature_obj: bpy.types.Object, frames: Iterable[int], names: Iterable[str] | None = None,
@@ -581,13 +557,6 @@ def joint_positions(armature_obj: bpy.types.Object, frames: Iterable[int], names
                     scene: bpy.types.Scene | None = None) -> np.ndarray:
     """World-space bone heads (the joints), metres  # (F, B, 3); bones in armature order or that of ``names``."""
     return joint_track(armature_obj, frames, names, scene).heads
-
-
-def _bone_rest_matrices(armature_obj: bpy.types.Object) -> np.ndarray:
-    bones = armature_obj.data.bones
-    flat = np.empty(len(bones) * 16, dtype=np.float32)
-    bones.foreach_get("matrix_local", flat)
-    return flat.reshape(-1, 4, 4).transpose(0, 2, 1).astype(np.float64)  # (B, 4, 4), armature space
 
 
 # --------------------------------------------------------------------------------------------------------------

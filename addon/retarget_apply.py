@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
 
 import bpy
 import numpy as np
 
-from . import retarget_prepare
+from . import armature_data, retarget_prepare
 from .retarget_prepare import AUTO, PreparedRetarget, RetargetFailed
 from .take_import import fcurve_container, pose_bone_path, write_channel
 from .take_prepare import take_format
@@ -78,8 +77,8 @@ def armature_skeleton(obj: bpy.types.Object) -> retarget.Skeleton:
         raise RetargetFailed(f"armature '{obj.name}' has no bones")
     names = [b.name for b in bones]
     parents = [b.parent.name if b.parent else None for b in bones]
-    rest = np.array([np.array(b.matrix_local) for b in bones], dtype=np.float64)  # (J, 4, 4)
-    return retarget_prepare.target_skeleton(names, parents, rest, np.array(obj.matrix_world, dtype=np.float64))
+    return retarget_prepare.target_skeleton(names, parents, armature_data.rest_matrices(obj),
+                                            np.array(obj.matrix_world, dtype=np.float64))
 
 
 def known_maps(presets_dir: str | None = None, errors: list[str] | None = None) -> dict[str, bonemap.BoneMap]:
@@ -160,36 +159,14 @@ def _write(context: bpy.types.Context, obj: bpy.types.Object, prepared: Prepared
                        unmatched=prepared.unmatched, warnings=warnings, prepared=prepared)
 
 
-def posed_armature_matrices(obj: bpy.types.Object, frames: Any) -> np.ndarray:
-    """Blender's evaluated pose (T, J, 4, 4) in armature space (``pose_bone.matrix``) at each frame, bone order of
-    ``obj.data.bones``. For tests and benchmarks: what the user will see."""
-    scene = bpy.context.scene
-    names = [b.name for b in obj.data.bones]
-    out = np.zeros((len(frames), len(names), 4, 4))
-    current = scene.frame_current
-    for t, f in enumerate(frames):
-        whole = int(np.floor(f))
-        scene.frame_set(whole, subframe=float(f - whole))
-        pose = obj.pose.bones
-        for j, n in enumerate(names):
-            out[t, j] = np.array(pose[n].matrix)
-    scene.frame_set(current)
-    return out
-
-
 def save_map_preset(obj: bpy.types.Object, presets_dir: str, preset_id: str, name: str = "",
-                    base: Mapping[str, str] | None = None, overwrite: bool = False) -> Path:
-    """Write the map that fits ``obj`` best (or ``base``: canonical → bone) as a user preset to edit by hand."""
+                    overwrite: bool = False) -> Path:
+    """Write the map that fits ``obj`` best as a user preset (``<presets_dir>/<preset_id>.toml``) to edit by hand."""
     if not presets_dir:
         raise RetargetFailed("set a presets folder in the Reel2Rig preferences first")
-    if base is None:
-        best = detect_map(obj, presets_dir)[0]
-        bones = {j: bonemap.strip_namespace(b) for j, b in best.bones.items()}
-        template = best.map
-    else:
-        bones = dict(base)
-        template = bonemap.BoneMap(id=preset_id, name=name or preset_id, bones=bones)
-    preset = dataclasses.replace(template, id=preset_id, name=name or preset_id, bones=bones, builtin=False,
+    best = detect_map(obj, presets_dir)[0]
+    bones = {j: bonemap.strip_namespace(b) for j, b in best.bones.items()}
+    preset = dataclasses.replace(best.map, id=preset_id, name=name or preset_id, bones=bones, builtin=False,
                                  path=None, description=f"Saved from armature '{obj.name}'")
     try:
         return bonemap.save(preset, presets_dir, overwrite=overwrite)

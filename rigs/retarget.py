@@ -313,11 +313,15 @@ def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, ta
                 unmatched_target=tuple(j for j in humanoid.NAMES if j in t_bones and j not in s_bones))
 
 
-def source_world(plan_: Plan, source_armature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Source posed armature matrices (T, J, 4, 4) → world rotations (T, J, 3, 3) and heads (T, J, 3)."""
-    R_obj, sigma, t_obj = plan_.source.decomposed_object()
-    M = np.asarray(source_armature, dtype=np.float64)
+def world_pose(skeleton: Skeleton, armature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posed armature matrices (T, J, 4, 4) of ``skeleton`` → world rotations (T, J, 3, 3) and heads (T, J, 3)."""
+    R_obj, sigma, t_obj = skeleton.decomposed_object()
+    M = np.asarray(armature, dtype=np.float64)
     return R_obj @ M[..., :3, :3], sigma * M[..., :3, 3] @ R_obj.T + t_obj
+
+
+def source_world(plan_: Plan, source_armature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return world_pose(plan_.source, source_armature)
 
 
 def solve(plan_: Plan, source_armature: np.ndarray) -> Result:
@@ -390,17 +394,15 @@ def pose(plan_: Plan, desired: Mapping[int, np.ndarray], hips_position: np.ndarr
 
 
 def _descendants(parents: np.ndarray, bone: int) -> list[int]:
-    """``bone`` and every bone below it."""
-    out = [bone]
-    changed = True
-    members = {bone}
-    while changed:
-        changed = False
-        for j, p in enumerate(parents):
-            if int(p) in members and j not in members:
-                members.add(j)
-                out.append(j)
-                changed = True
+    """``bone`` and every bone below it (``parents`` lists each bone's parent, −1 for roots)."""
+    children: dict[int, list[int]] = {}
+    for j, p in enumerate(parents):
+        children.setdefault(int(p), []).append(j)
+    out, stack = [], [bone]
+    while stack:
+        j = stack.pop()
+        out.append(j)
+        stack.extend(children.get(j, []))
     return out
 
 
@@ -411,9 +413,7 @@ def aim_errors_deg(plan_: Plan, source_armature: np.ndarray, target_armature: np
     — the test of record uses Blender's.
     """
     s_rot, s_heads = source_world(plan_, source_armature)
-    R_obj, sigma, t_obj = plan_.target.decomposed_object()
-    T = np.asarray(target_armature, dtype=np.float64)
-    t_rot, t_heads = R_obj @ T[..., :3, :3], sigma * T[..., :3, 3] @ R_obj.T + t_obj
+    t_rot, t_heads = world_pose(plan_.target, target_armature)
     a_s = _aim_vectors(s_rot, s_heads, plan_.pairs, "source", {p.joint: p.source for p in plan_.pairs})
     a_t = _aim_vectors(t_rot, t_heads, plan_.pairs, "target", {p.joint: p.target for p in plan_.pairs},
                        plan_.aim_local)
@@ -426,8 +426,7 @@ def root_path_error(plan_: Plan, source_armature: np.ndarray, target_armature: n
     if s_hips < 0:
         return 0.0, 0.0
     _, s_heads = source_world(plan_, source_armature)
-    R_obj, sigma, t_obj = plan_.target.decomposed_object()
-    t_heads = sigma * np.asarray(target_armature)[:, t_hips, :3, 3] @ R_obj.T + t_obj
+    _, t_heads = world_pose(plan_.target, target_armature)
     want = plan_.leg_ratio * (s_heads[:, s_hips] - s_heads[0, s_hips])
-    got = t_heads - t_heads[0]
+    got = t_heads[:, t_hips] - t_heads[0, t_hips]
     return float(np.max(np.linalg.norm(got - want, axis=1))), float(np.max(np.linalg.norm(want, axis=1)))

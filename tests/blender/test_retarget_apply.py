@@ -95,7 +95,7 @@ def measure(ob, result, take_file: Path) -> tuple[float, float, float]:
     apply = addon_module("retarget_apply")
     prepared = result.prepared
     plan = prepared.result.plan
-    posed = apply.posed_armature_matrices(ob, prepared.frames)
+    _, posed = addon_module("armature_data").pose_matrices(ob, prepared.frames)
     names = [b.name for b in ob.data.bones]
     order = [names.index(n) for n in plan.target.names]
     posed = posed[:, order]

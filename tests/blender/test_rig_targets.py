@@ -43,7 +43,7 @@ def _source_world(take_file: Path) -> np.ndarray:
 
 
 def _posed(ob, plan: retarget.Plan, frames: np.ndarray) -> np.ndarray:
-    posed = addon_module("retarget_apply").posed_armature_matrices(ob, frames)
+    _, posed = addon_module("armature_data").pose_matrices(ob, frames)
     names = [b.name for b in ob.data.bones]
     return posed[:, [names.index(n) for n in plan.target.names]]
 
