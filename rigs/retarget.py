@@ -32,10 +32,15 @@ keep their rest rotation relative to their parent.
 Local rotations then follow from the target's own chain (parents first):  L_j = O_jᵀ · P_jᵀ · R_obj ᵀ G_j, where P_j is
 the parent's armature-space rotation and O_j = Rest_pᵀ Rest_j (rotation parts).
 
-Root path: the hips head moves by the source's hips displacement from its rest, scaled by the legs' length ratio
-ρ = (hip→knee→ankle of the target) / (same of the source), both in world units:
+Root path: the hips head goes where the source's goes, scaled about the world origin by the legs' length ratio
+ρ = (hips' height above the balls of the feet at rest, target) / (same, source) (hip→knee→ankle where there are no
+toes), both in world units:
 
-    p_t(t) = p_t⁰ + ρ · (p_s(t) − p_s⁰)
+    p_t(t) = ρ · p_s(t)
+
+The Take's floor is z = 0, so a longer-legged character's hips ride higher by its extra leg length and its feet stay
+on the floor; its steps lengthen by ρ too. (Moving by the source's displacement from *its rest* would
+not do: a skeleton's rest sits wherever its model puts it — Anny's hips at z = 0.05 with the feet below the floor.)
 
 and the translation bone's location is what puts the hips there: loc = R(W_p O_j)ᵀ · Δ(t) in its rest axes, with Δ
 the world offset still needed once rotations are set (divided by σ to armature units).
@@ -158,7 +163,13 @@ def _aim_vectors(rot: np.ndarray, heads: np.ndarray, pairs: Sequence[Pair], side
 
 
 def leg_length(heads: np.ndarray, bones: Mapping[str, int]) -> float | None:
-    """Hip → knee → ankle length averaged over the sides that have all three (world units), or None."""
+    """The legs' length at rest in world units: the hips' height above the balls of the feet (the ``toes`` heads,
+    Z up) when both are mapped, else hip → knee → ankle averaged over the sides that have all three, else None."""
+    toes = [bones[f"toes.{s}"] for s in humanoid.SIDES if f"toes.{s}" in bones]
+    if "hips" in bones and toes:
+        height = float(heads[bones["hips"], 2] - np.mean(heads[toes, 2]))
+        if height > 1e-9:
+            return height
     lengths = []
     for s in humanoid.SIDES:
         chain = [bones.get(f"{name}.{s}") for name in humanoid.LEG_CHAIN]
@@ -276,8 +287,8 @@ def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, ta
     # Aims index the canonical joint → bone per side.
     align, aim_local = _rest_alignment(pairs, common, s_bones, t_bones, s_rot, s_heads, t_rot, t_heads)
 
-    s_leg = leg_length(s_heads, s_bones)
-    t_leg = leg_length(t_heads, t_bones)
+    s_leg = leg_length(s_heads, {j: s_bones[j] for j in common})
+    t_leg = leg_length(t_heads, {j: t_bones[j] for j in common})
     if s_leg and t_leg:
         ratio = t_leg / s_leg
     else:  # no legs on one side (a hand rig, an upper-body rig): scale by the hips-to-head height, else 1
@@ -330,7 +341,7 @@ def solve(plan_: Plan, source_armature: np.ndarray) -> Result:
     n_frames = s_rot.shape[0]
     src = plan_.source
     s_rest_rot, s_rest_heads = src.world_rest()
-    t_rest_rot, t_rest_heads = plan_.target.world_rest()
+    t_rest_rot, _ = plan_.target.world_rest()
     R_obj, sigma, t_obj = plan_.target.decomposed_object()
 
     s_index = {p.joint: p.source for p in plan_.pairs}
@@ -346,8 +357,7 @@ def solve(plan_: Plan, source_armature: np.ndarray) -> Result:
 
     wanted = None
     if plan_.translation_bone >= 0 and plan_.hips[0] >= 0:
-        s_hips, t_hips = plan_.hips
-        wanted_world = t_rest_heads[t_hips] + plan_.leg_ratio * (s_heads[:, s_hips] - s_rest_heads[s_hips])
+        wanted_world = plan_.leg_ratio * s_heads[:, plan_.hips[0]]
         wanted = (wanted_world - t_obj) @ R_obj / sigma  # armature space (T, 3)
     return pose(plan_, desired, wanted, n_frames)
 

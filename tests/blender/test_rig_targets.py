@@ -70,6 +70,17 @@ def test_motion_lands_on_the_rig(empty_scene: ModuleType, take_path: Path, rig: 
     assert err.max() < DIRECTION_BAR_DEG, f"{rig}: {worst_joint} off by {err.max():.2f}°"
     sides = {j[-1] for j in target_map.bones if j.startswith("index_")}
     assert len(fingers) >= 14 * len(sides), "fingers must be retargeted too"
+    # Feet on the floor: the lowest the balls of the target's feet get is the source's, scaled (the Take's floor is
+    # z = 0), not some height above or below it.
+    by_joint = {p.joint: p for p in plan.pairs}
+    if "toes.L" in by_joint:
+        _, s_heads = retarget.world_pose(plan.source, src)
+        _, t_heads = retarget.world_pose(plan.target, posed)
+        feet = [by_joint[f"toes.{s}"] for s in "LR"]
+        s_low = min(s_heads[:, p.source, 2].min() for p in feet)
+        t_low = min(t_heads[:, p.target, 2].min() for p in feet)
+        assert abs(t_low - plan.leg_ratio * s_low) < 0.05, f"{rig}: balls of the feet lowest {t_low:.3f} m, source's " \
+            f"{s_low:.3f} m × {plan.leg_ratio:.3f}"
     root_err, extent = retarget.root_path_error(plan, src, posed)
     if plan.hips[0] >= 0:
         assert extent > 0.3 and root_err <= ROOT_BAR * extent, f"{rig}: root path off by {root_err:.4f} of {extent}"
