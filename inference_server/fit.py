@@ -1,21 +1,29 @@
-"""First fit of the Anny skeleton (body + fingers) to MediaPipe landmarks, batched over frames in torch. No bpy.
+"""Fit of the Anny skeleton (body + fingers) to MediaPipe landmarks, batched over frames in torch. No bpy.
 
-The unknowns per frame are every bone's local rotation (axis-angle, Blender ``matrix_basis`` convention — see
-``take.py``) and the root's world position. The camera is fixed and level (an assumption of this first version:
-``R_world2cam`` maps world +Y to the optical axis, world +Z to image up), at the world origin during the fit.
+The unknowns per frame are the driven bones' local rotations (Blender ``matrix_basis`` convention — see
+``take.py``) and the root's world position. The camera is fixed and level (``R_world2cam`` maps world +Y to the
+optical axis, world +Z to image up), at the world origin during the fit.
 
-Objective (summed over frames, each term normalised so the weights are scale-free):
+Default solver ("lm", kinematic_lm.py), in three steps:
 
-* body 2D:   pseudo-Huber of (projected marker − landmark) / person size, weighted by landmark visibility —
-             so the result lines up with the person in the picture;
-* body 3D:   1 − cos between model and MediaPipe world-landmark segment directions (camera axes; scale-free);
-* hands 2D:  the 21 hand markers against the hand landmarks, normalised by the hand's size in pixels;
-* hands 3D:  1 − cos between finger segment directions and those of the hand landmarks (x, y, relative z);
-* prior:     Σ w_bone ‖aa‖² (stiff spine/clavicles/twist bones, free limbs and fingers);
-* temporal:  ‖second difference‖² of the bone heads (metres/frame²), scaled by the smoothing option.
+1. **Initialisation** (closed form): the body's facing from the hips and shoulders of the world landmarks, depth
+   from the person's size in pixels; each limb and finger bone swung onto its observed 3D segment direction, the
+   wrist by Kabsch on the palm (``initial_pose``).
+2. **Body**: Levenberg–Marquardt on the root's position and 17 body bones (hinge knees and elbows, two-axis feet
+   and clavicles; see ``DOFS``), every frame at once. Per frame it minimises
+   * body 2D:  pseudo-Huber of (projected marker − landmark) / person size, weighted by landmark visibility —
+               so the result lines up with the person in the picture;
+   * body 3D:  |model − MediaPipe world-landmark segment direction|² (camera axes; scale-free);
+   * prior:    Σ w_bone ‖aa‖² (stiff spine/clavicles, free limbs) and soft anatomical limits (``LIMITS``).
+3. **Temporal**: a Whittaker smoother (smoothing.py) on each solved bone's rotation and the root's path, each frame
+   weighted by the curvature of its fit (unseen frames weigh nothing and are bridged), stiffness from the
+   smoothing option.
+4. **Hands**, each on its own (smoothed) wrist: the swing initialisation, optionally refined by LM on the wrist and
+   15 finger bones (hinge middle and end joints) against the hand's 2D shape (relative to its wrist) and 3D
+   directions (``hand_iterations``, 0 by default: see the README's accuracy section), then smoothed.
 
-Initialisation: the body's facing per frame from the hips and shoulders of the world landmarks (Procrustes on the
-torso frame), depth from the person's size in pixels, position from the hip centre.
+The first version's fit — Adam on all of it at once, with a second-difference penalty on the bone heads — remains as
+``FitSettings.adam_baseline()``, the baseline of the fit benchmarks (``_fit_window``).
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ import dataclasses
 import os
 import sys
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -55,16 +63,26 @@ HAND_SEGMENTS = [
 
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
-    iterations: int = 400
-    learning_rate: float = 0.01
-    smoothing: float = 0.5
+    solver: str = "lm"       # "lm": Levenberg–Marquardt (kinematic_lm.py); "adam": the first version's gradient fit,
+                             # kept as the speed and accuracy baseline (use FitSettings.adam_baseline())
+    iterations: int = 8      # body LM iterations (Adam: gradient steps)
+    hand_iterations: int = 0  # finger LM iterations after the direct hand IK (see README › Accuracy: on the
+                              # benchmark the LM refinement of the fingers lost to the IK, so it is off by default)
+    learning_rate: float = 0.01  # Adam only
+    smoothing: float = 0.5   # 0 = none, 1 = strong (the Whittaker smoother's stiffness is smoothing² × w_smooth)
     w_body2d: float = 100.0
-    w_body3d: float = 1.0
-    w_hand2d: float = 20.0
+    w_body3d: float = 0.3
+    w_hand2d: float = 5.0
     w_hand3d: float = 1.0
     w_prior: float = 0.001
+    w_smooth: float = 80.0
     window: int = 400  # frames fitted together; longer clips go window by window (bounded memory)
     device: str = "cpu"  # torch device of the fit: "cpu" or "cuda" (resolve_device checks it first)
+
+    @classmethod
+    def adam_baseline(cls, **changes) -> "FitSettings":
+        """The first version's fit (400 Adam steps, its own weights), for benchmarks against it."""
+        return dataclasses.replace(cls(solver="adam", iterations=400, w_body3d=1.0, w_hand2d=20.0), **changes)
 
 
 @dataclasses.dataclass
@@ -139,51 +157,56 @@ def initial_pose(skel: Skeleton, local_aa: np.ndarray, root_pos: np.ndarray, pos
     hd = hands_dir @ R_c2w.T                      # (T,2,21,3) world axes (scale irrelevant)
     markers = skel.body_marker_bone
 
-    def apply(j, S, frames):
-        W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
+    def apply(W, j, S, frames):
         A = W[:, j, :3, :3]
         delta = np.einsum("tji,tjk,tkl->til", A, S, A)  # Aᵀ S A
         new = np.einsum("tij,tjk->tik", aa_to_matrix(local[:, j]), delta)
         local[frames, j] = matrix_to_aa(new[frames])
 
-    # Torso lean: spine01 takes mid-hip → mid-shoulder.
-    for side in ("", ".L", ".R"):  # the spine first: it carries the limbs
-        for name, (a, b) in _BODY_SWING:
-            if (side == "") != (name == "spine01"):
-                continue
-            j = skel.index(name + side)
-            if name == "spine01":
-                ia, ib = (23, 24), (11, 12)
-            else:
-                if side == ".R":
-                    a, b = a + 1, b + 1
-                ia, ib = (a,), (b,)
-            vis = np.min(pose_vis[:, list(ia) + list(ib)], axis=1)
-            frames = (vis > 0.5) & np.all(np.isfinite(pw[:, list(ia) + list(ib)]), axis=(1, 2))
-            if not frames.any():
-                continue
-            W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
-            mpts = attached_points(W, markers[list(ia) + list(ib)], skel.body_marker_local[list(ia) + list(ib)])
+    def body_swing(W, name, a, b, side):
+        """Swing of a body bone onto the world landmarks' segment a → b (index tuples are averaged)."""
+        ia, ib = (a, b) if isinstance(a, tuple) else ((a,), (b,))
+        if side == ".R" and not isinstance(a, tuple):
+            ia, ib = (a + 1,), (b + 1,)
+        idx = list(ia) + list(ib)
+        vis = np.min(pose_vis[:, idx], axis=1)
+        frames = (vis > 0.5) & np.all(np.isfinite(pw[:, idx]), axis=(1, 2))
+        if frames.any():
+            mpts = attached_points(W, markers[idx], skel.body_marker_local[idx])
             v = mpts[:, len(ia):].mean(1) - mpts[:, :len(ia)].mean(1)
             u = pw[:, list(ib)].mean(1) - pw[:, list(ia)].mean(1)
-            apply(j, _swing(v, u), frames)
+            apply(W, skel.index(name + side), _swing(v, u), frames)
 
+    # Bones are swung in rounds, parents before children; one forward kinematics per round.
+    fk = lambda: forward_kinematics(skel.rest, skel.parents, local, root_pos)  # noqa: E731
+    body = dict(_BODY_SWING)
+    body_swing(fk(), "spine01", (23, 24), (11, 12), "")   # torso lean: mid-hip → mid-shoulder
+    for names in (("upperarm01", "upperleg01"), ("lowerarm01", "lowerleg01"), ("foot",)):
+        W = fk()
+        for name in names:
+            for side in (".L", ".R"):
+                body_swing(W, name, *body[name], side)
+
+    W = fk()
     for side, suffix in enumerate((".L", ".R")):
         frames = hand_seen[:, side]
-        if not frames.any():
-            continue
-        hb, hl = skel.hand_marker_bone[side], skel.hand_marker_local[side]
-        j = skel.index("wrist" + suffix)
-        W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
-        mp = attached_points(W, hb, hl)
-        model_dirs = np.stack([_unit(mp[:, 9] - mp[:, 0]), _unit(mp[:, 17] - mp[:, 5])], axis=1)
-        target_dirs = np.stack([_unit(hd[:, side, 9] - hd[:, side, 0]), _unit(hd[:, side, 17] - hd[:, side, 5])], 1)
-        apply(j, _kabsch(model_dirs, target_dirs), frames)
-        for name, (a, b) in _FINGER_SWING:
-            j = skel.index(name + suffix)
-            W = forward_kinematics(skel.rest, skel.parents, local, root_pos)
-            mp = attached_points(W, hb, hl)
-            apply(j, _swing(mp[:, b] - mp[:, a], hd[:, side, b] - hd[:, side, a]), frames)
+        if frames.any():
+            mp = attached_points(W, skel.hand_marker_bone[side], skel.hand_marker_local[side])
+            model_dirs = np.stack([_unit(mp[:, 9] - mp[:, 0]), _unit(mp[:, 17] - mp[:, 5])], axis=1)
+            target_dirs = np.stack([_unit(hd[:, side, 9] - hd[:, side, 0]),
+                                    _unit(hd[:, side, 17] - hd[:, side, 5])], 1)
+            apply(W, skel.index("wrist" + suffix), _kabsch(model_dirs, target_dirs), frames)
+    for segment in ("-1", "-2", "-3"):
+        W = fk()
+        for side, suffix in enumerate((".L", ".R")):
+            frames = hand_seen[:, side]
+            if not frames.any():
+                continue
+            mp = attached_points(W, skel.hand_marker_bone[side], skel.hand_marker_local[side])
+            for name, (a, b) in _FINGER_SWING:
+                if name.endswith(segment):
+                    apply(W, skel.index(name + suffix), _swing(mp[:, b] - mp[:, a], hd[:, side, b] - hd[:, side, a]),
+                          frames)
     return local
 
 
@@ -393,13 +416,14 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
     if hands_world is None:
         hands_world = np.full_like(hands_2d, np.nan)
     windows = [(s, min(s + settings.window, n_frames)) for s in range(0, n_frames, settings.window)]
-    total = settings.iterations * len(windows)
+    total = 1000 * len(windows)
     parts = []
     for w, (a, b) in enumerate(windows):
-        def window_progress(i: int, _n: int, offset=w * settings.iterations) -> None:
+        def window_progress(i: int, n: int, offset=w * 1000) -> None:
             if progress:
-                progress(offset + i, total)
-        parts.append(_fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
+                progress(offset + int(1000 * i / max(n, 1)), total)
+        fit_window = _fit_window_lm if settings.solver == "lm" else _fit_window
+        parts.append(fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
                                  window_progress, cancelled, hands_world[a:b], hands_only))
     return FitResult(
         local_rotations_aa=np.concatenate([p.local_rotations_aa for p in parts]),
@@ -569,4 +593,321 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
             fitted[:, j] = body_seen
     return FitResult(local_rotations_aa=local_aa.detach().double().cpu().numpy(),
                      root_position_world=root_world().detach().double().cpu().numpy(),
+                     bone_fitted=fitted, residual_px=residual)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Levenberg–Marquardt fit (kinematic_lm): body first, then each hand on the body's wrist
+# ---------------------------------------------------------------------------------------------------------------
+BODY_FREE = ("root", "spine03", "spine01", "neck01", "head", "clavicle.L", "clavicle.R", "upperarm01.L",
+             "upperarm01.R", "lowerarm01.L", "lowerarm01.R", "upperleg01.L", "upperleg01.R", "lowerleg01.L",
+             "lowerleg01.R", "foot.L", "foot.R")
+HAND_FREE = ("wrist",) + tuple(f"finger{k}-{s}" for k in range(1, 6) for s in range(1, 4))
+
+# The bone-local axes each solved bone turns about (0 = X, 1 = Y, 2 = Z; see bench/motions.py): hinges have one,
+# which keeps knees, elbows and finger joints bending the one way they can.
+DOFS: dict[str, tuple[int, ...]] = {
+    "clavicle": (0, 2), "lowerarm01": (0, 1), "lowerleg01": (0,), "foot": (0, 2),
+    "finger1-1": (0, 1, 2), "finger1-2": (0, 2), "finger1-3": (0,),
+    **{f"finger{k}-1": (0, 2) for k in range(2, 6)},
+    **{f"finger{k}-{s}": (0,) for k in range(2, 6) for s in (2, 3)},
+}
+
+
+def _dofs(names: Sequence[str]) -> list[tuple[int, ...]]:
+    return [DOFS.get(name.split(".")[0], (0, 1, 2)) for name in names]
+
+
+# Soft anatomical limits on a bone's axis-angle components (radians, the bone's own axes; see bench/motions.py for
+# what each axis does on Anny): (bone prefix, axis, low, high). Outside the interval a stiff penalty applies.
+LIMITS: tuple[tuple[str, int, float, float], ...] = (
+    ("lowerarm01", 0, -0.9, 2.4),     # elbow: flexion only (rest is ~43° flexed already)
+    ("lowerarm01", 2, -0.3, 0.3),     # no sideways bend
+    ("lowerleg01", 0, -0.1, 2.7),     # knee: flexion only
+    ("lowerleg01", 1, -0.5, 0.5),
+    ("lowerleg01", 2, -0.2, 0.2),
+    ("finger1-1", 0, -0.6, 1.2),      # thumb base: free-ish
+    ("finger1-2", 0, -0.3, 1.2), ("finger1-2", 1, -0.4, 0.4), ("finger1-2", 2, -0.4, 0.4),
+    ("finger1-3", 0, -0.3, 1.5), ("finger1-3", 1, -0.2, 0.2), ("finger1-3", 2, -0.2, 0.2),
+) + tuple(item for k in range(2, 6) for item in (
+    (f"finger{k}-1", 0, -0.5, 1.8), (f"finger{k}-1", 1, -0.3, 0.3), (f"finger{k}-1", 2, -0.5, 0.5),
+    (f"finger{k}-2", 0, -0.1, 2.0), (f"finger{k}-2", 1, -0.15, 0.15), (f"finger{k}-2", 2, -0.15, 0.15),
+    (f"finger{k}-3", 0, -0.1, 1.7), (f"finger{k}-3", 1, -0.15, 0.15), (f"finger{k}-3", 2, -0.15, 0.15)))
+LIMIT_WEIGHT = 30.0
+LIMIT_SOFTNESS = 0.05  # radians
+
+
+def _limit_table(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(F,3) low and high bounds for the given bones (±inf where unlimited)."""
+    lo = np.full((len(names), 3), -np.inf)
+    hi = np.full((len(names), 3), np.inf)
+    for k, name in enumerate(names):
+        base = name.split(".")[0]
+        for prefix, axis, a, b in LIMITS:
+            if base == prefix:
+                lo[k, axis], hi[k, axis] = a, b
+    return lo, hi
+
+
+def normal_equations(r, J):
+    from .kinematic_lm import normal_equations as ne
+
+    return ne(r, J)
+
+
+class _Blocks:
+    """Residual blocks for kinematic_lm, on the camera of the fit (at the world origin, rotation R_w2c)."""
+
+    def __init__(self, K, R_w2c, dtype, dev):
+        import torch
+
+        self.torch = torch
+        self.K = torch.tensor(K, dtype=dtype, device=dev)
+        self.R = torch.tensor(R_w2c, dtype=dtype, device=dev)
+        self.dtype, self.dev = dtype, dev
+
+    def reprojection(self, idx, obs, weight, scale, delta, anchor=None):
+        """Robust (pseudo-Huber on the scale-normalised pixel error) reprojection of points idx.
+        obs (B,n,2) px, weight (B,n), scale (B,) or (B,n) px. With an anchor (a point index and its observation
+        (B,2)), the offsets from the anchor's projection are compared instead: the shape, not the place."""
+        torch = self.torch
+        K, R = self.K, self.R
+        scale = scale if scale.dim() == 2 else scale[:, None].expand_as(weight)
+        idx = list(idx) + ([anchor[0]] if anchor is not None else [])
+
+        def block(posed, jac):
+            p = posed.points[:, idx] @ R.T                                  # (B,n,3) camera
+            z = p[..., 2].clamp(min=1e-3)
+            u = torch.stack([K[0, 0] * p[..., 0] / z + K[0, 2], K[1, 1] * p[..., 1] / z + K[1, 2]], -1)
+            if anchor is not None:
+                e = ((u[:, :-1] - u[:, -1:]) - (obs - anchor[1][:, None])) / scale[..., None]
+            else:
+                e = (u - obs) / scale[..., None]                            # (B,n,2)
+            en = e.norm(dim=-1)
+            cost = (weight * delta ** 2 * (torch.sqrt(1 + (en / delta) ** 2) - 1)).sum(1)
+            if not jac:
+                return None, None, cost
+            omega = 1.0 / torch.sqrt(1 + (en / delta) ** 2)
+            s = torch.sqrt(weight * omega)                                  # (B,n)
+            r = (s[..., None] * e).flatten(1)
+            zero = torch.zeros_like(z)
+            du = torch.stack([torch.stack([K[0, 0] / z, zero, -K[0, 0] * p[..., 0] / z ** 2], -1),
+                              torch.stack([zero, K[1, 1] / z, -K[1, 1] * p[..., 1] / z ** 2], -1)], -2)  # (B,n,2,3)
+            Ju = du @ R @ posed.dpoints[:, idx]                             # (B,n,2,P)
+            if anchor is not None:
+                Ju = Ju[:, :-1] - Ju[:, -1:]
+            J = (s / scale)[..., None, None] * Ju
+            return (*normal_equations(r, J.flatten(1, 2)), cost)
+        return block
+
+    def directions(self, a_idx, b_idx, obs, weight):
+        """Unit directions a→b against observed unit directions obs (B,S,3) in camera axes, weight (B,S)."""
+        torch = self.torch
+        R = self.R
+        sw = torch.sqrt(weight)[..., None]
+
+        def block(posed, jac):
+            d = (posed.points[:, b_idx] - posed.points[:, a_idx]) @ R.T     # (B,S,3)
+            n = d.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+            u = d / n
+            r = sw * (u - obs)
+            cost = 0.5 * (r ** 2).sum((1, 2))
+            if not jac:
+                return None, None, cost
+            eye = torch.eye(3, dtype=self.dtype, device=self.dev)
+            P = (eye - u[..., :, None] * u[..., None, :]) / n[..., None]     # (B,S,3,3)
+            dd = R @ (posed.dpoints[:, b_idx] - posed.dpoints[:, a_idx])     # (B,S,3,P)
+            J = sw[..., None] * (P @ dd)
+            return (*normal_equations(r.flatten(1), J.flatten(1, 2)), cost)
+        return block
+
+    def rotations(self, prior_w, lo, hi, limit_w):
+        """Prior ‖a‖² per free bone (prior_w (F,)) and soft interval limits on a's components (lo, hi (F,3))."""
+        torch = self.torch
+        spw = torch.sqrt(torch.as_tensor(prior_w, dtype=self.dtype, device=self.dev))[None, :, None]
+        lo_t = torch.as_tensor(np.nan_to_num(lo, neginf=-1e3), dtype=self.dtype, device=self.dev)
+        hi_t = torch.as_tensor(np.nan_to_num(hi, posinf=1e3), dtype=self.dtype, device=self.dev)
+        slw = float(np.sqrt(limit_w))
+        soft = LIMIT_SOFTNESS
+        F_ = torch.nn.functional
+
+        def block(posed, jac):
+            a = posed.aa                                                     # (B,F,3)
+            r_p = spw * a
+            # Soft limits: s·softplus(excess / s) on each side, so the penalty is felt (and modelled) just before
+            # the bound instead of appearing out of nowhere beyond it.
+            over = soft * (F_.softplus((a - hi_t) / soft) + F_.softplus((lo_t - a) / soft))
+            r_l = slw * over
+            cost = 0.5 * ((r_p ** 2).sum((1, 2)) + (r_l ** 2).sum((1, 2)))
+            if not jac:
+                return None, None, cost
+            B, F = a.shape[:2]
+            slope = torch.sigmoid((a - hi_t) / soft) - torch.sigmoid((lo_t - a) / soft)
+            # JᵀJ is block diagonal in the rotation columns: per bone Dᵀ diag(w_p + w_l·slope²) D, D = J_r⁻¹.
+            wdiag = spw ** 2 + limit_w * slope ** 2                          # (B,F,3) per component
+            Hb = posed.daa.transpose(-1, -2) @ (wdiag[..., None] * posed.daa)   # (B,F,3,3)
+            gb = (posed.daa.transpose(-1, -2) @ (spw ** 2 * a + limit_w * over * slope)[..., None])[..., 0]
+            # Scatter each bone's 3×3 block into the rows/columns of its parameters (column P collects the axes a
+            # bone cannot turn about, and is dropped).
+            P = posed.n_params
+            idx = posed.param_index                                              # (F,3)
+            H = torch.zeros(B, P + 1, P + 1, dtype=a.dtype, device=a.device)
+            b = torch.arange(B, device=a.device)
+            H.index_put_((b[:, None, None, None], idx[:, :, None], idx[:, None, :]), Hb, accumulate=True)
+            g = torch.zeros(B, P + 1, dtype=a.dtype, device=a.device)
+            g.index_put_((b[:, None, None], idx), gb, accumulate=True)
+            H, g = H[:, :P, :P], g[:, :P]
+            return H, g, cost
+        return block
+
+
+def _smooth(lm, pose, free, seen, stiffness, move_root):
+    """Whittaker-smooth the solved bones' rotations (and the root's position) over time, each frame weighted by the
+    curvature of its fit (smoothing.py); frames that were not seen weigh nothing and are bridged."""
+    import torch
+
+    from .kinematic_lm import Pose
+    from .smoothing import smooth_rotations, smooth_series
+
+    if stiffness <= 0 or pose.root_pos.shape[0] < 3:
+        return pose
+    info = getattr(lm, "information", None)
+    info = info.detach().double().cpu().numpy() if info is not None else np.ones((len(seen), lm.n_params))  # (T,P)
+    info = info * np.asarray(seen, dtype=float)[:, None]
+    o = lm.rot_offset
+    bone_of = lm.param_bone.cpu().numpy()
+    w_bone = np.stack([info[:, o:][:, bone_of == k].mean(axis=1) for k in range(len(free))], axis=1)  # (T,F)
+    R = pose.local_R.detach().double().cpu().numpy()
+    R[:, free] = smooth_rotations(R[:, free], w_bone, stiffness)
+    local_R = torch.as_tensor(R, dtype=pose.local_R.dtype, device=pose.local_R.device)
+    root = pose.root_pos
+    if move_root:
+        w_root = np.repeat(info[:, :3].mean(axis=1, keepdims=True), 3, axis=1)
+        root_np = smooth_series(root.detach().double().cpu().numpy(), w_root, stiffness)
+        root = torch.as_tensor(root_np, dtype=root.dtype, device=root.device)
+    return Pose(local_R, root)
+
+
+def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
+                   hands_only) -> FitResult:
+    import roma
+    import torch
+
+    from .kinematic_lm import KinematicLM, Pose
+
+    dtype = torch.float64 if settings.device == "cpu" else torch.float32
+    dev = torch.device(settings.device)
+    n_frames, n_bones = pose_2d.shape[0], len(skel.names)
+    R_w2c = R_WORLD2CAM_LEVEL
+    tsk = TorchSkeleton(skel, dtype, dev)
+    blocks = _Blocks(K, R_w2c, dtype, dev)
+    T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
+    prior_all = _prior_weights(skel)
+
+    # --- observations (same as the gradient fit) ---
+    body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)
+    body_used = skel.body_marker_bone >= 0
+    body_used[[29, 30]] = False
+    body_vis[:, ~body_used] = 0.0
+    body_valid = np.isfinite(pose_2d[..., 0]) & (body_vis > 0.3)
+    w_b2 = body_vis * body_valid
+    ys = np.where(body_valid, pose_2d[..., 1], np.nan)
+    xs = np.where(body_valid, pose_2d[..., 0], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        size = np.maximum(np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1), np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1))
+    size = np.where(np.isfinite(size) & (size > 10), size, np.nan)
+    size = np.nan_to_num(size, nan=np.nanmedian(size) if np.isfinite(size).any() else 100.0)
+    seg_a = np.array([a for a, _ in BODY_SEGMENTS])
+    seg_b = np.array([b for _, b in BODY_SEGMENTS])
+    w_b3 = np.minimum(body_vis[:, seg_a], body_vis[:, seg_b]) * \
+        np.all(np.isfinite(pose_world[:, seg_a]) & np.isfinite(pose_world[:, seg_b]), axis=-1)
+    obs_b3 = _unit(pose_world[:, seg_b] - pose_world[:, seg_a])
+
+    hands_2d = gate_hands(pose_2d, hands_2d)
+    hand_seen = np.all(np.isfinite(hands_2d[..., 0]), axis=-1)
+    hand_size = np.linalg.norm(hands_2d[:, :, 9, :2] - hands_2d[:, :, 0, :2], axis=-1)
+    hand_size = np.where(hand_seen & (hand_size > 2), hand_size, 1.0)
+    hseg_a = np.array([a for a, _ in HAND_SEGMENTS])
+    hseg_b = np.array([b for _, b in HAND_SEGMENTS])
+    metric = np.all(np.isfinite(hands_world[..., 0]), axis=-1) & hand_seen
+    hands_dir = np.where(metric[..., None, None], hands_world, hands_2d)
+    obs_h3 = _unit(hands_dir[:, :, hseg_b] - hands_dir[:, :, hseg_a])
+
+    aa0, pos0 = _initial_root(skel, pose_world, pose_2d, K, R_w2c)
+    init = np.zeros((n_frames, n_bones, 3))
+    init[:, 0] = aa0
+    init = initial_pose(skel, init, pos0, pose_world, body_vis, hands_dir, hand_seen, R_w2c)
+    pose = Pose(roma.rotvec_to_rotmat(T(init)), T(pos0))
+    iters, hand_iters = settings.iterations, settings.hand_iterations
+    smooth = settings.smoothing ** 2 * settings.w_smooth
+    total = max(1, (0 if hands_only else iters) + 2 * hand_iters)
+    done = 0
+
+    def tick(n=1):
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    # --- body ---
+    body_seen = w_b2.sum(axis=1) > 0
+    if not hands_only and body_seen.any():
+        free = [skel.index(n) for n in BODY_FREE]
+        pts = np.nonzero(body_used)[0]                       # body markers carried by the model
+        lm = KinematicLM(tsk, skel.parents, free, skel.body_marker_bone[pts], skel.body_marker_local[pts], True,
+                         dtype, dev, _dofs(BODY_FREE))
+        where = {int(m): k for k, m in enumerate(pts)}
+        a_idx = [where[a] for a in seg_a]
+        b_idx = [where[b] for b in seg_b]
+        lo, hi = _limit_table([skel.names[j] for j in free])
+        bl = [blocks.reprojection(list(range(len(pts))), T(pose_2d[:, pts, :2]),
+                                  T(settings.w_body2d * w_b2[:, pts] / 33), T(size), 0.05),
+              blocks.directions(a_idx, b_idx, T(obs_b3), T(settings.w_body3d * w_b3 / len(BODY_SEGMENTS))),
+              blocks.rotations(2 * settings.w_prior * prior_all[free], lo, hi, LIMIT_WEIGHT)]
+        pose = lm.solve(pose, bl, iters, body_seen, lambda p, it: tick(), cancelled)
+        pose = _smooth(lm, pose, free, body_seen, smooth, move_root=True)
+    else:
+        tick(0)
+
+    # --- hands, each on its own wrist ---
+    for side, suffix in enumerate((".L", ".R")):
+        seen = hand_seen[:, side]
+        if not seen.any():
+            tick(hand_iters)
+            continue
+        free = [skel.index(n + suffix) for n in HAND_FREE]
+        lm = KinematicLM(tsk, skel.parents, free, skel.hand_marker_bone[side], skel.hand_marker_local[side], False,
+                         dtype, dev, _dofs(HAND_FREE))
+        lo, hi = _limit_table([skel.names[j] for j in free])
+        w2d = 0.0 if hands_only else settings.w_hand2d
+        wseen = seen.astype(float)[:, None]
+        bl = [blocks.reprojection(list(range(1, 21)), T(hands_2d[:, side, 1:, :2]),
+                                  T(w2d * wseen / 20 * np.ones(20)), T(hand_size[:, side]), 0.2,
+                                  anchor=(0, T(hands_2d[:, side, 0, :2]))),
+              blocks.directions(list(hseg_a), list(hseg_b), T(obs_h3[:, side]),
+                                T(settings.w_hand3d * wseen / len(HAND_SEGMENTS) * np.ones(len(HAND_SEGMENTS)))),
+              blocks.rotations(2 * settings.w_prior * prior_all[free], lo, hi, LIMIT_WEIGHT)]
+        pose = lm.solve(pose, bl, hand_iters, seen, lambda p, it: tick(), cancelled)
+        pose = _smooth(lm, pose, free, seen, smooth, move_root=False)
+
+    local_aa = roma.rotmat_to_rotvec(pose.local_R)
+    A, heads = tsk.forward(pose.local_R, pose.root_pos)
+    body_bone = torch.tensor(np.maximum(skel.body_marker_bone, 0), device=dev)
+    body_pts = heads[:, body_bone] + (A[:, body_bone] @ T(skel.body_marker_local)[..., None])[..., 0]
+    p_cam = body_pts @ T(R_w2c).T
+    uv = (p_cam @ T(K).T)
+    uv = uv[..., :2] / uv[..., 2:3].clamp(min=1e-3)
+    err = torch.linalg.norm(uv - T(pose_2d[..., :2]), dim=-1).cpu().numpy()
+    used = w_b2 > 0
+    residual = np.where(used.any(axis=1), (err * used).sum(axis=1) / np.maximum(used.sum(axis=1), 1), np.nan)
+    fitted = np.zeros((n_frames, n_bones), dtype=bool)
+    for j, name in enumerate(skel.names):
+        s = 0 if name.endswith(".L") else 1
+        if name.startswith(("finger", "metacarpal")) or (hands_only and name.startswith("wrist")):
+            fitted[:, j] = hand_seen[:, s]
+        elif not name.startswith(("toe", "eye")):
+            fitted[:, j] = body_seen
+    return FitResult(local_rotations_aa=local_aa.detach().double().cpu().numpy(),
+                     root_position_world=pose.root_pos.detach().double().cpu().numpy(),
                      bone_fitted=fitted, residual_px=residual)
