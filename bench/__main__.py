@@ -1,5 +1,11 @@
-"""``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py)."""
+"""``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py, ``fit``:
+bench/fit.py)."""
 import sys
+
+if len(sys.argv) > 1 and sys.argv[1] == "fit":
+    from bench.fit import main as fit_main
+
+    sys.exit(fit_main(sys.argv[2:]))
 
 if len(sys.argv) > 1 and sys.argv[1] == "perception":
     from bench.perception import main as perception_main

@@ -64,7 +64,7 @@ def raw_mediapipe(det, detect_seconds: float) -> Prediction:
 def direct_mapping(det, skel, K: np.ndarray, device: str = "cpu") -> Prediction:
     from inference_server.fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, gate_hands
 
-    settings = dataclasses.replace(FitSettings(), iterations=0, device=device)
+    settings = dataclasses.replace(FitSettings(), iterations=0, hand_iterations=0, smoothing=0.0, device=device)
     started = time.perf_counter()
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings)
     seconds = time.perf_counter() - started

@@ -157,10 +157,11 @@ def _nanmean(values) -> float:
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
 
 
-def aggregate(per_scene: list[dict]) -> dict:
-    """Mean over scenes of every scalar metric, per method; stage timings summed into frames/s."""
+def aggregate(per_scene: list[dict], methods=None) -> dict:
+    """Mean over scenes of every scalar metric, per method (default: METHODS); stage timings summed into
+    frames/s."""
     summary: dict = {}
-    for method in METHODS:
+    for method in (METHODS if methods is None else methods):
         rows = [s["methods"][method] for s in per_scene if method in s["methods"]]
         keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))] if rows else []
         agg = {k: _nanmean(r.get(k) for r in rows) for k in keys}

@@ -1,0 +1,166 @@
+"""Fit benchmark: accuracy and frames/s of the fitting stage alone, on the same detections, against the baselines
+measured in the same run.
+
+    ./reel2rig bench fit [smoke|standard] [--any-render] [--frames N]
+
+Accuracy: for every scene of the suite, the detections (the capture's cache; detected once if missing) are fitted
+by ``lm`` (the default fit: FitSettings()), ``adam`` (the first version's fit: FitSettings.adam_baseline()) and
+``direct`` (the closed-form initialisation alone), and scored by bench/evaluate.py beside ``raw-mediapipe``.
+Means over scenes, as in the main benchmark.
+
+Speed: the first scene's detections repeated to N frames (default 400, one fit window), fitted body-only (hands
+removed) and hands-only with one hand, by ``lm`` and ``adam``; frames/s of the fit call, best of two runs, torch on
+this machine's CPU (or ``--device cuda``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("body_pa_mpjpe_mm", "hands_pa_mpjpe_mm", "body_2d_box_pct", "accel_error_mm_f2", "foot_sliding_mm_f")
+
+
+def _settings(method: str, device: str):
+    from inference_server.fit import FitSettings
+
+    if method == "adam":
+        return FitSettings.adam_baseline(device=device)
+    if method == "direct":
+        return FitSettings(iterations=0, hand_iterations=0, smoothing=0.0, device=device)
+    return FitSettings(device=device)
+
+
+def _fit(det, skel, K, settings, hands_only=False):
+    from inference_server.fit import fit_sequence
+
+    t0 = time.perf_counter()
+    fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings, hands_world=det.hands_world,
+                       hands_only=hands_only)
+    return fit, time.perf_counter() - t0
+
+
+def accuracy(suite: str, any_render: bool, device: str) -> dict:
+    from bench import methods as M
+    from bench.evaluate import evaluate
+    from bench.perception import _scene_video
+    from bench.run import aggregate, detections
+    from bench.scenes import suite as suite_scenes
+    from inference_server.anny_skeleton import load_skeleton
+    from inference_server.capture import default_intrinsics
+    from inference_server.fit import R_WORLD2CAM_LEVEL
+    from inference_server.video import probe
+
+    skel = load_skeleton()
+    per_scene = []
+    for scene in suite_scenes(suite):
+        folder = _scene_video(scene, any_render)
+        video = folder / "clip.mp4"
+        info = probe(video)
+        det = detections(video, info)
+        with np.load(folder / "truth.npz", allow_pickle=False) as f:
+            truth = {k: f[k] for k in f.files}
+        K = default_intrinsics(info.width, info.height, None)
+        n = len(det.frame_ids)
+        R = np.broadcast_to(R_WORLD2CAM_LEVEL, (n, 3, 3))
+        body_ok = np.isfinite(det.pose_2d[:, 0, 0])
+        results = {"raw-mediapipe": evaluate(truth, M.raw_mediapipe(det, 1.0))}
+        for method in ("direct", "adam", "lm"):
+            fit, seconds = _fit(det, skel, K, _settings(method, device))
+            hand_ok = fit.bone_fitted[:, [skel.index("finger2-1.L"), skel.index("finger2-1.R")]]
+            pred = M._from_pose(method, skel, fit.local_rotations_aa, fit.root_position_world, K, R,
+                                np.zeros((n, 3)), hand_ok, body_ok, {"fit": seconds})
+            results[method] = evaluate(truth, pred)
+        per_scene.append({"scene": scene.name, "render": folder.name, "frames": n, "methods": results})
+        print(f"  {scene.name}: " + ", ".join(f"{m} body PA {r['body_pa_mpjpe_mm']:.1f}" for m, r in results.items()
+                                               if r.get("body_pa_mpjpe_mm") is not None), file=sys.stderr)
+    return {"per_scene": per_scene, "summary": aggregate(per_scene, ("raw-mediapipe", "direct", "adam", "lm"))}
+
+
+def speed(suite: str, any_render: bool, device: str, frames: int) -> dict:
+    from bench.perception import _scene_video
+    from bench.run import detections
+    from bench.scenes import suite as suite_scenes
+    from inference_server.anny_skeleton import load_skeleton
+    from inference_server.capture import default_intrinsics
+    from inference_server.video import probe
+
+    skel = load_skeleton()
+    folder = _scene_video(suite_scenes(suite)[0], any_render)
+    info = probe(folder / "clip.mp4")
+    det = detections(folder / "clip.mp4", info)
+    reps = -(-frames // len(det.frame_ids))
+
+    def tile(a):
+        return np.concatenate([a] * reps)[:frames]
+
+    body = dataclasses.replace(det, pose_2d=tile(det.pose_2d), pose_world=tile(det.pose_world),
+                               hands_2d=np.full((frames, 2, 21, 3), np.nan), hands_world=np.full((frames, 2, 21, 3),
+                                                                                                 np.nan))
+    one_hand = tile(det.hands_2d)
+    one_hand[:, 0] = np.nan
+    hands_world = tile(det.hands_world)
+    hands_world[:, 0] = np.nan
+    hand = dataclasses.replace(det, pose_2d=np.full((frames, 33, 3), np.nan), pose_world=np.full((frames, 33, 3),
+                                                                                                 np.nan),
+                               hands_2d=one_hand, hands_world=hands_world)
+    K = default_intrinsics(info.width, info.height, None)
+    out = {"frames": frames, "source": folder.name}
+    for method in ("adam", "lm"):
+        s = _settings(method, device)
+        out[method] = {
+            "body_fps": frames / min(_fit(body, skel, K, s)[1] for _ in range(2)),
+            "hand_fps": frames / min(_fit(hand, skel, K, s, hands_only=True)[1] for _ in range(2)),
+        }
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="./reel2rig bench fit", description=__doc__.split("\n\n")[0])
+    parser.add_argument("suite", nargs="?", default="smoke", help="smoke (default) or standard")
+    parser.add_argument("--any-render", action="store_true",
+                        help="use an older cached render of a scene instead of rendering it again")
+    parser.add_argument("--frames", type=int, default=400, help="frames of the speed test (default 400)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+    import torch
+
+    from inference_server.fit import resolve_device
+
+    resolve_device(args.device)
+    report = {"suite": args.suite, "device": args.device, "torch_threads": torch.get_num_threads(),
+              "command": f"./reel2rig bench fit {args.suite}" + (" --any-render" if args.any_render else ""),
+              "speed": speed(args.suite, args.any_render, args.device, args.frames),
+              **accuracy(args.suite, args.any_render, args.device)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"fit-{args.suite}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float))
+    tmp.replace(path)
+    print(table(report))
+    print(f"\nwritten {path}")
+    return 0
+
+
+def table(report: dict) -> str:
+    names = {"body_pa_mpjpe_mm": "body PA mm", "hands_pa_mpjpe_mm": "hands PA mm", "body_2d_box_pct": "2D % box",
+             "accel_error_mm_f2": "accel mm/f²", "foot_sliding_mm_f": "sliding mm/f"}
+    head = "| method | " + " | ".join(names[k] for k in KEYS) + " | body fps | hand fps |"
+    rows = [head, "|" + "---|" * (len(KEYS) + 3)]
+    for m, row in report["summary"].items():
+        sp = report["speed"].get(m, {})
+        cells = [f"{row[k]:.1f}" if row.get(k) is not None else "–" for k in KEYS]
+        speeds = [f"{sp[k]:.0f}" if k in sp else "–" for k in ("body_fps", "hand_fps")]
+        rows.append(f"| {m} | " + " | ".join(cells + speeds) + " |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
