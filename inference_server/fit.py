@@ -582,8 +582,13 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
         _, uv_b = evaluate()
         err = torch.linalg.norm(uv_b - obs_b2, dim=-1).cpu().numpy()
     used = w_b2 > 0
+    return _result(skel, local_aa, root_world(), err, used, hand_seen, hands_only)
+
+
+def _result(skel, local_aa, root_pos, err, used, hand_seen, hands_only) -> FitResult:
+    """FitResult from the solved torch tensors: err (T,33) px per body marker, used (T,33) the markers fitted."""
     residual = np.where(used.any(axis=1), (err * used).sum(axis=1) / np.maximum(used.sum(axis=1), 1), np.nan)
-    fitted = np.zeros((n_frames, n_bones), dtype=bool)
+    fitted = np.zeros((len(err), len(skel.names)), dtype=bool)
     body_seen = used.any(axis=1)
     for j, name in enumerate(skel.names):
         side = 0 if name.endswith(".L") else 1
@@ -592,7 +597,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
         elif not name.startswith(("toe", "eye")):
             fitted[:, j] = body_seen
     return FitResult(local_rotations_aa=local_aa.detach().double().cpu().numpy(),
-                     root_position_world=root_world().detach().double().cpu().numpy(),
+                     root_position_world=root_pos.detach().double().cpu().numpy(),
                      bone_fitted=fitted, residual_px=residual)
 
 
@@ -899,15 +904,4 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
     uv = (p_cam @ T(K).T)
     uv = uv[..., :2] / uv[..., 2:3].clamp(min=1e-3)
     err = torch.linalg.norm(uv - T(pose_2d[..., :2]), dim=-1).cpu().numpy()
-    used = w_b2 > 0
-    residual = np.where(used.any(axis=1), (err * used).sum(axis=1) / np.maximum(used.sum(axis=1), 1), np.nan)
-    fitted = np.zeros((n_frames, n_bones), dtype=bool)
-    for j, name in enumerate(skel.names):
-        s = 0 if name.endswith(".L") else 1
-        if name.startswith(("finger", "metacarpal")) or (hands_only and name.startswith("wrist")):
-            fitted[:, j] = hand_seen[:, s]
-        elif not name.startswith(("toe", "eye")):
-            fitted[:, j] = body_seen
-    return FitResult(local_rotations_aa=local_aa.detach().double().cpu().numpy(),
-                     root_position_world=pose.root_pos.detach().double().cpu().numpy(),
-                     bone_fitted=fitted, residual_px=residual)
+    return _result(skel, local_aa, pose.root_pos, err, w_b2 > 0, hand_seen, hands_only)
