@@ -432,21 +432,12 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
         residual_px=np.concatenate([p.residual_px for p in parts]))
 
 
-def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
-                hands_only) -> FitResult:
-    import roma
-    import torch
+_OBSERVATION_KEYS = ("body_vis", "body_used", "w_b2", "size", "seg_a", "seg_b", "w_b3", "obs_b3", "hands_2d",
+                     "hand_seen", "hand_size", "hseg_a", "hseg_b", "obs_h3", "pos0", "init")
 
-    from .pipeline import Cancelled
 
-    dtype = torch.float32
-    n_frames, n_bones = pose_2d.shape[0], len(skel.names)
-    R_w2c = R_WORLD2CAM_LEVEL
-    dev = torch.device(settings.device)
-    tsk = TorchSkeleton(skel, dtype, dev)
-    T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
-
-    # --- observations and weights ---------------------------------------------------------------------------
+def _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c) -> dict:
+    """The fit's observations, their weights and the closed-form initial pose (both solvers use them)."""
     body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)          # (T,33)
     body_used = skel.body_marker_bone >= 0
     body_used[[29, 30]] = False  # heels: different landmark semantics (see BODY_SEGMENTS)
@@ -480,10 +471,31 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     obs_h3 = _unit(hands_dir[:, :, hseg_b] - hands_dir[:, :, hseg_a])      # (T,2,S,3) camera axes
 
     aa0, pos0 = _initial_root(skel, pose_world, pose_2d, K, R_w2c)
-
-    init = np.zeros((n_frames, n_bones, 3))
+    init = np.zeros((len(pose_2d), len(skel.names), 3))
     init[:, 0] = aa0
     init = initial_pose(skel, init, pos0, pose_world, body_vis, hands_dir, hand_seen, R_w2c)
+
+    return {k: v for k, v in locals().items() if k in _OBSERVATION_KEYS}
+
+
+def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
+                hands_only) -> FitResult:
+    import roma
+    import torch
+
+    from .pipeline import Cancelled
+
+    dtype = torch.float32
+    n_frames, n_bones = pose_2d.shape[0], len(skel.names)
+    R_w2c = R_WORLD2CAM_LEVEL
+    dev = torch.device(settings.device)
+    tsk = TorchSkeleton(skel, dtype, dev)
+    T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
+
+    # --- observations and weights ---------------------------------------------------------------------------
+    o = _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c)
+    (body_vis, body_used, w_b2, size, seg_a, seg_b, w_b3, obs_b3, hands_2d, hand_seen, hand_size, hseg_a, hseg_b,
+     obs_h3, pos0, init) = (o[k] for k in _OBSERVATION_KEYS)
 
     # --- parameters -----------------------------------------------------------------------------------------
     local_aa = T(init).clone().requires_grad_(True)
@@ -809,40 +821,10 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
     T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
     prior_all = _prior_weights(skel)
 
-    # --- observations (same as the gradient fit) ---
-    body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)
-    body_used = skel.body_marker_bone >= 0
-    body_used[[29, 30]] = False
-    body_vis[:, ~body_used] = 0.0
-    body_valid = np.isfinite(pose_2d[..., 0]) & (body_vis > 0.3)
-    w_b2 = body_vis * body_valid
-    ys = np.where(body_valid, pose_2d[..., 1], np.nan)
-    xs = np.where(body_valid, pose_2d[..., 0], np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        size = np.maximum(np.nanmax(ys, axis=1) - np.nanmin(ys, axis=1), np.nanmax(xs, axis=1) - np.nanmin(xs, axis=1))
-    size = np.where(np.isfinite(size) & (size > 10), size, np.nan)
-    size = np.nan_to_num(size, nan=np.nanmedian(size) if np.isfinite(size).any() else 100.0)
-    seg_a = np.array([a for a, _ in BODY_SEGMENTS])
-    seg_b = np.array([b for _, b in BODY_SEGMENTS])
-    w_b3 = np.minimum(body_vis[:, seg_a], body_vis[:, seg_b]) * \
-        np.all(np.isfinite(pose_world[:, seg_a]) & np.isfinite(pose_world[:, seg_b]), axis=-1)
-    obs_b3 = _unit(pose_world[:, seg_b] - pose_world[:, seg_a])
+    o = _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c)
+    (body_vis, body_used, w_b2, size, seg_a, seg_b, w_b3, obs_b3, hands_2d, hand_seen, hand_size, hseg_a, hseg_b,
+     obs_h3, pos0, init) = (o[k] for k in _OBSERVATION_KEYS)
 
-    hands_2d = gate_hands(pose_2d, hands_2d)
-    hand_seen = np.all(np.isfinite(hands_2d[..., 0]), axis=-1)
-    hand_size = np.linalg.norm(hands_2d[:, :, 9, :2] - hands_2d[:, :, 0, :2], axis=-1)
-    hand_size = np.where(hand_seen & (hand_size > 2), hand_size, 1.0)
-    hseg_a = np.array([a for a, _ in HAND_SEGMENTS])
-    hseg_b = np.array([b for _, b in HAND_SEGMENTS])
-    metric = np.all(np.isfinite(hands_world[..., 0]), axis=-1) & hand_seen
-    hands_dir = np.where(metric[..., None, None], hands_world, hands_2d)
-    obs_h3 = _unit(hands_dir[:, :, hseg_b] - hands_dir[:, :, hseg_a])
-
-    aa0, pos0 = _initial_root(skel, pose_world, pose_2d, K, R_w2c)
-    init = np.zeros((n_frames, n_bones, 3))
-    init[:, 0] = aa0
-    init = initial_pose(skel, init, pos0, pose_world, body_vis, hands_dir, hand_seen, R_w2c)
     pose = Pose(roma.rotvec_to_rotmat(T(init)), T(pos0))
     iters, hand_iters = settings.iterations, settings.hand_iterations
     smooth = settings.smoothing ** 2 * settings.w_smooth
