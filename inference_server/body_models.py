@@ -162,6 +162,43 @@ class BodyModel:
         return np.clip(shape, *self.shape_bounds)
 
 
+# Where each SMPL-family / MANO joint sits on the Anny skeleton: an Anny bone's head ("mid-hips": between the
+# two hip joints). Used to carry an Anny fit over to another model (``transfer_from_anny``) and by the tests'
+# synthetic model files.
+ANNY_JOINT_POINTS = {
+    "pelvis": "mid-hips", "left_hip": "upperleg01.L", "right_hip": "upperleg01.R", "spine1": "spine04",
+    "left_knee": "lowerleg01.L", "right_knee": "lowerleg01.R", "spine2": "spine03", "left_ankle": "foot.L",
+    "right_ankle": "foot.R", "spine3": "spine01", "left_foot": "toe3-1.L", "right_foot": "toe3-1.R",
+    "neck": "neck01", "left_collar": "clavicle.L", "right_collar": "clavicle.R", "head": "head",
+    "left_shoulder": "upperarm01.L", "right_shoulder": "upperarm01.R", "left_elbow": "lowerarm01.L",
+    "right_elbow": "lowerarm01.R", "left_wrist": "wrist.L", "right_wrist": "wrist.R",
+    "left_hand": "finger3-1.L", "right_hand": "finger3-1.R", "jaw": "head", "left_eye_smplhf": "eye.L",
+    "right_eye_smplhf": "eye.R"}
+FINGER_NUMBERS = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}   # Anny's finger1 … finger5
+
+
+def anny_point(joint: str) -> str:
+    """The Anny bone (or "mid-hips") a SMPL-family / MANO joint corresponds to."""
+    if joint in ANNY_JOINT_POINTS:
+        return ANNY_JOINT_POINTS[joint]
+    side, rest = joint.split("_", 1)
+    finger, segment = rest[:-1], int(rest[-1])
+    return f"finger{FINGER_NUMBERS[finger]}-{segment}.{'L' if side == 'left' else 'R'}"
+
+
+def anny_points(anny_names: list[str], heads: np.ndarray, joints: list[str]) -> np.ndarray:
+    """Positions (…,N,3) of ``joints`` on posed Anny bone heads (…,J_anny,3)."""
+    out = []
+    for joint in joints:
+        point = anny_point(joint)
+        if point == "mid-hips":
+            out.append(0.5 * (heads[..., anny_names.index("upperleg01.L"), :]
+                              + heads[..., anny_names.index("upperleg01.R"), :]))
+        else:
+            out.append(heads[..., anny_names.index(point), :])
+    return np.stack(out, axis=-2)
+
+
 # --- the SMPL family and MANO (smplx) ----------------------------------------------------------------------------
 
 def _smpl_names(model_type: str, side: str) -> list[str]:
@@ -494,7 +531,8 @@ def _swing_matrix(v: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def fit_to_joints(model: BodyModel, targets: np.ndarray, iterations: int = 60, fit_shape: bool = True,
-                  weights: np.ndarray | None = None, tolerance_mm: float = 1e-3) -> JointFit:
+                  weights: np.ndarray | None = None, tolerance_mm: float = 1e-3,
+                  shape: np.ndarray | None = None) -> JointFit:
     """Fit a model's pose (every frame), root position and one shape for the whole sequence to target joints
     (T,J,3) in the Take's world.
 
@@ -513,7 +551,9 @@ def fit_to_joints(model: BodyModel, targets: np.ndarray, iterations: int = 60, f
     targets = np.asarray(targets, dtype=np.float64)
     T, n = targets.shape[:2]
     w = np.sqrt(np.ones(n) if weights is None else np.asarray(weights, dtype=float))[None, :, None]
-    shape = _shape_from_lengths(model, targets) if fit_shape else model.default_shape.astype(float)
+    if shape is None:
+        shape = _shape_from_lengths(model, targets) if fit_shape else model.default_shape.astype(float)
+    shape = np.asarray(shape, dtype=float)
     skel = model.skeleton(shape)
     local = _swing_init(skel, targets)
     root = targets[:, 0].copy()
@@ -576,6 +616,27 @@ def fit_to_joints(model: BodyModel, targets: np.ndarray, iterations: int = 60, f
     err = np.linalg.norm(joints - targets, axis=-1).mean(-1) * 1000.0
     return JointFit(skeleton=skel, shape=shape, local_aa=local, model_pose=model_pose, root_world=root,
                     joints=joints, error_mm=err)
+
+
+def transfer_from_anny(model: BodyModel, anny_names: list[str], anny_heads: np.ndarray, window: int = 400,
+                       shape_frames: int = 120, iterations: int = 25) -> JointFit:
+    """Carry a fitted Anny motion (bone heads (T,J_anny,3), Take world) over to another model: its joints are
+    fitted to the corresponding Anny points (``ANNY_JOINT_POINTS``) — one shape from up to ``shape_frames`` frames
+    spread over the clip, then the pose window by window (bounded memory on long clips)."""
+    skel = model.skeleton()
+    targets = anny_points(anny_names, anny_heads, skel.names)
+    T = len(targets)
+    pick = np.unique(np.linspace(0, T - 1, min(T, shape_frames)).round().astype(int))
+    shape = fit_to_joints(model, targets[pick], iterations=iterations).shape
+    parts = [fit_to_joints(model, targets[s:s + window], iterations=iterations, fit_shape=False, shape=shape)
+             for s in range(0, T, window)]
+    first = parts[0]
+    return JointFit(skeleton=first.skeleton, shape=shape,
+                    local_aa=np.concatenate([p.local_aa for p in parts]),
+                    model_pose=np.concatenate([p.model_pose for p in parts]),
+                    root_world=np.concatenate([p.root_world for p in parts]),
+                    joints=np.concatenate([p.joints for p in parts]),
+                    error_mm=np.concatenate([p.error_mm for p in parts]))
 
 
 def random_pose(n_frames: int, skel: ModelSkeleton, scale: float = 0.35, seed: int = 0) -> np.ndarray:

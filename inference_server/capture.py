@@ -9,8 +9,10 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +253,32 @@ def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.n
     return root_pos - shift, R, t
 
 
+def _target_model(options: CaptureOptions):
+    """The body model the Take is for: None for Anny (the fit's own), else the user's SMPL-family model, loaded
+    (and its file checked) before any detection work so that a missing file fails fast."""
+    if options.model == "anny":
+        return None
+    from .body_models import load_model
+
+    if options.mode == "hands":
+        raise RpcError(JOB_FAILED, f"the {options.model} model is for body captures; hands mode uses Anny",
+                       fix="use the body+hands or body mode with this model, or the Anny model for hands only")
+    return load_model(options.model, options.model_dir or os.environ.get("REEL2RIG_MODEL_DIR"))
+
+
+def _confidence(pose_2d: np.ndarray, residual_px: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-frame fit confidence 0..1: mean body-landmark visibility × 1 / (1 + (residual / 2% of the person's
+    size)²); the person's size is the diagonal of their landmarks' box."""
+    vis = np.nan_to_num(pose_2d[..., 2]).mean(axis=1)
+    xy = pose_2d[..., :2]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        size = np.linalg.norm(np.nanmax(xy, axis=1) - np.nanmin(xy, axis=1), axis=-1)
+    ratio = np.nan_to_num(residual_px / np.where(size > 1, 0.02 * size, np.nan), nan=0.0)
+    conf = vis / (1.0 + ratio ** 2)
+    return np.where(valid, np.clip(conf, 0.0, 1.0), 0.0)
+
+
 def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
         cancelled: CancelledFn) -> CaptureResult:
     from .anny_skeleton import load_skeleton
@@ -261,6 +289,7 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RpcError(OUTPUT_NOT_WRITABLE, f"{out_dir}: cannot create the output folder ({exc})") from exc
+    target_model = _target_model(options)   # a missing model file fails here, before any detection work
     progress("decode", 0, max(1, info.frame_count), 0.0)
 
     people = detect_stage(video, info, options, progress, cancelled)
@@ -285,7 +314,7 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     written: list[CaptureResult] = []
     for rank, p in enumerate(kept):
         written.append(_fit_and_write(video, info, options, people[p], valid[p], hands_only, skel, names[rank],
-                                      rank, names, progress, cancelled))
+                                      rank, names, progress, cancelled, target_model))
     main = written[0]
     return CaptureResult(take_path=main.take_path, sidecar_path=main.sidecar_path, frames=main.frames,
                          seconds=time.perf_counter() - started, stages=main.stages,
@@ -294,7 +323,7 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
 
 def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, valid: np.ndarray,
                    hands_only: bool, skel, take_path: Path, rank: int, all_takes: list[Path],
-                   progress: ProgressFn, cancelled: CancelledFn) -> CaptureResult:
+                   progress: ProgressFn, cancelled: CancelledFn, target_model=None) -> CaptureResult:
     """Fit one person's detections and write their Take."""
     from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, resolve_device
     from rigs.fk import bone_heads
@@ -316,15 +345,45 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     root_world, R_w2c, t_w2c = place_in_world(skel, fit.local_rotations_aa, fit.root_position_world,
                                               R_WORLD2CAM_LEVEL)
     joints = bone_heads(skel.rest, skel.parents, fit.local_rotations_aa, root_world)
+    # The Take's skeleton: Anny's own, or the user's model carried over from the Anny fit (joints fitted to the
+    # corresponding Anny points; one shape for the take).
+    out_names, out_parents, out_rest, out_lengths = skel.names, skel.parents, skel.rest, skel.lengths
+    local, fitted = fit.local_rotations_aa, fit.bone_fitted
+    shape = np.full(6, 0.5)
+    model_pose = local
+    extra: dict[str, np.ndarray] = {}
+    model_meta: dict = {"name": "anny", "convention": "bone-local",
+                        "shape_names": ["gender", "age", "muscle", "weight", "height", "proportions"]}
+    if target_model is not None:
+        from .body_models import anny_point, transfer_from_anny
+
+        progress("transfer", 0, 1, 0.0)
+        moved = transfer_from_anny(target_model, skel.names, joints)
+        tsk = moved.skeleton
+        out_names, out_parents, out_rest, out_lengths = tsk.names, tsk.parents, tsk.rest, tsk.lengths
+        local, root_world, joints, shape, model_pose = (moved.local_aa, moved.root_world, moved.joints,
+                                                         moved.shape, moved.model_pose)
+        anny_bone = [skel.names.index(p) if p != "mid-hips" else 0 for p in map(anny_point, tsk.names)]
+        fitted = fit.bone_fitted[:, anny_bone]
+        extra["model_transfer_error_mm"] = moved.error_mm.astype(np.float32)
+        model_meta = {"name": target_model.name, "convention": tsk.convention, "file": str(target_model.path),
+                      "shape_names": list(target_model.shape_names),
+                      "transfer": {"from": "anny", "mean_error_mm": float(np.mean(moved.error_mm[valid]))
+                                   if valid.any() else None}}
+        progress("transfer", 1, 1, 0.0)
+    root_cam = np.einsum("tij,tj->ti", R_w2c, root_world) + t_w2c
     arrays = dict(
         frame_ids=det.frame_ids, timestamps=det.timestamps, fps=np.float64(info.fps),
         image_size=np.array([info.width, info.height], dtype=np.int64), K=K,
         R_world2cam=R_w2c, t_world2cam=t_w2c,
-        bone_names=np.array(skel.names), bone_parents=skel.parents.astype(np.int32),
-        rest_matrices=skel.rest.astype(np.float32), bone_lengths=skel.lengths.astype(np.float32),
-        local_rotations_aa=fit.local_rotations_aa.astype(np.float32),
+        bone_names=np.array(out_names), bone_parents=np.asarray(out_parents).astype(np.int32),
+        rest_matrices=out_rest.astype(np.float32), bone_lengths=out_lengths.astype(np.float32),
+        local_rotations_aa=local.astype(np.float32),
         root_position_world=root_world.astype(np.float32), joints_world=joints.astype(np.float32),
-        bone_fitted=fit.bone_fitted, valid=valid, fit_residual_px=fit.residual_px.astype(np.float32),
+        bone_fitted=fitted, valid=valid, fit_residual_px=fit.residual_px.astype(np.float32),
+        shape=np.asarray(shape, dtype=np.float32), model_pose_aa=np.asarray(model_pose, dtype=np.float32),
+        root_position_camera=root_cam.astype(np.float32),
+        fit_confidence=_confidence(det.pose_2d, fit.residual_px, valid).astype(np.float32), **extra,
         pose_landmarks_2d=det.pose_2d.astype(np.float32), pose_landmarks_world=det.pose_world.astype(np.float32),
         hand_landmarks_2d=det.hands_2d.astype(np.float32),
         hand_landmarks_world=det.hands_world.astype(np.float32), hand_score=det.hand_score.astype(np.float32),
@@ -341,7 +400,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         "source": {"path": str(Path(video).resolve()), "width": info.width, "height": info.height,
                    "fps": info.fps, "frame_count": info.frame_count, "rotation": info.rotation,
                    "kind": info.kind},
-        "model": "anny", "engine_version": __version__, "options": dataclasses.asdict(options),
+        "model": model_meta["name"], "model_info": model_meta, "engine_version": __version__, "options": dataclasses.asdict(options),
         "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
         "detected_frames": int(valid.sum()),
         "hands_detected_frames": {"left": int(np.isfinite(det.hands_2d[:, 0, 0, 0]).sum()),

@@ -26,6 +26,10 @@ def add_commands(commands) -> None:
                           "person)")
     cap.add_argument("--no-overlay", action="store_true", help="do not write the overlay contact sheet PNG")
     cap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the fit runs")
+    cap.add_argument("--model", choices=("anny", "smpl", "smplh", "smplx"), default="anny",
+                     help="body model of the Take (default anny; the SMPL family needs --model-dir)")
+    cap.add_argument("--model-dir", default=None,
+                     help="folder with your SMPL/SMPL-H/SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
     cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
@@ -101,7 +105,8 @@ def _capture(args: argparse.Namespace) -> int:
         start, end = int(a or 0), (int(b) if b else None)
     options = CaptureOptions(mode="body" if args.body_only else args.mode, focal_px=args.focal,
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
-                             use_cache=not args.no_cache, fps=args.fps, people=args.people)
+                             use_cache=not args.no_cache, fps=args.fps, people=args.people, model=args.model,
+                             model_dir=args.model_dir)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)

@@ -20,6 +20,9 @@ class Cancelled(Exception):
     """Raised inside the pipeline when the caller asked to stop; caches stay consistent."""
 
 
+CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx")
+
+
 @dataclasses.dataclass(frozen=True)
 class CaptureOptions:
     mode: str = "body+hands"          # "body+hands" | "hands" | "body" (see detect.py)
@@ -33,6 +36,9 @@ class CaptureOptions:
     use_cache: bool = True            # False: recompute detection even when a cached result exists (benchmarks)
     people: int = 1                   # body modes: 1 = the main person (Holistic); N > 1 = up to N people, 0 = all
                                       # (multi-person path, one Take per person; see people.py)
+    model: str = "anny"               # body model of the Take: "anny", or "smpl", "smplh", "smplx" from model_dir
+                                      # (carried over from the Anny fit; see body_models.transfer_from_anny)
+    model_dir: str | None = None      # folder with the user's SMPL/SMPL-H/SMPL-X files (or REEL2RIG_MODEL_DIR)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -42,6 +48,8 @@ class CaptureOptions:
         if unknown:
             raise ValueError(f"unknown capture options {unknown}; known: {sorted(names)}")
         out = cls(**data)
+        if out.model not in CAPTURE_MODELS:
+            raise ValueError(f"option 'model' must be one of {list(CAPTURE_MODELS)}, not {out.model!r}")
         if isinstance(out.people, int) and out.people < 0:
             raise ValueError(f"option 'people' must be 0 (everyone) or a positive count, not {out.people}")
         return out

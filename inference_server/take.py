@@ -41,7 +41,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = "1.1"  # 1.1: hand_landmarks_world, hand_score, hand_source (optional)
+SCHEMA_VERSION = "1.2"  # 1.1: hand_landmarks_world, hand_score, hand_source; 1.2: shape, model_pose_aa,
+                        # root_position_camera, fit_confidence, model_transfer_error_mm (all optional)
 TAKE_SUFFIX = ".take.npz"
 SIDECAR_SUFFIX = ".take.json"
 
@@ -60,7 +61,7 @@ class Field:
     required: bool = True
 
 
-# Symbols: T = frames kept in the Take, J = bones of the skeleton.
+# Symbols: T = frames kept in the Take, J = bones of the skeleton, S = shape parameters of the body model.
 FIELDS: tuple[Field, ...] = (
     # --- time -----------------------------------------------------------------------------------------------
     Field("frame_ids", "i", ("T",), "frame index", "Index of each kept frame in the source clip (0-based)."),
@@ -84,6 +85,21 @@ FIELDS: tuple[Field, ...] = (
     Field("bone_fitted", "b", ("T", "J"), "",
           "True where the bone's rotation came from observations this frame (False: held from rest/neighbours)."),
     Field("valid", "b", ("T",), "", "True where a person was detected in the frame."),
+    # --- the body model (the sidecar's "model" and "skeleton" name it and its conventions) ---------------------
+    Field("shape", "f", ("S",), "",
+          "The model's shape for the whole take: Anny's phenotype (gender, age, muscle, weight, height, "
+          "proportions in [0, 1]) or SMPL-family/MANO betas.", required=False),
+    Field("model_pose_aa", "f", ("T", "J", 3), "rad",
+          "The pose in the model's own convention: Anny = local_rotations_aa; SMPL family/MANO = smplx full_pose "
+          "axis-angles (model frame, Y up; flat hands, no PCA).", required=False),
+    Field("root_position_camera", "f", ("T", 3), "m", "The root joint in camera coordinates (OpenCV axes).",
+          required=False),
+    Field("fit_confidence", "f", ("T",), "",
+          "How much to trust each frame's fit, 0..1: mean visibility of the body landmarks, lowered as the 2D "
+          "residual grows past 2% of the person's size (0 where no person).", required=False),
+    Field("model_transfer_error_mm", "f", ("T",), "mm",
+          "Non-Anny models: mean distance between the model's joints and the Anny fit's corresponding points "
+          "they were fitted to.", required=False),
     Field("fit_residual_px", "f", ("T",), "px", "Mean 2D distance between fitted joints and body landmarks."),
     # --- observations (what the detector saw; NaN where nothing was seen) --------------------------------------
     Field("pose_landmarks_2d", "f", ("T", 33, 3), "px",

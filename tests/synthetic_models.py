@@ -19,16 +19,7 @@ import numpy as np
 
 SMPL_TO_TAKE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
-_BODY = {  # SMPL joint → Anny bone whose head it sits on ("mid-hips": between the hip joints, a little higher)
-    "pelvis": "mid-hips", "left_hip": "upperleg01.L", "right_hip": "upperleg01.R", "spine1": "spine04",
-    "left_knee": "lowerleg01.L", "right_knee": "lowerleg01.R", "spine2": "spine03", "left_ankle": "foot.L",
-    "right_ankle": "foot.R", "spine3": "spine01", "left_foot": "toe3-1.L", "right_foot": "toe3-1.R",
-    "neck": "neck01", "left_collar": "clavicle.L", "right_collar": "clavicle.R", "head": "head",
-    "left_shoulder": "upperarm01.L", "right_shoulder": "upperarm01.R", "left_elbow": "lowerarm01.L",
-    "right_elbow": "lowerarm01.R", "left_wrist": "wrist.L", "right_wrist": "wrist.R",
-    "left_hand": "finger3-1.L", "right_hand": "finger3-1.R", "jaw": "jaw", "left_eye_smplhf": "eye.L",
-    "right_eye_smplhf": "eye.R"}
-_FINGERS = {"thumb": 1, "index": 2, "middle": 3, "ring": 4, "pinky": 5}
+from inference_server.body_models import FINGER_NUMBERS as _FINGERS  # noqa: E402
 # smplx's landmark vertices → (where on Anny: "body:<MediaPipe pose index>" or "tip:<finger>", SMPL joint skinned to)
 _LANDMARKS = {"nose": ("body:0", "head"), "leye": ("body:2", "head"), "reye": ("body:5", "head"),
               "lear": ("body:7", "head"), "rear": ("body:8", "head"), "LBigToe": ("body:31", "left_foot"),
@@ -48,7 +39,7 @@ def _anny_points() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     skel = load_skeleton()
     heads = {n: skel.rest[j, :3, 3] for j, n in enumerate(skel.names)}
     heads["mid-hips"] = 0.5 * (heads["upperleg01.L"] + heads["upperleg01.R"]) + np.array([0.0, 0.0, 0.06])
-    heads["jaw"] = heads["head"] + np.array([0.0, -0.04, 0.0])
+    heads["head*"] = heads["head"] + np.array([0.0, -0.04, 0.0])
     marks = {f"body:{i}": p for i, p in enumerate(_body_markers_rest(skel))}
     for side, sfx in enumerate("LR"):
         for finger, k in _FINGERS.items():
@@ -59,18 +50,11 @@ def _anny_points() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 
 def _joint_table(model: str, side: str = "right") -> tuple[list[str], list[str]]:
     """(SMPL-family joint names, the Anny point each sits on)."""
-    from inference_server.body_models import _smpl_names
+    from inference_server.body_models import _smpl_names, anny_point
 
     names = _smpl_names(model, side)
-    where = []
-    for name in names:
-        if name in _BODY:
-            where.append(_BODY[name])
-            continue
-        s, rest = name.split("_", 1)
-        finger, seg = rest[:-1], int(rest[-1])
-        where.append(f"finger{_FINGERS[finger]}-{seg}.{'L' if s == 'left' else 'R'}")
-    return names, where
+    # the synthetic jaw sits in front of the head joint (a real SMPL-X jaw is not at the head joint either)
+    return names, [anny_point(n) + ("*" if n == "jaw" else "") for n in names]
 
 
 def _parents(names: list[str], model: str) -> np.ndarray:
