@@ -33,6 +33,15 @@ def engine_env(cache: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def capture_sample(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`python -m inference_server capture` on the first 12 frames of the sample clip into tmp_path/out (its own
+    cache in tmp_path/cache, no overlay)."""
+    cmd = [sys.executable, "-m", "inference_server", "capture", str(SAMPLE), "--out", str(tmp_path / "out"),
+           "--frames", "0:12", "--no-overlay", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=engine_env(tmp_path / "cache"),
+                          timeout=600)
+
+
 class _Tee(io.RawIOBase):
     """Reads from the engine's stdout and keeps a copy of every byte."""
 

@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, SAMPLE, engine_env
+from conftest import SAMPLE, capture_sample
 
 pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is missing")
 
 
-def capture(tmp_path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "inference_server", "capture", str(SAMPLE), "--out", str(tmp_path / "out"),
-           "--frames", "0:12", "--no-overlay", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=engine_env(tmp_path / "cache"),
-                          timeout=600)
+capture = capture_sample
 
 
 def test_json_summary_and_no_cache(tmp_path):

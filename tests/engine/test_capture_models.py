@@ -3,15 +3,12 @@ structure): the Take carries that model's skeleton, its pose in the model's own 
 missing file fails before any detection work, naming the file and the fix."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE, engine_env
+from conftest import SAMPLE, capture_sample
 from synthetic_models import write_model_file
 
 from inference_server.body_models import load_model
@@ -20,11 +17,7 @@ from inference_server.take import read_take
 pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is missing")
 
 
-def capture(tmp_path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "inference_server", "capture", str(SAMPLE), "--out", str(tmp_path / "out"),
-           "--frames", "0:12", "--no-overlay", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=engine_env(tmp_path / "cache"),
-                          timeout=600)
+capture = capture_sample
 
 
 def test_capture_onto_smplh(tmp_path):
