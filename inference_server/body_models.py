@@ -20,6 +20,7 @@ tests hold the skeletons and :func:`fit_to_joints` to.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 import numpy as np
 
@@ -30,7 +31,6 @@ SMPL_TO_TAKE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 ANNY_PHENOTYPE = ("gender", "age", "muscle", "weight", "height", "proportions")
 MODEL_TYPES = ("anny", "anny_hand", "mano", "smpl", "smplh", "smplx")
 N_BETAS = 10
-import os
 _DEBUG_JOINTS = bool(os.environ.get("REEL2RIG_DEBUG_JOINTS"))
 
 
@@ -71,11 +71,6 @@ class ModelSkeleton:
         from rigs.fk import bone_heads
 
         return bone_heads(self.rest, self.parents, local_aa, root_world)
-
-    def description(self) -> dict:
-        """What the Take's sidecar says about the skeleton (the arrays travel in the Take itself)."""
-        return {"model": self.model, "convention": self.convention, "joints": len(self.names),
-                "frames_in_model_axes": self.convention == "parent-aligned"}
 
 
 def bone_frames(joints: np.ndarray, parents: np.ndarray, forward: np.ndarray = np.array([0.0, -1.0, 0.0])
@@ -433,36 +428,27 @@ class JointFit:
     error_mm: np.ndarray       # (T,) mean joint distance to the targets
 
 
-def _kabsch_rotation(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    H = src.T @ dst
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(Vt.T @ U.T))
-    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
-
-
 def _solver(skel: ModelSkeleton):
     """A KinematicLM over every non-leaf bone of the skeleton, with every joint as an observed point."""
     import torch
 
-    from .anny_skeleton import Skeleton
     from .fit import TorchSkeleton
     from .kinematic_lm import KinematicLM
 
     n = len(skel.names)
-    sk = Skeleton(names=skel.names, parents=skel.parents, rest=skel.rest, lengths=skel.lengths,
-                  body_marker_bone=np.full(33, -1), body_marker_local=np.zeros((33, 3)),
-                  hand_marker_bone=np.zeros((2, 21), dtype=np.int64), hand_marker_local=np.zeros((2, 21, 3)))
     free = [j for j in range(n) if np.any(skel.parents == j)]
-    return KinematicLM(TorchSkeleton(sk, torch.float64), skel.parents, free, np.arange(n), np.zeros((n, 3)),
-                       move_root=True, dtype=torch.float64, device="cpu")
+    return KinematicLM(TorchSkeleton(skel, torch.float64), skel.parents, free, np.arange(n),  # type: ignore[arg-type]
+                       np.zeros((n, 3)), move_root=True, dtype=torch.float64, device="cpu")
 
 
 def _swing_init(skel: ModelSkeleton, targets: np.ndarray) -> np.ndarray:
     """Take rotations (T,J,3) that point every bone at its children's targets, parents first: the bone turns by
     the rotation best mapping its posed child offsets onto the target ones (Kabsch; the smallest swing for one
-    child)."""
+    child), every frame at once."""
     from rigs.fk import forward_kinematics
     from rigs.rotations import aa_to_matrix, matrix_to_aa
+
+    from .fit import _kabsch, _swing
 
     T, n = targets.shape[:2]
     parents = skel.parents
@@ -477,15 +463,11 @@ def _swing_init(skel: ModelSkeleton, targets: np.ndarray) -> np.ndarray:
             kids = children[j]
             if len(kids) == 0:
                 continue
-            for t in range(T):
-                src = W[t, kids, :3, 3] - W[t, j, :3, 3]
-                dst = targets[t, kids] - targets[t, j]
-                if len(kids) == 1:
-                    S = _swing_matrix(src[0], dst[0])
-                else:
-                    S = _kabsch_rotation(src, dst)
-                A = W[t, j, :3, :3]
-                local[t, j] = matrix_to_aa(aa_to_matrix(local[t, j]) @ A.T @ S @ A)
+            src = W[:, kids][..., :3, 3] - W[:, j, None, :3, 3]       # (T,K,3)
+            dst = targets[:, kids] - targets[:, j, None]
+            S = _swing(src[:, 0], dst[:, 0]) if len(kids) == 1 else _kabsch(src, dst)
+            A = W[:, j, :3, :3]
+            local[:, j] = matrix_to_aa(aa_to_matrix(local[:, j]) @ np.swapaxes(A, 1, 2) @ S @ A)
     return local
 
 
@@ -522,14 +504,6 @@ def _shape_from_lengths(model: BodyModel, targets: np.ndarray, iterations: int =
     return shape
 
 
-def _swing_matrix(v: np.ndarray, u: np.ndarray) -> np.ndarray:
-    from rigs.rotations import rotation_between
-
-    if np.linalg.norm(v) < 1e-9 or np.linalg.norm(u) < 1e-9:
-        return np.eye(3)
-    return rotation_between(v, u)
-
-
 def fit_to_joints(model: BodyModel, targets: np.ndarray, iterations: int = 60, fit_shape: bool = True,
                   weights: np.ndarray | None = None, tolerance_mm: float = 1e-3,
                   shape: np.ndarray | None = None) -> JointFit:
@@ -564,14 +538,16 @@ def fit_to_joints(model: BodyModel, targets: np.ndarray, iterations: int = 60, f
         return ((sk.joints(sk.from_model_pose(mp), rt) - targets) * w).reshape(T, -1)
 
     n_shape = len(shape) if fit_shape else 0
+    solver_shape = None
     r = residual(shape, model_pose, root)
     cost = 0.5 * float((r ** 2).sum())
     mu = 1e-3
     for _ in range(iterations):
         if np.sqrt(2 * cost / (T * n)) * 1000 < tolerance_mm:
             break
-        skel = model.skeleton(shape)
-        lm = _solver(skel)
+        if solver_shape is None or not np.array_equal(solver_shape, shape):   # the rest changes with the shape only
+            skel, solver_shape = model.skeleton(shape), shape.copy()
+            lm = _solver(skel)
         pose = Pose(torch.tensor(aa_to_matrix(skel.from_model_pose(model_pose))), torch.tensor(root))
         posed = lm.pose_points(pose, jac=True)
         Jp = (posed.dpoints * torch.tensor(w)[..., None]).reshape(T, -1, posed.n_params)

@@ -349,15 +349,18 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     # corresponding Anny points; one shape for the take).
     out_names, out_parents, out_rest, out_lengths = skel.names, skel.parents, skel.rest, skel.lengths
     local, fitted = fit.local_rotations_aa, fit.bone_fitted
-    shape = np.full(6, 0.5)
+    from .body_models import ANNY_PHENOTYPE
+
+    shape = np.full(len(ANNY_PHENOTYPE), 0.5)   # the fit's default phenotype
     model_pose = local
     extra: dict[str, np.ndarray] = {}
-    model_meta: dict = {"name": "anny", "convention": "bone-local",
-                        "shape_names": ["gender", "age", "muscle", "weight", "height", "proportions"]}
+    extra_stages: dict[str, dict] = {}
+    model_meta: dict = {"name": "anny", "convention": "bone-local", "shape_names": list(ANNY_PHENOTYPE)}
     if target_model is not None:
         from .body_models import anny_point, transfer_from_anny
 
         progress("transfer", 0, 1, 0.0)
+        t_transfer = time.perf_counter()
         moved = transfer_from_anny(target_model, skel.names, joints)
         tsk = moved.skeleton
         out_names, out_parents, out_rest, out_lengths = tsk.names, tsk.parents, tsk.rest, tsk.lengths
@@ -370,7 +373,10 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
                       "shape_names": list(target_model.shape_names),
                       "transfer": {"from": "anny", "mean_error_mm": float(np.mean(moved.error_mm[valid]))
                                    if valid.any() else None}}
+        t_transfer = time.perf_counter() - t_transfer
+        extra_stages["transfer"] = {"seconds": t_transfer, "fps": len(det.frame_ids) / t_transfer}
         progress("transfer", 1, 1, 0.0)
+        t0 = time.perf_counter()   # the write stage's time starts after the transfer
     root_cam = np.einsum("tij,tj->ti", R_w2c, root_world) + t_w2c
     arrays = dict(
         frame_ids=det.frame_ids, timestamps=det.timestamps, fps=np.float64(info.fps),
@@ -395,6 +401,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         "detect": {"seconds": det.detect_seconds, "fps": n / det.detect_seconds if det.detect_seconds else None,
                    "cached": det.detect_seconds == 0.0},
         "fit": {"seconds": t_fit, "fps": n / t_fit if t_fit else None},
+        **extra_stages,
     }
     meta = {
         "source": {"path": str(Path(video).resolve()), "width": info.width, "height": info.height,

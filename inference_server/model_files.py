@@ -197,7 +197,7 @@ def read_model_file(path: str | Path, model_type: str) -> dict[str, np.ndarray]:
         raise RpcError(MODEL_MISSING, f"{path} does not exist", fix=fix)
     try:
         if path.suffix == ".npz":
-            raw = _read_npz(path, list(need) + ["J"])
+            raw = _read_npz(path, list(need))
         elif path.suffix == ".pkl":
             raw = _read_pkl(path)
         else:
