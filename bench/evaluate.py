@@ -80,7 +80,12 @@ def _evaluate(truth: dict, pred: Prediction) -> dict:
     out["body_mpjpe_mm"] = _mm(M.mpjpe(body, gt_body, align=HIPS))
     out["body_pa_mpjpe_mm"] = _mm(M.pa_mpjpe(body, gt_body))
     out["body_2d_px"] = M.error_2d(body_2d, gt_body_2d)
-    out["body_2d_box_pct"] = M.error_2d_box_percent(body_2d, gt_body_2d)
+    # The person's box: every true point of the person inside the picture (body landmarks, face and both hands),
+    # the box a person-detector or an annotator would draw around what is seen.
+    person = np.concatenate([truth["body_markers_2d"], truth["hand_points_2d"].reshape(len(gt_body_2d), -1, 2)], 1)
+    person = np.where((((person >= 0) & (person < [w, h])).all(-1))[..., None], person, np.nan)
+    out["body_2d_box_pct"] = M.error_2d_box_percent(body_2d, gt_body_2d, person)
+    out["body_2d_joint_box_pct"] = M.error_2d_box_percent(body_2d, gt_body_2d)   # box of the scored joints alone
     rel = body - body[:, HIPS].mean(1, keepdims=True)
     gt_rel = gt_body - gt_body[:, HIPS].mean(1, keepdims=True)
     out["accel_error_mm_f2"] = _mm(M.acceleration_error(rel, gt_rel))

@@ -135,19 +135,20 @@ def error_2d(pred_px: np.ndarray, true_px: np.ndarray) -> float:
     return _mean(np.linalg.norm(np.asarray(pred_px, float) - np.asarray(true_px, float), axis=-1))
 
 
-def error_2d_box_percent(pred_px: np.ndarray, true_px: np.ndarray) -> float:
+def error_2d_box_percent(pred_px: np.ndarray, true_px: np.ndarray, box_px: np.ndarray | None = None) -> float:
     """Mean 2D error relative to the subject's size, in percent, for (T,N,2) pixel arrays.
 
-    Per frame: (mean over present points of ‖pred - true‖) / (diagonal of the axis-aligned bounding box of all the
-    finite true points of that frame) × 100; then the mean over the frames where both are defined (a box of zero
-    diagonal leaves its frame out).
+    Per frame: (mean over present points of ‖pred - true‖) / (diagonal of the axis-aligned bounding box of the
+    finite points of ``box_px`` (T,M,2) — by default the true points themselves — in that frame) × 100; then the
+    mean over the frames where both are defined (a box of zero diagonal leaves its frame out).
     """
     pred_px, true_px = np.asarray(pred_px, float), np.asarray(true_px, float)
+    box_px = true_px if box_px is None else np.asarray(box_px, float)
     err = np.linalg.norm(pred_px - true_px, axis=-1)  # (T, N), NaN where missing
     per_frame = np.full(len(err), np.nan)
     for t in range(len(err)):
         e = err[t][np.isfinite(err[t])]
-        box = true_px[t][np.isfinite(true_px[t]).all(-1)]
+        box = box_px[t][np.isfinite(box_px[t]).all(-1)]
         if e.size and len(box):
             diag = float(np.linalg.norm(box.max(0) - box.min(0)))
             if diag > 0:

@@ -20,12 +20,12 @@ import numpy as np
 from .config import prepare_environment, stage_cache_dir
 from .protocol import MODEL_MISSING, RpcError
 
-SKELETON_CACHE_VERSION = 3
+SKELETON_CACHE_VERSION = 6
 
 # MediaPipe pose index → (Anny COCO+foot keypoint index, bone the marker rides on). Unlisted: not used.
 _BODY_MARKERS: dict[int, tuple[int, str]] = {
     0: (0, "head"), 2: (1, "head"), 5: (2, "head"), 7: (3, "head"), 8: (4, "head"),
-    11: (5, "upperarm01.L"), 12: (6, "upperarm01.R"), 13: (7, "lowerarm01.L"), 14: (8, "lowerarm01.R"),
+    11: (5, "upperarm01.L"), 12: (6, "upperarm01.R"), 13: (7, "upperarm02.L"), 14: (8, "upperarm02.R"),
     15: (9, "wrist.L"), 16: (10, "wrist.R"), 23: (11, "upperleg01.L"), 24: (12, "upperleg01.R"),
     25: (13, "lowerleg01.L"), 26: (14, "lowerleg01.R"), 27: (15, "foot.L"), 28: (16, "foot.R"),
     29: (21, "foot.L"), 30: (22, "foot.R"), 31: (17, "foot.L"), 32: (18, "foot.R"),
@@ -82,14 +82,17 @@ def load_anny_model():
     return anny.Anny()
 
 
-def _build() -> dict[str, np.ndarray]:
+def _build(phenotype: dict[str, float] | None = None, model=None) -> dict[str, np.ndarray]:
     import anny
     import torch
 
-    model = load_anny_model()
+    model = load_anny_model() if model is None else model
     with torch.no_grad():
-        out = model.forward()
-        coco = anny.KeypointsRegressor.coco(model)(out)[0].double().numpy()  # (23, 3)
+        out = model.forward(phenotype_kwargs=phenotype) if phenotype else model.forward()
+        # The markers are regressed from the REST vertices, in the frame of ``rest_bone_poses``. Anny's posed output
+        # (``vertices``, ``bone_poses``) puts the root at the origin, ~5 cm away from its rest place: regressing
+        # from it left every body marker 5 cm off its bone (cache v3 and earlier).
+        coco = anny.KeypointsRegressor.coco(model)({"vertices": out["rest_vertices"]})[0].double().numpy()  # (23, 3)
     names = list(model.bone_labels)
     parents = np.asarray(model.bone_parents, dtype=np.int64)
     rest = out["rest_bone_poses"][0].double().numpy()  # (J, 4, 4)
@@ -163,6 +166,20 @@ def load_skeleton() -> Skeleton:
         lengths=data["lengths"], body_marker_bone=data["body_marker_bone"],
         body_marker_local=data["body_marker_local"], hand_marker_bone=data["hand_marker_bone"],
         hand_marker_local=data["hand_marker_local"])
+
+
+def skeleton_from_arrays(data: dict[str, np.ndarray]) -> Skeleton:
+    return Skeleton(
+        names=[str(n) for n in data["names"]], parents=data["parents"].astype(np.int64), rest=data["rest"],
+        lengths=data["lengths"], body_marker_bone=data["body_marker_bone"],
+        body_marker_local=data["body_marker_local"], hand_marker_bone=data["hand_marker_bone"],
+        hand_marker_local=data["hand_marker_local"])
+
+
+def phenotype_skeleton(phenotype: dict[str, float], model=None) -> Skeleton:
+    """The skeleton of one Anny phenotype (gender, age, muscle, weight, height, proportions in 0..1), built from the
+    model (~0.3 s, not cached on disk)."""
+    return skeleton_from_arrays(_build(dict(phenotype), model))
 
 
 def anny_available() -> bool:

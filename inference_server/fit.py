@@ -76,6 +76,8 @@ class FitSettings:
     w_hand3d: float = 1.0
     w_prior: float = 0.001
     w_smooth: float = 80.0
+    realign_iterations: int = 3  # Gauss–Newton steps on the body's place alone after smoothing (0: none)
+    w_hand_on_body: float = 1.5  # weight of one hand's wrist + knuckles in the body fit, against one body marker
     window: int = 400  # frames fitted together; longer clips go window by window (bounded memory)
     device: str = "cpu"  # torch device of the fit: "cpu" or "cuda" (resolve_device checks it first)
 
@@ -619,6 +621,7 @@ def _result(skel, local_aa, root_pos, err, used, hand_seen, hands_only) -> FitRe
 BODY_FREE = ("root", "spine03", "spine01", "neck01", "head", "clavicle.L", "clavicle.R", "upperarm01.L",
              "upperarm01.R", "lowerarm01.L", "lowerarm01.R", "upperleg01.L", "upperleg01.R", "lowerleg01.L",
              "lowerleg01.R", "foot.L", "foot.R")
+HAND_ON_BODY = (0, 5, 17)   # hand landmarks (wrist, index and pinky knuckles) that also pull the body's arms
 HAND_FREE = ("wrist",) + tuple(f"finger{k}-{s}" for k in range(1, 6) for s in range(1, 4))
 
 # The bone-local axes each solved bone turns about (0 = X, 1 = Y, 2 = Z; see bench/motions.py): hinges have one,
@@ -805,6 +808,30 @@ def _smooth(lm, pose, free, seen, stiffness, move_root):
     return Pose(local_R, root)
 
 
+def _realign_translation(p, obs, weight, size, K, iterations: int, delta: float = 0.05):
+    """Per frame, the camera-space shift t (B,3) that best lines up points p (B,N,3, camera) with their observations
+    obs (B,N,2) px: Gauss–Newton on the same pseudo-Huber reprojection cost as the fit (weights (B,N), scale
+    delta × size (B,) px)."""
+    import torch
+
+    t = torch.zeros(p.shape[0], 3, dtype=p.dtype, device=p.device)
+    scale = (size * delta)[:, None]
+    for _ in range(iterations):
+        q = p + t[:, None]
+        z = q[..., 2].clamp(min=1e-3)
+        u = torch.stack([K[0, 0] * q[..., 0] / z + K[0, 2], K[1, 1] * q[..., 1] / z + K[1, 2]], -1)
+        e = (u - obs) / scale[..., None]
+        w = weight / torch.sqrt(1 + (e.norm(dim=-1)) ** 2)                       # IRLS weight of pseudo-Huber
+        zero = torch.zeros_like(z)
+        J = torch.stack([torch.stack([K[0, 0] / z, zero, -K[0, 0] * q[..., 0] / z ** 2], -1),
+                         torch.stack([zero, K[1, 1] / z, -K[1, 1] * q[..., 1] / z ** 2], -1)], -2)
+        J = J / scale[..., None, None]                                           # (B,N,2,3)
+        H = torch.einsum("bn,bnki,bnkj->bij", w, J, J) + 1e-9 * torch.eye(3, dtype=p.dtype, device=p.device)
+        g = torch.einsum("bn,bnki,bnk->bi", w, J, e)
+        t = t - torch.linalg.solve(H, g[..., None])[..., 0]
+    return t
+
+
 def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
                    hands_only) -> FitResult:
     import roma
@@ -842,18 +869,38 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
     if not hands_only and body_seen.any():
         free = [skel.index(n) for n in BODY_FREE]
         pts = np.nonzero(body_used)[0]                       # body markers carried by the model
-        lm = KinematicLM(tsk, skel.parents, free, skel.body_marker_bone[pts], skel.body_marker_local[pts], True,
-                         dtype, dev, _dofs(BODY_FREE))
+        # The hand network's wrists and knuckles pull the arms too: on a close or fast hand they are far better
+        # placed than the pose network's wrist, and hand and body then agree.
+        hk = np.array(HAND_ON_BODY)
+        h_bone = np.concatenate([skel.hand_marker_bone[s][hk] for s in (0, 1)])
+        h_local = np.concatenate([skel.hand_marker_local[s][hk] for s in (0, 1)])
+        lm_bones = np.concatenate([skel.body_marker_bone[pts], h_bone])
+        lm_local = np.concatenate([skel.body_marker_local[pts], h_local])
+        lm = KinematicLM(tsk, skel.parents, free, lm_bones, lm_local, True, dtype, dev, _dofs(BODY_FREE))
         where = {int(m): k for k, m in enumerate(pts)}
         a_idx = [where[a] for a in seg_a]
         b_idx = [where[b] for b in seg_b]
         lo, hi = _limit_table([skel.names[j] for j in free])
+        h_obs = np.concatenate([hands_2d[:, s][:, hk, :2] for s in (0, 1)], axis=1)          # (T, 2·k, 2)
+        h_w = np.concatenate([np.repeat(hand_seen[:, s:s + 1].astype(float), len(hk), 1) for s in (0, 1)], 1)
         bl = [blocks.reprojection(list(range(len(pts))), T(pose_2d[:, pts, :2]),
                                   T(settings.w_body2d * w_b2[:, pts] / 33), T(size), 0.05),
+              blocks.reprojection(list(range(len(pts), len(pts) + len(h_bone))), T(h_obs),
+                                  T(settings.w_body2d * settings.w_hand_on_body * h_w / 33 / len(hk)), T(size), 0.05),
               blocks.directions(a_idx, b_idx, T(obs_b3), T(settings.w_body3d * w_b3 / len(BODY_SEGMENTS))),
               blocks.rotations(2 * settings.w_prior * prior_all[free], lo, hi, LIMIT_WEIGHT)]
         pose = lm.solve(pose, bl, iters, body_seen, lambda p, it: tick(), cancelled)
         pose = _smooth(lm, pose, free, body_seen, smooth, move_root=True)
+        if smooth > 0 and settings.realign_iterations > 0:
+            # The smoother takes out jitter, and with it the shake of a handheld camera that the picture still has:
+            # the body's place alone is solved again so the smooth body lines up with each frame.
+            obs = np.concatenate([pose_2d[:, pts, :2], h_obs], axis=1)
+            wts = np.concatenate([w_b2[:, pts] / 33, settings.w_hand_on_body * h_w / 33 / len(hk)], axis=1)
+            pts_w = lm.pose_points(pose, jac=False).points
+            shift = _realign_translation(pts_w @ T(R_w2c).T, T(obs), T(wts), T(size), T(K),
+                                         settings.realign_iterations)
+            shift = torch.where(torch.as_tensor(body_seen, device=dev)[:, None], shift, torch.zeros_like(shift))
+            pose = Pose(pose.local_R, pose.root_pos + shift @ T(R_w2c))
     else:
         tick(0)
 

@@ -101,7 +101,7 @@ class KinematicLM:
         import torch
 
         self.dtype, self.device = dtype, device
-        self.free = torch.tensor(list(free), device=device)
+        self.free = torch.tensor(list(free), device=device, dtype=torch.long)
         self.move_root = move_root
         self.rot_offset = 3 if move_root else 0
         # Degrees of freedom: the bone-local axes each free bone may turn about (all three by default; a hinge
