@@ -198,18 +198,47 @@ def initial_pose(skel: Skeleton, local_aa: np.ndarray, root_pos: np.ndarray, pos
             target_dirs = np.stack([_unit(hd[:, side, 9] - hd[:, side, 0]),
                                     _unit(hd[:, side, 17] - hd[:, side, 5])], 1)
             apply(W, skel.index("wrist" + suffix), _kabsch(model_dirs, target_dirs), frames)
+    # Fingers, knuckle to tip: each bone swung onto its observed direction — except the thumb's first bone. The
+    # detector's thumb-base landmark (CMC, inside the ball of the thumb) is its least reliable point (13.5 mm
+    # PA on the standard suite, against 8 mm for the model's own, rigid with the palm), so the direction from
+    # it is too: that bone is aimed from the model's own base at the observed thumb knuckle (MCP), with the
+    # observed hand laid onto the model's palm first (a similarity on the wrist and the four knuckles).
+    W = fk()
+    placed = np.full_like(hd, np.nan)
+    for side in (0, 1):
+        if hand_seen[:, side].any():
+            mp = attached_points(W, skel.hand_marker_bone[side], skel.hand_marker_local[side])
+            placed[:, side] = _laid_onto(hd[:, side], mp, list(PALM_POINTS))
     for segment in ("-1", "-2", "-3"):
         W = fk()
         for side, suffix in enumerate((".L", ".R")):
-            frames = hand_seen[:, side]
+            frames = hand_seen[:, side] & np.all(np.isfinite(placed[:, side]), axis=(1, 2))
             if not frames.any():
                 continue
             mp = attached_points(W, skel.hand_marker_bone[side], skel.hand_marker_local[side])
             for name, (a, b) in _FINGER_SWING:
                 if name.endswith(segment):
-                    apply(W, skel.index(name + suffix), _swing(mp[:, b] - mp[:, a], hd[:, side, b] - hd[:, side, a]),
-                          frames)
+                    target = (placed[:, side, b] - mp[:, a] if name in AIMED_AT_POINT else
+                              hd[:, side, b] - hd[:, side, a])
+                    apply(W, skel.index(name + suffix), _swing(mp[:, b] - mp[:, a], target), frames)
     return local
+
+
+PALM_POINTS = (0, 5, 9, 13, 17)   # hand landmarks that move with the palm: wrist and the four knuckles
+AIMED_AT_POINT = ("finger1-1",)   # finger bones aimed at their observed end point rather than along a direction
+
+
+def _laid_onto(obs: np.ndarray, model: np.ndarray, idx: list[int]) -> np.ndarray:
+    """obs (T,N,3) moved by the per-frame similarity (scale, rotation, shift) that best lays its points idx onto
+    model's (T,N,3); NaN frames stay NaN."""
+    o, m = obs[:, idx], model[:, idx]
+    oc, mc = o - o.mean(1, keepdims=True), m - m.mean(1, keepdims=True)
+    R = _kabsch(oc, mc)                                                      # R oc ≈ mc
+    ro = np.einsum("tij,tnj->tni", R, oc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.einsum("tni,tni->t", ro, mc) / np.einsum("tni,tni->t", oc, oc)
+    moved = np.einsum("tij,tnj->tni", R, obs - o.mean(1, keepdims=True))
+    return scale[:, None, None] * moved + m.mean(1, keepdims=True)
 
 
 def _prior_weights(skel: Skeleton) -> np.ndarray:
