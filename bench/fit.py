@@ -74,8 +74,9 @@ def accuracy(suite: str, any_render: bool, device: str) -> dict:
         for method in ("direct", "adam", "lm"):
             fit, seconds = _fit(det, skel, K, _settings(method, device))
             hand_ok = fit.bone_fitted[:, [skel.index("finger2-1.L"), skel.index("finger2-1.R")]]
+            shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((n, 3))
             pred = M._from_pose(method, skel, fit.local_rotations_aa, fit.root_position_world, K, R,
-                                np.zeros((n, 3)), hand_ok, body_ok, {"fit": seconds})
+                                shift, hand_ok, body_ok, {"fit": seconds})
             results[method] = evaluate(truth, pred)
         per_scene.append({"scene": scene.name, "render": folder.name, "frames": n, "methods": results})
         print(f"  {scene.name}: " + ", ".join(f"{m} body PA {r['body_pa_mpjpe_mm']:.1f}" for m, r in results.items()

@@ -344,6 +344,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     progress("write", 0, 1, 0.0)
     root_world, R_w2c, t_w2c = place_in_world(skel, fit.local_rotations_aa, fit.root_position_world,
                                               R_WORLD2CAM_LEVEL)
+    if fit.camera_shift is not None:
+        t_w2c = t_w2c + fit.camera_shift   # the residual shake the fit gave to the camera (see fit.py)
     joints = bone_heads(skel.rest, skel.parents, fit.local_rotations_aa, root_world)
     # The Take's skeleton: Anny's own, or the user's model carried over from the Anny fit (joints fitted to the
     # corresponding Anny points; one shape for the take).

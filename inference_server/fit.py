@@ -93,6 +93,7 @@ class FitResult:
     root_position_world: np.ndarray  # (T, 3)  (camera at the world origin, level)
     bone_fitted: np.ndarray          # (T, J) bool
     residual_px: np.ndarray          # (T,)
+    camera_shift: np.ndarray | None = None  # (T,3) per-frame camera-space shift to add to t_world2cam (None: 0)
 
 
 # Bones the fit moves; the rest (twist helpers, metacarpals, toes, eyes, lower spine segments) stay at rest.
@@ -460,7 +461,9 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
         local_rotations_aa=np.concatenate([p.local_rotations_aa for p in parts]),
         root_position_world=np.concatenate([p.root_position_world for p in parts]),
         bone_fitted=np.concatenate([p.bone_fitted for p in parts]),
-        residual_px=np.concatenate([p.residual_px for p in parts]))
+        residual_px=np.concatenate([p.residual_px for p in parts]),
+        camera_shift=np.concatenate([p.camera_shift if p.camera_shift is not None else
+                                     np.zeros((len(p.residual_px), 3)) for p in parts]))
 
 
 _OBSERVATION_KEYS = ("body_vis", "body_used", "w_b2", "size", "seg_a", "seg_b", "w_b3", "obs_b3", "hands_2d",
@@ -894,6 +897,7 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
             progress(done, total)
 
     # --- body ---
+    camera_shift = torch.zeros(n_frames, 3, dtype=dtype, device=dev)
     body_seen = w_b2.sum(axis=1) > 0
     if not hands_only and body_seen.any():
         free = [skel.index(n) for n in BODY_FREE]
@@ -921,15 +925,16 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
         pose = lm.solve(pose, bl, iters, body_seen, lambda p, it: tick(), cancelled)
         pose = _smooth(lm, pose, free, body_seen, smooth, move_root=True)
         if smooth > 0 and settings.realign_iterations > 0:
-            # The smoother takes out jitter, and with it the shake of a handheld camera that the picture still has:
-            # the body's place alone is solved again so the smooth body lines up with each frame.
+            # The smoother takes out jitter, and with it the shake of a handheld camera that the picture still has.
+            # What is left between the smooth body and each frame is given to the camera (a per-frame shift of
+            # t_world2cam), not to the body: the body keeps its smooth path and planted feet, and still lines up.
             obs = np.concatenate([pose_2d[:, pts, :2], h_obs], axis=1)
             wts = np.concatenate([w_b2[:, pts] / 33, settings.w_hand_on_body * h_w / 33 / len(hk)], axis=1)
             pts_w = lm.pose_points(pose, jac=False).points
             shift = _realign_translation(pts_w @ T(R_w2c).T, T(obs), T(wts), T(size), T(K),
                                          settings.realign_iterations)
-            shift = torch.where(torch.as_tensor(body_seen, device=dev)[:, None], shift, torch.zeros_like(shift))
-            pose = Pose(pose.local_R, pose.root_pos + shift @ T(R_w2c))
+            camera_shift = torch.where(torch.as_tensor(body_seen, device=dev)[:, None], shift,
+                                       torch.zeros_like(shift))
     else:
         tick(0)
 
@@ -958,8 +963,10 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
     A, heads = tsk.forward(pose.local_R, pose.root_pos)
     body_bone = torch.tensor(np.maximum(skel.body_marker_bone, 0), device=dev)
     body_pts = heads[:, body_bone] + (A[:, body_bone] @ T(skel.body_marker_local)[..., None])[..., 0]
-    p_cam = body_pts @ T(R_w2c).T
+    p_cam = body_pts @ T(R_w2c).T + camera_shift[:, None]
     uv = (p_cam @ T(K).T)
     uv = uv[..., :2] / uv[..., 2:3].clamp(min=1e-3)
     err = torch.linalg.norm(uv - T(pose_2d[..., :2]), dim=-1).cpu().numpy()
-    return _result(skel, local_aa, pose.root_pos, err, w_b2 > 0, hand_seen, hands_only)
+    result = _result(skel, local_aa, pose.root_pos, err, w_b2 > 0, hand_seen, hands_only)
+    result.camera_shift = camera_shift.detach().double().cpu().numpy()
+    return result
