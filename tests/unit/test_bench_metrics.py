@@ -290,3 +290,13 @@ def test_detection_rate():
     assert m.detection_rate(detected) == pytest.approx(0.5)
     eligible = np.array([1, 1, 1, 1, 0, 0], bool)
     assert m.detection_rate(detected, eligible) == pytest.approx(0.75)
+
+
+def test_2d_error_relative_to_a_given_box():
+    """The error is divided by the diagonal of the box of ``box_px`` when given (the person's whole box), else of the
+    scored true points: a 3-4-5 box of 50 px diagonal against a 10 px error."""
+    true = np.array([[[0.0, 0.0], [30.0, 40.0]]])             # scored points: box diagonal 50
+    pred = true + [[[6.0, 8.0], [6.0, 8.0]]]                   # 10 px off each
+    assert m.error_2d_box_percent(pred, true) == pytest.approx(20.0)
+    person = np.array([[[0.0, 0.0], [60.0, 80.0], [np.nan, np.nan]]])   # the whole person: diagonal 100
+    assert m.error_2d_box_percent(pred, true, person) == pytest.approx(10.0)
