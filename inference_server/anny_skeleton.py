@@ -82,13 +82,13 @@ def load_anny_model():
     return anny.Anny()
 
 
-def _build(phenotype: dict[str, float] | None = None, model=None) -> dict[str, np.ndarray]:
+def _build() -> dict[str, np.ndarray]:
     import anny
     import torch
 
-    model = load_anny_model() if model is None else model
+    model = load_anny_model()
     with torch.no_grad():
-        out = model.forward(phenotype_kwargs=phenotype) if phenotype else model.forward()
+        out = model.forward()
         # The markers are regressed from the REST vertices, in the frame of ``rest_bone_poses``. Anny's posed output
         # (``vertices``, ``bone_poses``) puts the root at the origin, ~5 cm away from its rest place: regressing
         # from it left every body marker 5 cm off its bone (cache v3 and earlier).
@@ -166,20 +166,6 @@ def load_skeleton() -> Skeleton:
         lengths=data["lengths"], body_marker_bone=data["body_marker_bone"],
         body_marker_local=data["body_marker_local"], hand_marker_bone=data["hand_marker_bone"],
         hand_marker_local=data["hand_marker_local"])
-
-
-def skeleton_from_arrays(data: dict[str, np.ndarray]) -> Skeleton:
-    return Skeleton(
-        names=[str(n) for n in data["names"]], parents=data["parents"].astype(np.int64), rest=data["rest"],
-        lengths=data["lengths"], body_marker_bone=data["body_marker_bone"],
-        body_marker_local=data["body_marker_local"], hand_marker_bone=data["hand_marker_bone"],
-        hand_marker_local=data["hand_marker_local"])
-
-
-def phenotype_skeleton(phenotype: dict[str, float], model=None) -> Skeleton:
-    """The skeleton of one Anny phenotype (gender, age, muscle, weight, height, proportions in 0..1), built from the
-    model (~0.3 s, not cached on disk)."""
-    return skeleton_from_arrays(_build(dict(phenotype), model))
 
 
 def anny_available() -> bool:
