@@ -41,3 +41,17 @@ def id_counts(bpy: ModuleType) -> dict[str, int]:
     data = bpy.data
     return {name: len(getattr(data, name)) for name in
             ("objects", "armatures", "cameras", "actions", "movieclips", "collections")}
+
+
+def new_armature_in_edit_mode(bpy: ModuleType, name: str) -> tuple:
+    """A new armature object linked to the scene, made the only selected object and the active one, and put in edit
+    mode (its transform may still be set: edit bones are in the armature's own space). Returns (object, armature)."""
+    arm = bpy.data.armatures.new(name)
+    ob = bpy.data.objects.new(name, arm)
+    bpy.context.scene.collection.objects.link(ob)
+    for other in bpy.context.view_layer.objects:
+        other.select_set(False)
+    bpy.context.view_layer.objects.active = ob
+    ob.select_set(True)
+    bpy.ops.object.mode_set(mode="EDIT")
+    return ob, arm

@@ -43,6 +43,8 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
+from blender_env import new_armature_in_edit_mode
+
 Roll = Union[float, np.ndarray]
 BoneSpec = tuple[str, Union[str, None], np.ndarray, np.ndarray, Roll]
 
@@ -230,18 +232,11 @@ def make_armature(bpy: ModuleType, name: str, bones: Sequence[BoneSpec], locatio
     R_inv = np.linalg.inv(M[:3, :3])
     if bpy.context.object is not None and bpy.context.object.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
-    data = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, data)
-    bpy.context.scene.collection.objects.link(obj)
+    obj, data = new_armature_in_edit_mode(bpy, name)
     obj.location = Vector(location)
     obj.rotation_mode = "XYZ"
     obj.rotation_euler = Euler(rotation, "XYZ")
     obj.scale = (scale, scale, scale)
-    for other in bpy.context.view_layer.objects:
-        other.select_set(False)
-    bpy.context.view_layer.objects.active = obj
-    obj.select_set(True)
-    bpy.ops.object.mode_set(mode="EDIT")
     ebs = data.edit_bones
     for bone_name, parent, head, tail, roll in bones:
         if bone_name in ebs:
@@ -710,15 +705,8 @@ def build_rigify_deform(bpy: ModuleType, name: str = "rig_deform"):
     bpy.data.objects.remove(rig)
     bpy.data.armatures.remove(arm_data)
     bpy.context.view_layer.update()  # resync the view layer after the removal
-    arm = bpy.data.armatures.new(name)
-    ob = bpy.data.objects.new(name, arm)
-    bpy.context.scene.collection.objects.link(ob)
+    ob, arm = new_armature_in_edit_mode(bpy, name)
     ob.matrix_world = Matrix(world.tolist())
-    for other in bpy.context.view_layer.objects:
-        other.select_set(False)
-    bpy.context.view_layer.objects.active = ob
-    ob.select_set(True)
-    bpy.ops.object.mode_set(mode="EDIT")
     made = {}
     for bname, _, matrix, length in specs:
         eb = arm.edit_bones.new(bname)

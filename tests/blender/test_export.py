@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from blender_env import addon_module, id_counts
+from blender_env import addon_module, id_counts, new_armature_in_edit_mode
 from roundtrip import reimport
 
 MM = 1e-3
@@ -43,17 +43,10 @@ LEAVES = {"Head", "Forearm.L", "UpperArm.R", "Foot.L"}
 
 def build_rig(bpy: ModuleType, name: str = "Rig") -> Any:
     """The armature (object rotated and scaled 0.01), its action over frames 1–30 and a mesh skinned to it."""
-    arm = bpy.data.armatures.new(name)
-    ob = bpy.data.objects.new(name, arm)
-    bpy.context.scene.collection.objects.link(ob)
+    ob, arm = new_armature_in_edit_mode(bpy, name)
     ob.location = (0.3, -0.2, 0.05)
     ob.rotation_euler = (math.pi / 2, 0.0, 0.3)
     ob.scale = (0.01, 0.01, 0.01)
-    for other in bpy.context.view_layer.objects:
-        other.select_set(False)
-    bpy.context.view_layer.objects.active = ob
-    ob.select_set(True)
-    bpy.ops.object.mode_set(mode="EDIT")
     edit_bones = {}
     for bone, parent, head, tail, roll in BONES:
         eb = arm.edit_bones.new(bone)
@@ -389,12 +382,7 @@ def test_bvh_adds_a_root_and_position_channels_where_needed(empty_scene: ModuleT
     channels (the others rotation only); names with spaces are written with '_'."""
     bpy = empty_scene
     export = addon_module("export")
-    arm = bpy.data.armatures.new("Pair")
-    rig = bpy.data.objects.new("Pair", arm)
-    bpy.context.scene.collection.objects.link(rig)
-    bpy.context.view_layer.objects.active = rig
-    rig.select_set(True)
-    bpy.ops.object.mode_set(mode="EDIT")
+    rig, arm = new_armature_in_edit_mode(bpy, "Pair")
     bones = [("Left Arm", None, (0.5, 0, 1), (0.5, 0.3, 1)), ("Hand", "Left Arm", (0.5, 0.3, 1), (0.5, 0.4, 1)),
              ("Right", None, (-0.5, 0, 1), (-0.5, 0, 1.4)), ("Slider", "Right", (-0.5, 0, 1.4), (-0.5, 0, 1.6))]
     for name, parent, head, tail in bones:

@@ -9,7 +9,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from blender_env import addon_module, id_counts
+from blender_env import addon_module, id_counts, new_armature_in_edit_mode
 from synthetic_take import SAMPLE_TRUTH, anny_motion_take
 from rigs import bonemap, fk, rotations
 
@@ -43,12 +43,7 @@ def build_prefixed_rig(bpy: ModuleType, take_file: Path, prefix: str = "T_", eul
     posed = fk.forward_kinematics(rest, parents, pose, rest[0, :3, 3][None])[0]
     rng = np.random.default_rng(5)
     drop = {"spine02", "shoulder01.L", "shoulder01.R"}
-    arm = bpy.data.armatures.new("Target")
-    ob = bpy.data.objects.new("Target", arm)
-    bpy.context.scene.collection.objects.link(ob)
-    bpy.context.view_layer.objects.active = ob
-    ob.select_set(True)
-    bpy.ops.object.mode_set(mode="EDIT")
+    ob, arm = new_armature_in_edit_mode(bpy, "Target")
     from mathutils import Matrix
 
     made = {}
