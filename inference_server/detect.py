@@ -4,8 +4,10 @@ Modes (``CaptureOptions.mode``)
 -------------------------------
 ``body+hands``  Holistic (pose + both hands attached to the pose's wrists). Where Holistic misses a hand that the
                 body says is there (small hands in full-body shots), the hand network runs again on an upscaled crop
-                around that body wrist (`WristCropper`). Where Holistic finds no body at all (close-ups), the
-                multi-hand detector runs on the whole frame.
+                around that body wrist (`Perception._rescue`). Where Holistic finds no body at all (close-ups), the
+                multi-hand detector runs on the whole frame; it also runs where a hand is still missing and the
+                body's wrist is unsure or the hand would be a close-up's. A body that holds none of the hands found
+                there and is too small to hold them is a phantom of the pose network and is dropped.
 ``hands``       The multi-hand detector (palm detection + hand landmarks) on the whole frame: 2D and world
                 landmarks and the handedness of each hand.
 ``body``        Pose only.
@@ -297,6 +299,16 @@ def _put_hand(out: FrameLandmarks, side: int, hand: HandObservation, source: int
     out.hand_source[side] = source
 
 
+def _cannot_hold(pose_2d: np.ndarray, hands: list[HandObservation]) -> bool:
+    """Whether a body is too small for the hands: a hand (wrist → middle knuckle) longer than the body's shoulder
+    width (a real hand is about a third of it), or a body with no visible shoulders at all."""
+    shoulders = pose_2d[[11, 12]]
+    if not (np.isfinite(shoulders[:, :2]).all() and (np.nan_to_num(shoulders[:, 2]) >= 0.5).any()):
+        return True
+    width = float(np.linalg.norm(shoulders[0, :2] - shoulders[1, :2]))
+    return any(float(np.linalg.norm(h.landmarks[9, :2] - h.landmarks[0, :2])) > width for h in hands)
+
+
 def hands_by_label(hands: list[HandObservation]) -> dict[int, HandObservation]:
     """Hands-only frames: one hand per side by handedness; two hands with the same label → the more confident one
     keeps it and the other takes the free side (two people's same hands are the tracker's business)."""
@@ -385,6 +397,8 @@ class Perception:
         self._image_size = (0, 0)
         self.rescued = 0          # hands found by wrist crops
         self.fallback_frames = 0  # body+hands frames without a body where the hand detector ran on the whole frame
+        self.whole_frame_searches = 0  # frames with a body where a missing hand was found in the whole frame
+        self.phantom_bodies = 0   # of those, frames whose body could not be the hands' and was dropped
 
     def _own(self, graph):
         self._graphs.append(graph)
@@ -420,7 +434,49 @@ class Perception:
         drop_duplicate_hands(out)
         if self.rescue_crop_px:
             self._rescue(rgb, scale_to, out)
+        missing = [side for side in (LEFT, RIGHT) if out.hand_source[side] == SRC_NONE]
+        if missing and self._doubt(out.pose_2d, missing, scale_to):
+            self._whole_frame(rgb, scale_to, out, missing)
         return out
+
+    #: Below this wrist visibility the pose is unsure of that arm: its hand is searched for in the whole frame.
+    DOUBT_VISIBILITY = 0.5
+    #: A hand region at least this fraction of the frame's shorter side is a close-up: the whole-frame hand
+    #: detector sees such a hand as well as a crop would.
+    CLOSE_UP_REGION = 0.3
+
+    def _doubt(self, pose_2d: np.ndarray, missing: list[int], scale_to: tuple[int, int]) -> bool:
+        """Whether a missing hand is worth a whole-frame search: its wrist is unsure (the rescue crop, which needs
+        a confident wrist, did not run) or its hand is a close-up's. Full-body shots with small hands skip it:
+        there the whole frame would not find what the crop missed, and it costs a palm detection."""
+        for side in missing:
+            if np.nan_to_num(pose_2d[POSE_WRIST[side], 2]) < self.DOUBT_VISIBILITY:
+                return True
+            region = hand_region(pose_2d, side, min_visibility=0.0)
+            if region is not None and region[1] >= self.CLOSE_UP_REGION * min(scale_to):
+                return True
+        return False
+
+    def _whole_frame(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks,
+                     missing: list[int]) -> None:
+        """Search the whole frame for the missing hands. A hand that sits on a missing side's wrist goes there
+        (even an unsure wrist: the hand network confirms it). When the body holds no hand at all and the frame's
+        hands are too big for it to hold (`_cannot_hold`), the body is a phantom (the pose network's guess in a
+        close-up of hands): it is dropped and the frame is read like one without a body."""
+        found = self._hands.process(rgb, scale_to)
+        if not found:
+            return
+        self.whole_frame_searches += 1
+        taken = assign_to_wrists(found, out.pose_2d, sides=tuple(missing), min_visibility=0.0)
+        for side, hand in taken.items():
+            _put_hand(out, side, hand, SRC_HANDS)
+        drop_duplicate_hands(out)
+        if (out.hand_source == SRC_NONE).all() and _cannot_hold(out.pose_2d, found):
+            self.phantom_bodies += 1
+            out.pose_2d[:] = np.nan
+            out.pose_world[:] = np.nan
+            for side, hand in hands_by_label(found).items():
+                _put_hand(out, side, hand, SRC_HANDS)
 
     def finish(self, frames: list[FrameLandmarks]) -> None:
         """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`).

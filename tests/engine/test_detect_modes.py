@@ -167,15 +167,60 @@ def test_wrist_crop_rescue_finds_a_hand_that_holistic_missed(truth):
 
 def test_body_and_hands_mode_falls_back_to_the_hand_detector_in_a_close_up(truth):
     """A crop around the waving hand holds no body: the hand detector on the whole frame finds the hand."""
-    index, rgb = list(frames(36))[35]
-    cx, cy = truth[index, RIGHT]
-    x0, y0 = int(max(cx - 70, 0)), int(max(cy - 110, 0))              # the hand and a bit of forearm, no head
-    close = np.ascontiguousarray(cv2.resize(rgb[y0:y0 + 130, x0:x0 + 130], (360, 360)))
+    close = _close_up(truth)
     with Perception("body+hands") as perception:
         out = perception.process(close, (360, 360))
     assert not np.isfinite(out.pose_2d[:, 0]).any()
     assert perception.fallback_frames == 1
     assert out.hand_source.tolist() == [SRC_NONE, SRC_HANDS]            # the subject's right hand
+
+
+def test_a_body_too_small_for_the_hands_cannot_hold_them():
+    pose = _pose_with_wrists((100, 100), (140, 100))
+    pose[[11, 12]] = [(95, 60, 0.9), (145, 60, 0.9)]                    # shoulders 50 px apart
+    assert detect._cannot_hold(pose, [_hand_at((400, 300), RIGHT)]) is False   # a 20 px hand (wrist → knuckle)
+    big = _hand_at((400, 300), RIGHT)
+    big.landmarks[:, :2] = big.landmarks[0, :2] + (big.landmarks[:, :2] - big.landmarks[0, :2]) * 4
+    assert detect._cannot_hold(pose, [big]) is True                     # an 80 px hand
+    pose[[11, 12], 2] = 0.1                                              # shoulders not seen: no body to hold them
+    assert detect._cannot_hold(pose, [_hand_at((400, 300), RIGHT)]) is True
+
+
+def _close_up(truth):
+    """A crop around the waving hand (the subject's right), scaled up: the hand and a bit of forearm, no head."""
+    index, rgb = list(frames(36))[35]
+    cx, cy = truth[index, RIGHT]
+    x0, y0 = int(max(cx - 70, 0)), int(max(cy - 110, 0))
+    return np.ascontiguousarray(cv2.resize(rgb[y0:y0 + 130, x0:x0 + 130], (360, 360)))
+
+
+def test_a_phantom_body_in_a_close_up_of_a_hand_is_dropped(truth):
+    """The pose network sometimes finds a small body in a close-up of hands (the benchmark's pinch_ok_closeup: 16
+    of 90 frames, 1000 px off). A body that holds no hand, with a hand in the frame far bigger than it can hold,
+    is dropped and the frame is read like one without a body; a body whose (unsure) wrist sits on the hand keeps
+    it."""
+    close = _close_up(truth)
+    with Perception("body+hands") as perception:
+        phantom = detect.empty_frame()
+        phantom.pose_2d[:] = _pose_with_wrists((300, 40), (320, 40))
+        phantom.pose_2d[[11, 12]] = [(300, 20, 0.6), (320, 20, 0.6)]   # a body 20 px wide in the corner
+        phantom.pose_world[:] = 0.0
+        assert perception._doubt(phantom.pose_2d, [LEFT, RIGHT], (360, 360))   # its hand region is a close-up's
+        perception._whole_frame(close, (360, 360), phantom, [LEFT, RIGHT])
+        assert perception.phantom_bodies == 1
+        assert not np.isfinite(phantom.pose_2d).any() and not np.isfinite(phantom.pose_world).any()
+        assert phantom.hand_source.tolist() == [SRC_NONE, SRC_HANDS]
+
+        hand = perception._hands.process(close, (360, 360))[0]
+        holder = detect.empty_frame()
+        holder.pose_2d[:] = _pose_with_wrists(hand.landmarks[0, :2] + 80, hand.landmarks[0, :2])
+        holder.pose_2d[detect.POSE_WRIST[RIGHT], 2] = 0.3                  # unsure: the wrist-crop rescue skips it
+        holder.pose_2d[[11, 12]] = [(40, 300, 0.9), (340, 300, 0.9)]
+        perception._whole_frame(close, (360, 360), holder, [LEFT, RIGHT])
+        assert perception.phantom_bodies == 1                              # unchanged: this body holds the hand
+        assert np.isfinite(holder.pose_2d[detect.POSE_WRIST[RIGHT]]).all()   # the body stays
+        assert holder.hand_source[RIGHT] == SRC_HANDS
+        assert np.linalg.norm(holder.hands_2d[RIGHT, 0, :2] - hand.landmarks[0, :2]) < 1.0
 
 
 @pytest.mark.skipif(not (FOOTAGE / "vid01_hand_single_closeup.mp4").exists(), reason="../shared/footage absent")
