@@ -26,8 +26,9 @@ from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-DETECT_CACHE_VERSION = 4  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
-#                           4: whole-frame hand search for unsure wrists and close-ups, phantom bodies dropped
+DETECT_CACHE_VERSION = 5  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
+#                           4: whole-frame hand search for unsure wrists and close-ups, phantom bodies dropped,
+# 5: mirrored bodies swapped back by the hands' chirality
 
 
 @dataclasses.dataclass
@@ -177,7 +178,8 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
         detector.finish(found)
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
-                  "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies}
+                  "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies,
+                  "unmirrored_frames": detector.unmirrored}
     return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
 
 

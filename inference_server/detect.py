@@ -299,6 +299,23 @@ def _put_hand(out: FrameLandmarks, side: int, hand: HandObservation, source: int
     out.hand_source[side] = source
 
 
+def unmirror_by_chirality(frames: list[FrameLandmarks], mirrored: bool = False) -> int:
+    """Swap back, in place, the frames where the pose network mirrored the body (a front/back-ambiguous silhouette
+    read as seen from behind: the subject's left arm labelled right, both hands swapped with it). The evidence is
+    the hands' own chirality against the wrist that holds them (`sides.chirality_votes`), chained over the clip by
+    `sides.mirrored_frames`. Returns the number of frames swapped."""
+    from .sides import CHIRALITY_LAMBDA, CHIRALITY_MU, chirality_votes, mirrored_frames, unmirror
+
+    if not frames:
+        return 0
+    pose = np.stack([f.pose_2d for f in frames])
+    votes = chirality_votes(pose, np.stack([f.hands_2d for f in frames]), mirrored)
+    swap = mirrored_frames(pose, votes, lam=CHIRALITY_LAMBDA, mu=CHIRALITY_MU)
+    for t in np.flatnonzero(swap):
+        unmirror(frames[t])
+    return int(swap.sum())
+
+
 def _cannot_hold(pose_2d: np.ndarray, hands: list[HandObservation]) -> bool:
     """Whether a body is too small for the hands: a hand (wrist → middle knuckle) longer than the body's shoulder
     width (a real hand is about a third of it), or a body with no visible shoulders at all."""
@@ -381,6 +398,7 @@ class Perception:
         if mode not in MODES:
             raise ValueError(f"unknown capture mode {mode!r}; choose one of {MODES}")
         self.mode = mode
+        self.mirrored = mirrored
         self.rescue_crop_px = rescue_crop_px
         self._graphs: list[_Graph] = []
         self._holistic = self._pose = self._hands = self._crop_hands = None
@@ -399,6 +417,7 @@ class Perception:
         self.fallback_frames = 0  # body+hands frames without a body where the hand detector ran on the whole frame
         self.whole_frame_searches = 0  # frames with a body where a missing hand was found in the whole frame
         self.phantom_bodies = 0   # of those, frames whose body could not be the hands' and was dropped
+        self.unmirrored = 0       # frames whose body the pose network had mirrored, swapped back by `finish`
 
     def _own(self, graph):
         self._graphs.append(graph)
@@ -479,8 +498,12 @@ class Perception:
                 _put_hand(out, side, hand, SRC_HANDS)
 
     def finish(self, frames: list[FrameLandmarks]) -> None:
-        """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`).
+        """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`);
+        body+hands mode swaps back the frames where the pose network mirrored the body (`unmirror_by_chirality`).
         `frames` are this detector's outputs, in order; they are updated in place."""
+        if self.mode == "body+hands":
+            self.unmirrored = unmirror_by_chirality(frames, self.mirrored)
+            return
         if self.mode != "hands" or not self._observed:
             return
         if len(frames) != len(self._observed):

@@ -63,13 +63,18 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return float((w[ok] * d).sum() / w[ok].sum())
 
 
-def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None) -> np.ndarray:
+def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, lam: float | None = None,
+                    mu: float | None = None) -> np.ndarray:
     """Which frames to swap left/right: ``(T,)`` bool.
 
     pose_2d:    (T, 33, 3) x, y px, visibility; NaN rows where the person is not seen.
     hand_votes: (T, 2) optional: for the hand held on [left, right] wrist, +c when the hand network's own label
                 agrees with that side, −c when it says the other side, 0 when there is no hand or no label.
+    lam, mu:    λ and μ of the cost (default `LAMBDA`, `MU`); the Holistic path, whose votes come from the hands'
+                chirality (`chirality_votes`), trusts them more than the network's visibility (`CHIRALITY_LAMBDA`).
     """
+    lam = LAMBDA if lam is None else lam
+    mu = MU if mu is None else mu
     n = len(pose_2d)
     seen = np.isfinite(pose_2d[:, 0, 0]) | np.isfinite(pose_2d[:, 11, 0])
     frames = np.flatnonzero(seen)
@@ -83,10 +88,52 @@ def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None) -
         vbar = float(np.nanmean(np.nan_to_num(pose_2d[t, ARMS, 2])))
         agree = float(np.clip(votes[t], 0, None).sum())
         disagree = float(np.clip(-votes[t], 0, None).sum())
-        unary[i] = (MU * disagree, LAMBDA * vbar + MU * agree + TIE)
+        unary[i] = (mu * disagree, lam * vbar + mu * agree + TIE)
     states = (pose_2d, mirror)
     out[frames] = _viterbi(frames, unary, lambda t0, a, t1, b: _distance(states[a][t0], states[b][t1]))
     return out
+
+
+#: Chirality votes (`chirality_votes`) and the chain's weights when they are the evidence. Measured on the standard
+#: suite (`python -m bench fit standard`): the thumb-side chirality names the subject's own hand right in 91% of
+#: the hands the detectors found (95-100% in upper-body and close-up shots, 40-90% for small hands seen side-on);
+#: the body's labels are swapped where λ/μ ≤ 0.25 lets a run of such votes outweigh the network's visibility.
+CHIRALITY_LAMBDA = 0.2
+CHIRALITY_MU = 1.0
+CHIRALITY_MIN_SINE = (0.1, 0.3)    # |sin| of the thumb against the palm plane: no vote below, a full vote above
+CHIRALITY_MIN_SPREAD = (1.5, 2.0)  # wrists apart, in shoulder widths: no vote below, a full vote above
+
+
+def chirality_votes(pose_2d: np.ndarray, hands_2d: np.ndarray, mirrored: bool = False) -> np.ndarray:
+    """`mirrored_frames`' hand votes from the hands' own shape: ``(T, 2)``.
+
+    A hand's chirality is which side of its palm plane the thumb lies on. With n = (index knuckle − wrist) ×
+    (pinky knuckle − wrist) in the image's (x right, y down, z away) axes, z being the hand network's relative
+    depth, the thumb (mean of its MCP, IP and tip, from the wrist) lies along +n for a right hand and −n for a left
+    one, whichever way the palm faces; a mirrored (selfie) image flips it. The vote is the sine of that angle,
+    scaled by `CHIRALITY_MIN_SINE` (a thumb in the palm plane says nothing), and weighted down when the wrists are
+    less than `CHIRALITY_MIN_SPREAD` shoulder widths apart: hands held close or crossed may sit on each other's
+    wrist, and then their chirality speaks of the hand assignment, not of the body's labels.
+
+    pose_2d:  (T, 33, 3) px + visibility; hands_2d: (T, 2, 21, ≥3) [left, right] px + relative depth.
+    """
+    h = np.asarray(hands_2d, dtype=float)[..., :3]
+    wrist = h[..., 0, :]
+    normal = np.cross(h[..., 5, :] - wrist, h[..., 17, :] - wrist)
+    thumb = h[..., 2:5, :].mean(axis=-2) - wrist
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sine = np.einsum("...k,...k", normal, thumb) / (np.linalg.norm(normal, axis=-1) *
+                                                         np.linalg.norm(thumb, axis=-1))
+        lo, hi = CHIRALITY_MIN_SINE
+        strength = np.clip((np.abs(sine) - lo) / (hi - lo), 0.0, 1.0)
+        chiral_side = (sine > 0).astype(int) ^ int(mirrored)           # 0: a left hand, 1: a right hand
+        votes = np.where(chiral_side == np.arange(2), strength, -strength)
+        p = np.asarray(pose_2d, dtype=float)
+        spread = np.linalg.norm(p[:, 15, :2] - p[:, 16, :2], axis=-1) / \
+            np.maximum(np.linalg.norm(p[:, 11, :2] - p[:, 12, :2], axis=-1), 1.0)
+        lo, hi = CHIRALITY_MIN_SPREAD
+        apart = np.clip((spread - lo) / (hi - lo), 0.0, 1.0)
+    return np.nan_to_num(votes * np.nan_to_num(apart)[:, None])
 
 
 def _viterbi(frames: np.ndarray, unary: np.ndarray, distance) -> np.ndarray:

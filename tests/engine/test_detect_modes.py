@@ -259,3 +259,22 @@ def test_body_mode_gives_the_pose_and_no_hands(truth):
             assert np.isfinite(out.pose_world).all() and (out.hand_source == SRC_NONE).all()
             for side in (LEFT, RIGHT):                                  # pose wrists on the true wrists
                 assert np.linalg.norm(out.pose_2d[detect.POSE_WRIST[side], :2] - truth[index, side]) < 40.0
+
+
+def test_body_and_hands_mode_swaps_back_a_body_the_pose_network_mirrored():
+    """The sample clip's frames, a run of them mirrored as the pose network does on a front/back-ambiguous
+    silhouette (every left/right label swapped, hands with them): `finish` finds the run from the hands' chirality
+    and swaps it back; an untouched clip stays as it is."""
+    from inference_server.sides import unmirror
+
+    with Perception("body+hands") as perception:
+        found = [perception.process(rgb, (rgb.shape[1], rgb.shape[0])) for _, rgb in frames(60)]
+        clean = [(f.pose_2d.copy(), f.hands_2d.copy()) for f in found]
+        perception.finish(found)
+        assert perception.unmirrored == 0
+        for t in range(25, 41):
+            unmirror(found[t])
+        perception.finish(found)
+    assert perception.unmirrored == 16
+    for f, (pose, hands) in zip(found, clean):
+        assert np.array_equal(f.pose_2d, pose, equal_nan=True) and np.array_equal(f.hands_2d, hands, equal_nan=True)

@@ -103,3 +103,57 @@ def test_swapping_a_frame_twice_restores_it(fn):
     fn(lm)
     for a, b in zip((lm.pose_2d, lm.pose_world, lm.hands_2d, lm.hand_score, lm.hand_source), before):
         assert np.array_equal(a, b, equal_nan=True)
+
+
+def hand_facing_camera(wrist_xy, side: int) -> np.ndarray:
+    """A hand held up, palm to the camera, in image axes (x right, y down, z away): (21, 3). A right hand's thumb
+    is on the image's right and toward the camera; a left hand is its mirror image."""
+    right = np.zeros((21, 3))
+    right[[5, 6, 7, 8]] = [(15, -60 - 20 * k, 0) for k in range(4)]       # index
+    right[[9, 10, 11, 12]] = [(5, -62 - 22 * k, 0) for k in range(4)]     # middle
+    right[[13, 14, 15, 16]] = [(-5, -60 - 20 * k, 0) for k in range(4)]   # ring
+    right[[17, 18, 19, 20]] = [(-15, -55 - 15 * k, 0) for k in range(4)]  # pinky
+    right[[1, 2, 3, 4]] = [(15, -10, -10), (25, -20, -25), (32, -32, -35), (38, -45, -40)]  # thumb
+    hand = right if side == 1 else right * [-1, 1, 1]
+    return hand + [*wrist_xy, 0.0]
+
+
+def test_chirality_names_the_hand_whatever_wrist_holds_it():
+    from inference_server.sides import chirality_votes
+
+    pose = walking_pose(3)                       # subject's left wrist at x = 320 + 90, right at 320 - 90 ...
+    pose[:, 11, 0], pose[:, 12, 0] = 340, 300    # ... shoulders 40 px apart: the wrists are 4.5 shoulders apart
+    hands = np.stack([np.stack([hand_facing_camera(pose[t, 15, :2], 0), hand_facing_camera(pose[t, 16, :2], 1)])
+                      for t in range(3)])
+    hands[1] = hands[1][::-1]                    # frame 1: each wrist holds the other side's hand
+    votes = chirality_votes(pose, hands)
+    assert np.allclose(votes[[0, 2]], 1.0) and np.allclose(votes[1], -1.0)
+    assert np.allclose(chirality_votes(pose, hands, mirrored=True), -votes)   # a selfie image flips chirality
+    flat = hands.copy()
+    flat[..., 2] = 0.0                           # a thumb in the palm plane says nothing
+    assert np.allclose(chirality_votes(pose, flat), 0.0)
+    close = pose.copy()
+    close[:, 11, 0], close[:, 12, 0] = 420, 220  # shoulders 200 px apart: the wrists are under one shoulder apart
+    assert np.allclose(chirality_votes(close, hands), 0.0)    # hands held close may sit on each other's wrist
+    hands[2, 0] = np.nan
+    assert chirality_votes(pose, hands)[2, 0] == 0.0           # no hand, no vote
+
+
+def test_chirality_undoes_a_confident_mirror_that_visibility_alone_keeps():
+    """The wave scene's failure: the network mirrors the body for runs of frames while sure of it (visibility
+    0.9); only the hands' chirality tells. With the Holistic path's weights the runs are swapped back."""
+    from inference_server.sides import CHIRALITY_LAMBDA, CHIRALITY_MU, chirality_votes
+
+    n = 60
+    pose = walking_pose(n)
+    pose[:, 11, 0], pose[:, 12, 0] = 340, 300
+    hands = np.stack([np.stack([hand_facing_camera(pose[t, 15, :2], 0), hand_facing_camera(pose[t, 16, :2], 1)])
+                      for t in range(n)])
+    truth = np.zeros(n, dtype=bool)
+    truth[10:30] = truth[40:52] = True
+    pose[truth] = pose[truth][:, POSE_MIRROR]
+    hands[truth] = hands[truth][:, ::-1]
+    hands[truth, 1] = np.nan                     # as in the wave: the mirrored frames show one hand
+    votes = chirality_votes(pose, hands)
+    assert not mirrored_frames(pose, votes).any()              # the default weights trust the network
+    assert np.array_equal(mirrored_frames(pose, votes, lam=CHIRALITY_LAMBDA, mu=CHIRALITY_MU), truth)
