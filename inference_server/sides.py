@@ -17,9 +17,9 @@ Model: a two-state hidden Markov chain per frame, ``s_t = 0`` (labels as given) 
                                                                   wrists; ε = TIE keeps labels when nothing tells)
     U_t(0)    =          μ Σ_hands c_h [label_h ≠ own side]
 
-The unary says: a frame the network is sure of (high visibility) resists being swapped, and a hand network's own
-handedness label (``c_h`` its score, when given) votes for the labelling it agrees with. The pairwise term says the
-body does not teleport its arms between frames. A run of mirrored frames is undone when its two boundary jumps cost
+The unary says: a frame the network is sure of (high visibility) resists being swapped, and a hand's own side
+(the hand network's handedness label, or the hand's chirality: `chirality_votes`; ``c_h`` its strength) votes for
+the labelling it agrees with. The pairwise term says the body does not teleport its arms between frames. A run of mirrored frames is undone when its two boundary jumps cost
 more than swapping it; a long run of frames the network is sure of stays as it is.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, l
 
 
 #: Chirality votes (`chirality_votes`) and the chain's weights when they are the evidence. Measured on the standard
-#: suite (`python -m bench fit standard`): the thumb-side chirality names the subject's own hand right in 91% of
+#: suite (`./reel2rig bench fit standard`): the thumb-side chirality names the subject's own hand right in 91% of
 #: the hands the detectors found (95-100% in upper-body and close-up shots, 40-90% for small hands seen side-on);
 #: the body's labels are swapped where λ/μ ≤ 0.25 lets a run of such votes outweigh the network's visibility.
 CHIRALITY_LAMBDA = 0.2
