@@ -34,6 +34,7 @@ import dataclasses
 import numpy as np
 
 from .protocol import MODEL_MISSING, RpcError
+from .sides import CHIRALITY_LAMBDA, CHIRALITY_MU, chirality_votes, mirrored_frames, unmirror
 
 N_POSE = 33
 N_HAND = 21
@@ -304,8 +305,6 @@ def unmirror_by_chirality(frames: list[FrameLandmarks], mirrored: bool = False) 
     read as seen from behind: the subject's left arm labelled right, both hands swapped with it). The evidence is
     the hands' own chirality against the wrist that holds them (`sides.chirality_votes`), chained over the clip by
     `sides.mirrored_frames`. Returns the number of frames swapped."""
-    from .sides import CHIRALITY_LAMBDA, CHIRALITY_MU, chirality_votes, mirrored_frames, unmirror
-
     if not frames:
         return 0
     pose = np.stack([f.pose_2d for f in frames])
@@ -314,6 +313,12 @@ def unmirror_by_chirality(frames: list[FrameLandmarks], mirrored: bool = False) 
     for t in np.flatnonzero(swap):
         unmirror(frames[t])
     return int(swap.sum())
+
+
+def _read_without_body(out: FrameLandmarks, hands: list[HandObservation]) -> None:
+    """A frame with no body: the whole frame's hands go on the sides their labels name (`hands_by_label`)."""
+    for side, hand in hands_by_label(hands).items():
+        _put_hand(out, side, hand, SRC_HANDS)
 
 
 def _cannot_hold(pose_2d: np.ndarray, hands: list[HandObservation]) -> bool:
@@ -447,8 +452,7 @@ class Perception:
         out = self._holistic.process(rgb, scale_to)
         if not np.isfinite(out.pose_2d[:, 0]).any():
             self.fallback_frames += 1
-            for side, hand in hands_by_label(self._hands.process(rgb, scale_to)).items():
-                _put_hand(out, side, hand, SRC_HANDS)
+            _read_without_body(out, self._hands.process(rgb, scale_to))
             return out
         drop_duplicate_hands(out)
         if self.rescue_crop_px:
@@ -494,8 +498,7 @@ class Perception:
             self.phantom_bodies += 1
             out.pose_2d[:] = np.nan
             out.pose_world[:] = np.nan
-            for side, hand in hands_by_label(found).items():
-                _put_hand(out, side, hand, SRC_HANDS)
+            _read_without_body(out, found)
 
     def finish(self, frames: list[FrameLandmarks]) -> None:
         """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`);

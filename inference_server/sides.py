@@ -63,18 +63,16 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return float((w[ok] * d).sum() / w[ok].sum())
 
 
-def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, lam: float | None = None,
-                    mu: float | None = None) -> np.ndarray:
+def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, lam: float = LAMBDA,
+                    mu: float = MU) -> np.ndarray:
     """Which frames to swap left/right: ``(T,)`` bool.
 
     pose_2d:    (T, 33, 3) x, y px, visibility; NaN rows where the person is not seen.
     hand_votes: (T, 2) optional: for the hand held on [left, right] wrist, +c when the hand network's own label
                 agrees with that side, −c when it says the other side, 0 when there is no hand or no label.
-    lam, mu:    λ and μ of the cost (default `LAMBDA`, `MU`); the Holistic path, whose votes come from the hands'
-                chirality (`chirality_votes`), trusts them more than the network's visibility (`CHIRALITY_LAMBDA`).
+    lam, mu:    λ and μ of the cost; the Holistic path, whose votes come from the hands' chirality
+                (`chirality_votes`), trusts them more than the network's visibility (`CHIRALITY_LAMBDA`).
     """
-    lam = LAMBDA if lam is None else lam
-    mu = MU if mu is None else mu
     n = len(pose_2d)
     seen = np.isfinite(pose_2d[:, 0, 0]) | np.isfinite(pose_2d[:, 11, 0])
     frames = np.flatnonzero(seen)
