@@ -122,9 +122,37 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
     options: dict[str, Any] = {"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing)}
     if scene_settings.mode != "hands" and int(scene_settings.people) != 1:
         options["people"] = int(scene_settings.people)
+    options.update(model_options(context, scene_settings.mode, scene_settings.model))
     if scene_settings.focal_px > 0:
         options["focal_px"] = float(scene_settings.focal_px)
     return CaptureSettings(video=os.path.abspath(path), engine=preferences.engine_config(context), options=options)
+
+
+HAND_MODELS = ("anny_hand", "mano")
+LICENSED_MODELS = {"mano": "MANO", "smpl": "SMPL", "smplh": "SMPL-H", "smplx": "SMPL-X"}
+
+
+def model_options(context: bpy.types.Context, mode: str, model: str) -> dict[str, Any]:
+    """The capture options for the chosen model ({} for Anny), checked against the mode and the Model Files
+    preference before the engine starts."""
+    from . import preferences
+
+    if model == "anny":
+        return {}
+    if model in HAND_MODELS and mode != "hands":
+        raise Reel2RigError(f"{model.replace('_', ' ').title()} is a hand model: set Mode to Hands, or choose a body "
+                            "model (Anny, SMPL, SMPL-H, SMPL-X)")
+    if model not in HAND_MODELS and mode == "hands":
+        raise Reel2RigError(f"{LICENSED_MODELS.get(model, model)} is a body model: in Hands mode choose Anny, Anny "
+                            "Hand or MANO")
+    options: dict[str, Any] = {"model": model}
+    if model in LICENSED_MODELS:
+        folder = preferences.model_folder(context)
+        if not folder:
+            raise Reel2RigError(f"{LICENSED_MODELS[model]} needs its model files: set Model Files in Preferences › "
+                                "Add-ons › Reel2Rig to the folder that holds them (or choose Anny, which needs none)")
+        options["model_dir"] = folder
+    return options
 
 
 def import_finished_take(settings: CaptureSettings, take_path: str) -> str:
@@ -138,7 +166,9 @@ def import_finished_take(settings: CaptureSettings, take_path: str) -> str:
     for other in others:
         take_import.import_take(bpy.context, other, video=settings.video)
     if others:
-        return f"{result.summary()} (+{len(others)} more {'person' if len(others) == 1 else 'people'})"
+        hands = take_path.endswith(("left_hand.take.npz", "right_hand.take.npz"))   # a hand model's Takes
+        what = ("hand" if hands else "person") if len(others) == 1 else ("hands" if hands else "people")
+        return f"{result.summary()} (+{len(others)} more {what})"
     return result.summary()
 
 

@@ -29,6 +29,7 @@ class REEL2RIG_PT_capture(_SidebarPanel):
         col.enabled = not status.running
         col.prop(settings, "video_path", text="")
         col.prop(settings, "mode")
+        col.prop(settings, "model")
         row = col.row()
         row.active = settings.mode != "hands"
         row.prop(settings, "people")

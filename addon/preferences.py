@@ -25,6 +25,12 @@ class REEL2RIG_AddonPreferences(bpy.types.AddonPreferences):
         description="Where the engine keeps models, stage caches and takes. Empty: the checkout's .cache",
         subtype="DIR_PATH", default="")
 
+    model_dir: StringProperty(  # type: ignore[valid-type]
+        name="Model Files",
+        description="Folder with your licensed MANO / SMPL / SMPL-H / SMPL-X files (optional; Anny needs none). "
+        "Empty: $REEL2RIG_MODEL_DIR",
+        subtype="DIR_PATH", default="")
+
     presets_dir: StringProperty(  # type: ignore[valid-type]
         name="Bone Map Presets",
         description="Folder of your own bone maps (TOML), listed beside the built-in ones. Empty: Blender's "
@@ -35,6 +41,7 @@ class REEL2RIG_AddonPreferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.prop(self, "engine_python")
         layout.prop(self, "cache_dir")
+        layout.prop(self, "model_dir")
         layout.prop(self, "presets_dir")
         box = layout.box()
         try:
@@ -80,3 +87,11 @@ def presets_folder(context: bpy.types.Context | None) -> str | None:
         return str(bpy.utils.extension_path_user(ADDON_PACKAGE, path="rig_maps", create=True))
     except (ValueError, AttributeError, OSError):
         return None
+
+
+def model_folder(context: bpy.types.Context) -> str:
+    """The licensed model files' folder: the preference, else $REEL2RIG_MODEL_DIR, else ""."""
+    prefs = get_preferences(context)
+    if prefs is not None and prefs.model_dir:
+        return str(bpy.path.abspath(prefs.model_dir))
+    return os.environ.get("REEL2RIG_MODEL_DIR", "")

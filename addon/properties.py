@@ -23,6 +23,18 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
                ("hands", "Hands", "Hands only, for close-ups; the body stays at rest"),
                ("body", "Body", "Body only; hands stay at rest")),
         default="body+hands")
+    model: EnumProperty(  # type: ignore[valid-type]
+        name="Model", description="Body or hand model the capture is fitted to",
+        items=(("anny", "Anny", "Anny's body with fingers: built in, no download. In Hands mode both hands move on a "
+                "body at rest"),
+               ("anny_hand", "Anny Hand", "Hands mode: one armature per hand (Anny's hand), placed where the hand "
+                "is in the picture. Built in"),
+               ("mano", "MANO", "Hands mode: one MANO armature per hand; needs the MANO files in the Model Files "
+                "folder (preferences)"),
+               ("smpl", "SMPL", "Body; needs the SMPL file in the Model Files folder (preferences)"),
+               ("smplh", "SMPL-H", "Body with fingers; needs the SMPL-H file in the Model Files folder"),
+               ("smplx", "SMPL-X", "Body with fingers; needs the SMPL-X file in the Model Files folder")),
+        default="anny")
     people: IntProperty(  # type: ignore[valid-type]
         name="People", description="How many people to capture, one armature each (0 = everyone in the clip; "
         "1 = the main person). Not used in Hands mode",

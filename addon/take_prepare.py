@@ -129,16 +129,21 @@ def clip_name(take_path: str | os.PathLike[str], video: str | None) -> str:
 
 
 def person_suffix(meta: Mapping[str, Any]) -> str:
-    """" person 2" for the second person of a multi-person capture (sidecar ``person.index`` = 1), else ""."""
+    """" person 2" for the second person of a multi-person capture (sidecar ``person.index`` = 1), " left hand" /
+    " right hand" for a hand model's Take of one hand (sidecar ``hand.side``), else ""."""
     person = meta.get("person")
     if isinstance(person, Mapping) and isinstance(person.get("index"), int) and person["index"] > 0:
         return f" person {person['index'] + 1}"
+    hand = meta.get("hand")
+    if isinstance(hand, Mapping) and hand.get("side") in ("left", "right"):
+        return f" {hand['side']} hand"
     return ""
 
 
 def sibling_takes(take_path: str | os.PathLike[str]) -> list[str]:
-    """The other people's Takes of a multi-person capture, from the sidecar's ``person.takes`` (file names next to
-    this Take), in order, existing files only; [] for a one-person Take or a missing/unreadable sidecar."""
+    """The other Takes of the same capture — the other people's (sidecar ``person.takes``) or the other hand's
+    (``hand.takes``, hand models) — as file names next to this Take, in order, existing files only; [] for a lone
+    Take or a missing/unreadable sidecar."""
     import json
 
     path = Path(take_path)
@@ -147,11 +152,11 @@ def sibling_takes(take_path: str | os.PathLike[str]) -> list[str]:
         meta = json.loads(sidecar.read_text()) if sidecar is not None else {}
     except (OSError, ValueError):
         return []
-    person = meta.get("person") if isinstance(meta, dict) else None
-    if not isinstance(person, dict) or not isinstance(person.get("takes"), list):
+    group = (meta.get("person") or meta.get("hand")) if isinstance(meta, dict) else None
+    if not isinstance(group, dict) or not isinstance(group.get("takes"), list):
         return []
     out = []
-    for name in person["takes"]:
+    for name in group["takes"]:
         if isinstance(name, str) and Path(name).name == name and name != path.name and (path.parent / name).is_file():
             out.append(str(path.parent / name))
     return out
@@ -265,7 +270,7 @@ def prepare_take(take: take_format.Take, frame_start: int = 1, video: str | None
     lengths = np.maximum(np.nan_to_num(np.asarray(a["bone_lengths"], dtype=np.float64), nan=0.0), MIN_BONE_LENGTH)
     frame_ids = np.asarray(a["frame_ids"])
     return PreparedTake(
-        name=re.sub(r"\.person\d+$", "", clip_name(take.path, video)) + person_suffix(take.meta),
+        name=re.sub(r"\.(person\d+|left_hand|right_hand)$", "", clip_name(take.path, video)) + person_suffix(take.meta),
         take_path=str(take.path),
         video=video,
         meta=dict(take.meta),

@@ -314,6 +314,17 @@ class SmplModel(BodyModel):
 
 # --- Anny ---------------------------------------------------------------------------------------------------------
 
+def hand_bones(names: list[str], parents: np.ndarray, side: str) -> np.ndarray:
+    """Indices of one hand's bones in an Anny skeleton: the wrist ("left"/"right") and every bone below it, parents
+    first."""
+    root = names.index("wrist." + ("L" if side == "left" else "R"))
+    keep = [root]
+    for j in range(root + 1, len(names)):
+        if int(parents[j]) in keep:
+            keep.append(j)
+    return np.array(keep)
+
+
 class AnnyModel(BodyModel):
     """The Anny body with fingers (``hand=None``), or one of its hands alone (``hand="left"|"right"``): the wrist
     and every bone below it."""
@@ -331,14 +342,7 @@ class AnnyModel(BodyModel):
         self._model = load_anny_model()
         base = load_skeleton()
         all_names, all_parents = base.names, base.parents
-        if hand is None:
-            keep = list(range(len(all_names)))
-        else:
-            root = all_names.index("wrist." + ("L" if hand == "left" else "R"))
-            keep = [root]
-            for j in range(root + 1, len(all_names)):
-                if int(all_parents[j]) in keep:
-                    keep.append(j)
+        keep = list(range(len(all_names))) if hand is None else list(hand_bones(all_names, all_parents, hand))
         self._keep = np.array(keep)
         remap = {j: k for k, j in enumerate(keep)}
         self.names = [all_names[j] for j in keep]

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .config import stage_cache_dir
-from .pipeline import CancelledFn, CaptureOptions, CaptureResult, Cancelled, ProgressFn
+from .pipeline import HAND_MODELS, CancelledFn, CaptureOptions, CaptureResult, Cancelled, ProgressFn
 from .protocol import JOB_FAILED, NO_PERSON, OUTPUT_NOT_WRITABLE, RpcError
 from .take import TAKE_SUFFIX, atomic_write_bytes, sidecar_path, write_take
 from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
@@ -258,16 +258,24 @@ def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.n
 
 
 def _target_model(options: CaptureOptions):
-    """The body model the Take is for: None for Anny (the fit's own), else the user's SMPL-family model, loaded
-    (and its file checked) before any detection work so that a missing file fails fast."""
+    """The model the Take is for: None for Anny (the fit's own); the user's SMPL-family model; for a hand model
+    (hands mode) {"left": model, "right": model}. Loaded (and its files checked) before any detection work so that
+    a missing file fails fast."""
     if options.model == "anny":
         return None
     from .body_models import load_model
 
+    model_dir = options.model_dir or os.environ.get("REEL2RIG_MODEL_DIR")
+    if options.model in HAND_MODELS:
+        if options.mode != "hands":
+            raise RpcError(JOB_FAILED, f"the {options.model} model is a hand model; the {options.mode} mode needs a "
+                                       "body model", fix="use the hands mode with it, or the anny, smpl, smplh or "
+                                                         "smplx model")
+        return {side: load_model(options.model, model_dir, side=side) for side in ("left", "right")}
     if options.mode == "hands":
         raise RpcError(JOB_FAILED, f"the {options.model} model is for body captures; hands mode uses Anny",
                        fix="use the body+hands or body mode with this model, or the Anny model for hands only")
-    return load_model(options.model, options.model_dir or os.environ.get("REEL2RIG_MODEL_DIR"))
+    return load_model(options.model, model_dir)
 
 
 def _confidence(pose_2d: np.ndarray, residual_px: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -313,6 +321,9 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
 
     skel = load_skeleton()
     stem = take_stem(Path(video))
+    if options.model in HAND_MODELS:
+        return _fit_and_write_hands(video, info, options, people[kept[0]], skel, out_dir / stem, progress, cancelled,
+                                    target_model, started)
     names = [out_dir / (stem + TAKE_SUFFIX if rank == 0 else f"{stem}.person{rank + 1}{TAKE_SUFFIX}")
              for rank in range(len(kept))]
     written: list[CaptureResult] = []
@@ -430,3 +441,129 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     progress("write", 1, 1, 0.0)
     return CaptureResult(take_path=take_path, sidecar_path=sidecar_path(take_path), frames=n,
                          seconds=time.perf_counter() - started, stages=stages)
+
+
+def hand_take_path(out_stem: Path, side: str) -> Path:
+    """``DIR/<clip>.left_hand.take.npz`` / ``.right_hand.take.npz``: a hand model's Take of one hand."""
+    return out_stem.with_name(f"{out_stem.name}.{side}_hand{TAKE_SUFFIX}")
+
+
+def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, skel,
+                         out_stem: Path, progress: ProgressFn, cancelled: CancelledFn, models: dict,
+                         started: float) -> CaptureResult:
+    """Hands mode with a hand model: each hand fitted where it is in the picture (``fit.fit_hands_in_camera``) and
+    written as its own Take of the hand model (Anny's hand, or MANO carried over from it), the hand seen most first.
+
+    World: level camera, the origin at the median place of the wrists (so both hands' Takes share it and keep their
+    places relative to each other and to the camera)."""
+    from rigs.fk import forward_kinematics
+    from rigs.rotations import matrix_to_aa
+
+    from .body_models import anny_point, hand_bones, transfer_from_anny
+    from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_hands_in_camera, resolve_device
+
+    t0 = time.perf_counter()
+    K = default_intrinsics(info.width, info.height, options.focal_px)
+    settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
+    fits = fit_hands_in_camera(skel, det.hands_2d, det.hands_world, K, settings,
+                               progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled)
+    t_fit = time.perf_counter() - t0
+    if cancelled():
+        raise Cancelled("cancelled after fit")
+    sides = sorted((f for f in fits if f is not None), key=lambda f: -int(f.seen.sum()))
+    if not sides:
+        raise RpcError(NO_PERSON, f"{video}: no hand was detected in any of its {len(det.frame_ids)} frames",
+                       fix="check that the hands are in the picture and the frame range covers them")
+    names = {f.side: hand_take_path(out_stem, ("left", "right")[f.side]) for f in sides}
+    posed = {f.side: forward_kinematics(skel.rest, skel.parents, f.local_rotations_aa, f.root_position_world)
+             for f in sides}                                                    # (T,J,4,4) each, camera world
+    wrists = np.concatenate([posed[f.side][f.seen, skel.index("wrist." + "LR"[f.side]), :3, 3] for f in sides])
+    shift = np.median(wrists, axis=0)
+    n = len(det.frame_ids)
+    R_w2c = np.broadcast_to(R_WORLD2CAM_LEVEL, (n, 3, 3)).copy()
+    t_w2c = np.broadcast_to(R_WORLD2CAM_LEVEL @ shift, (n, 3)).copy()
+    written = []
+    for f in sides:
+        side = ("left", "right")[f.side]
+        model = models[side]
+        t_model = time.perf_counter()
+        keep = hand_bones(skel.names, skel.parents, side)
+        W = posed[f.side]
+        sub_names = [skel.names[j] for j in keep]
+        remap = {int(j): k for k, j in enumerate(keep)}
+        sub_parents = np.array([remap.get(int(skel.parents[j]), -1) for j in keep], dtype=np.int32)
+        sub_rest, sub_lengths = skel.rest[keep], skel.lengths[keep]
+        local = f.local_rotations_aa[:, keep].copy()
+        local[:, 0] = matrix_to_aa(np.swapaxes(sub_rest[0, :3, :3], 0, 1) @ W[:, keep[0], :3, :3])  # now a root
+        root_world = W[:, keep[0], :3, 3] - shift
+        joints = W[:, keep][..., :3, 3] - shift
+        fitted = np.repeat(f.seen[:, None], len(keep), axis=1)
+        shape = np.asarray(model.default_shape, dtype=np.float64)
+        model_pose, extra = local, {}
+        model_meta = {"name": model.name, "convention": "bone-local", "shape_names": list(model.shape_names)}
+        if model.name.startswith("mano"):
+            moved = transfer_from_anny(model, sub_names, joints)
+            tsk = moved.skeleton
+            sub_names, sub_parents, sub_rest, sub_lengths = tsk.names, tsk.parents, tsk.rest, tsk.lengths
+            local, root_world, joints, shape, model_pose = (moved.local_aa, moved.root_world, moved.joints,
+                                                             moved.shape, moved.model_pose)
+            fitted = fitted[:, [[skel.names[j] for j in keep].index(anny_point(name)) for name in tsk.names]]
+            extra["model_transfer_error_mm"] = moved.error_mm.astype(np.float32)
+            model_meta = {"name": model.name, "convention": tsk.convention, "file": str(model.path),
+                          "shape_names": list(model.shape_names),
+                          "transfer": {"from": "anny_hand", "mean_error_mm": float(np.mean(moved.error_mm[f.seen]))}}
+        t_model = time.perf_counter() - t_model
+        root_cam = np.einsum("tij,tj->ti", R_w2c, root_world) + t_w2c
+        hand = det.hands_2d[:, f.side]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            box = np.linalg.norm(np.nanmax(hand[..., :2], axis=1) - np.nanmin(hand[..., :2], axis=1), axis=-1)
+        ratio = np.nan_to_num(f.residual_px / np.where(box > 1, 0.02 * box, np.nan), nan=0.0)
+        confidence = np.where(f.seen, np.clip(np.nan_to_num(det.hand_score[:, f.side]), 0, 1) / (1 + ratio ** 2), 0)
+        arrays = dict(
+            frame_ids=det.frame_ids, timestamps=det.timestamps, fps=np.float64(info.fps),
+            image_size=np.array([info.width, info.height], dtype=np.int64), K=K,
+            R_world2cam=R_w2c, t_world2cam=t_w2c,
+            bone_names=np.array(sub_names), bone_parents=np.asarray(sub_parents).astype(np.int32),
+            rest_matrices=np.asarray(sub_rest).astype(np.float32), bone_lengths=np.asarray(sub_lengths, np.float32),
+            local_rotations_aa=local.astype(np.float32), root_position_world=root_world.astype(np.float32),
+            joints_world=joints.astype(np.float32), bone_fitted=fitted, valid=f.seen,
+            fit_residual_px=f.residual_px.astype(np.float32), shape=shape.astype(np.float32),
+            model_pose_aa=np.asarray(model_pose, dtype=np.float32), root_position_camera=root_cam.astype(np.float32),
+            fit_confidence=confidence.astype(np.float32), **extra,
+            pose_landmarks_2d=det.pose_2d.astype(np.float32), pose_landmarks_world=det.pose_world.astype(np.float32),
+            hand_landmarks_2d=det.hands_2d.astype(np.float32),
+            hand_landmarks_world=det.hands_world.astype(np.float32), hand_score=det.hand_score.astype(np.float32),
+            hand_source=det.hand_source.astype(np.int8))
+        stages = {
+            "decode": {"seconds": det.decode_seconds, "fps": n / det.decode_seconds if det.decode_seconds else None},
+            "detect": {"seconds": det.detect_seconds, "fps": n / det.detect_seconds if det.detect_seconds else None,
+                       "cached": det.detect_seconds == 0.0},
+            "fit": {"seconds": t_fit, "fps": n / t_fit if t_fit else None},
+        }
+        if model.name.startswith("mano"):
+            stages["transfer"] = {"seconds": t_model, "fps": n / t_model if t_model else None}
+        meta = {
+            "source": {"path": str(Path(video).resolve()), "width": info.width, "height": info.height,
+                       "fps": info.fps, "frame_count": info.frame_count, "rotation": info.rotation, "kind": info.kind},
+            "model": model.name, "model_info": model_meta, "engine_version": __version__,
+            "options": dataclasses.asdict(options),
+            "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
+            "detected_frames": int(f.seen.sum()),
+            "hands_detected_frames": {"left": int(np.isfinite(det.hands_2d[:, 0, 0, 0]).sum()),
+                                      "right": int(np.isfinite(det.hands_2d[:, 1, 0, 0]).sum())},
+            "hands_only": True,
+            "hand": {"side": side, "takes": [names[g.side].name for g in sides]},
+            "detection": dict(det.counts), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stages": dict(stages),
+        }
+        t_write = time.perf_counter()
+        progress("write", len(written), len(sides), 0.0)
+        write_take(names[f.side], arrays, meta)
+        stages["write"] = {"seconds": time.perf_counter() - t_write, "fps": None}
+        written.append(CaptureResult(take_path=names[f.side], sidecar_path=sidecar_path(names[f.side]), frames=n,
+                                     seconds=0.0, stages=stages))
+    progress("write", len(sides), len(sides), 0.0)
+    main = written[0]
+    return CaptureResult(take_path=main.take_path, sidecar_path=main.sidecar_path, frames=n,
+                         seconds=time.perf_counter() - started, stages=main.stages,
+                         hands=[w.take_path for w in written])

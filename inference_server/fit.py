@@ -970,3 +970,138 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
     result = _result(skel, local_aa, pose.root_pos, err, w_b2 > 0, hand_seen, hands_only)
     result.camera_shift = camera_shift.detach().double().cpu().numpy()
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hands alone, each placed in the camera (hands mode with a hand model: Anny's hand or MANO)
+# ---------------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class HandFit:
+    """One hand fitted on its own: the full Anny skeleton's pose whose ``side`` hand lies where the hand is in the
+    camera (the rest of the body is at rest and only carries the hand; ``hand_bones`` cuts the hand out)."""
+    side: int                        # 0 = the subject's left, 1 = right
+    local_rotations_aa: np.ndarray   # (T, J, 3) the full Anny skeleton, Take convention
+    root_position_world: np.ndarray  # (T, 3) the full skeleton's root (camera at the world origin, level)
+    seen: np.ndarray                 # (T,) bool: the hand was detected
+    residual_px: np.ndarray          # (T,) mean 2D distance of the 21 hand points to the landmarks (NaN unseen)
+
+
+HAND_PLACE_ITERATIONS = 6   # LM steps on the wrist's place and turn after the closed-form start
+
+
+def _translation_onto_image(points_cam: np.ndarray, uv: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Per frame, the camera-space shift t (T,3) that best puts points (T,N,3) (camera axes, any origin) onto
+    their pixels uv (T,N,2): the linear least squares of f(X + t) = (u − c)(Z + t_z) on both image axes (exact
+    for noiseless points; the LM refines it under the true reprojection error)."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv[..., 0] - cx, uv[..., 1] - cy                                    # (T,N)
+    zero, X, Y, Z = np.zeros_like(du), points_cam[..., 0], points_cam[..., 1], points_cam[..., 2]
+    A = np.concatenate([np.stack([np.full_like(du, fx), zero, -du], -1),
+                        np.stack([zero, np.full_like(dv, fy), -dv], -1)], axis=1)  # (T,2N,3)
+    b = np.concatenate([du * Z - fx * X, dv * Z - fy * Y], axis=1)                 # (T,2N)
+    AtA = np.einsum("tni,tnj->tij", A, A) + 1e-9 * np.eye(3)
+    return np.linalg.solve(AtA, np.einsum("tni,tn->ti", A, b)[..., None])[..., 0]
+
+
+def fit_hands_in_camera(skel: Skeleton, hands_2d: np.ndarray, hands_world: np.ndarray, K: np.ndarray,
+                        settings: FitSettings = FitSettings(),
+                        progress: Callable[[int, int], None] | None = None,
+                        cancelled: Callable[[], bool] | None = None) -> list[HandFit | None]:
+    """Fit each hand alone where it is in the picture (hands mode with a hand model): per frame its fingers, the
+    wrist's turn and the wrist's place in the camera. None for a hand never seen.
+
+    1. The closed-form start of the body fit (``initial_pose``): the wrist turned by Kabsch onto the palm's
+       observed directions, each finger bone swung onto its observed direction (the finger shapes are this IK's,
+       as in the body fit; see ``FitSettings.hand_iterations``).
+    2. Place: the camera-space shift that puts the model's 21 hand points onto the landmarks
+       (``_translation_onto_image``; depth comes from the model hand's size, so a bigger hand than the model's
+       reads as nearer).
+    3. LM on the wrist's place and turn (``HAND_PLACE_ITERATIONS``): robust 2D reprojection of all 21 points
+       against the hand's 3D directions and a small prior, then the Whittaker smoother (smoothing option) on the
+       wrist's turn and path and on the fingers.
+    """
+    results: list[HandFit | None] = []
+    n_frames = hands_2d.shape[0]
+    windows = [(s, min(s + settings.window, n_frames)) for s in range(0, n_frames, settings.window)]
+    per_side: list[list] = [[], []]
+    for w, (a, b) in enumerate(windows):
+        for side in (0, 1):
+            per_side[side].append(_fit_hand_window(skel, hands_2d[a:b], hands_world[a:b], K, settings, side,
+                                                   cancelled))
+            if progress is not None:
+                progress(2 * w + side + 1, 2 * len(windows))
+    for side in (0, 1):
+        parts = per_side[side]
+        seen = np.concatenate([p[2] for p in parts])
+        if not seen.any():
+            results.append(None)
+            continue
+        results.append(HandFit(side, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                               seen, np.concatenate([p[3] for p in parts])))
+    return results
+
+
+def _fit_hand_window(skel, hands_2d, hands_world, K, settings, side, cancelled):
+    """(local_aa (T,J,3), root_pos (T,3), seen (T,), residual_px (T,)) of one hand over one window."""
+    import roma
+    import torch
+
+    from .kinematic_lm import KinematicLM, Pose
+
+    n_frames = hands_2d.shape[0]
+    R_w2c = R_WORLD2CAM_LEVEL
+    nan_pose = np.full((n_frames, 33, 3), np.nan)
+    one = np.full_like(hands_2d, np.nan)
+    one[:, side] = hands_2d[:, side]
+    o = _observations(skel, nan_pose, nan_pose, one, hands_world, K, R_w2c)
+    seen = o["hand_seen"][:, side]
+    local0, pos0 = o["init"], o["pos0"]
+    if not seen.any():
+        return local0, pos0, seen, np.full(n_frames, np.nan)
+
+    from rigs.fk import forward_kinematics
+
+    bones, offsets = skel.hand_marker_bone[side], skel.hand_marker_local[side]
+    W = forward_kinematics(skel.rest, skel.parents, local0, pos0)
+    pts = attached_points(W, bones, offsets)                                      # (T,21,3) world
+    cam = pts @ R_w2c.T
+    uv = np.nan_to_num(hands_2d[:, side, :, :2])
+    t = _translation_onto_image(cam - cam[:, :1], uv, K)                          # wrist's place, camera
+    move = (t - cam[:, 0]) @ R_w2c                                                # camera → world axes
+    pos = _fill_invalid(pos0 + np.where(seen[:, None], move, 0.0), seen)
+
+    dtype = torch.float64 if settings.device == "cpu" else torch.float32
+    dev = torch.device(settings.device)
+    T_ = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
+    tsk = TorchSkeleton(skel, dtype, dev)
+    blocks = _Blocks(K, R_w2c, dtype, dev)
+    wrist = skel.index("wrist" + (".L", ".R")[side])
+    lm = KinematicLM(tsk, skel.parents, [wrist], bones, offsets, True, dtype, dev)
+    wseen = seen.astype(float)[:, None]
+    size = o["hand_size"][:, side]
+    obs_h3 = o["obs_h3"][:, side]
+    bl = [blocks.reprojection(list(range(21)), T_(hands_2d[:, side, :, :2]),
+                              T_(settings.w_hand2d * wseen / 21 * np.ones(21)), T_(size), 0.2),
+          blocks.directions(list(o["hseg_a"]), list(o["hseg_b"]), T_(obs_h3),
+                            T_(settings.w_hand3d * wseen / len(HAND_SEGMENTS) * np.ones(len(HAND_SEGMENTS)))),
+          blocks.rotations(np.array([2 * settings.w_prior]), np.full((1, 3), -np.inf), np.full((1, 3), np.inf),
+                           0.0)]
+    pose = Pose(roma.rotvec_to_rotmat(T_(local0)), T_(pos))
+    pose = lm.solve(pose, bl, HAND_PLACE_ITERATIONS, seen, None, cancelled)
+    smooth = settings.smoothing ** 2 * settings.w_smooth
+    pose = _smooth(lm, pose, [wrist], seen, smooth, move_root=True)
+    if smooth > 0 and n_frames >= 3:   # the fingers keep the IK's shapes, smoothed like the body fit's
+        from .smoothing import smooth_rotations
+
+        fingers = [skel.index(n + (".L", ".R")[side]) for n in HAND_FREE[1:]]
+        R = pose.local_R.detach().double().cpu().numpy()
+        R[:, fingers] = smooth_rotations(R[:, fingers], np.repeat(wseen, len(fingers), axis=1), smooth)
+        pose = Pose(torch.as_tensor(R, dtype=dtype, device=dev), pose.root_pos)
+
+    local_aa = roma.rotmat_to_rotvec(pose.local_R).detach().double().cpu().numpy()
+    root = pose.root_pos.detach().double().cpu().numpy()
+    W = forward_kinematics(skel.rest, skel.parents, local_aa, root)
+    uv_fit = attached_points(W, bones, offsets) @ R_w2c.T @ K.T
+    uv_fit = uv_fit[..., :2] / np.maximum(uv_fit[..., 2:3], 1e-6)
+    err = np.linalg.norm(uv_fit - hands_2d[:, side, :, :2], axis=-1).mean(axis=1)
+    return local_aa, root, seen, np.where(seen, err, np.nan)

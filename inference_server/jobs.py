@@ -279,6 +279,7 @@ class JobManager:
             "seconds": float(result.seconds),
             "stages": result.stages or {},
             "people": [os.fspath(path) for path in (getattr(result, "people", None) or [])],
+            "hands": [os.fspath(path) for path in (getattr(result, "hands", None) or [])],
         })
 
     @staticmethod

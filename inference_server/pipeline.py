@@ -20,7 +20,8 @@ class Cancelled(Exception):
     """Raised inside the pipeline when the caller asked to stop; caches stay consistent."""
 
 
-CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx")
+CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx", "anny_hand", "mano")
+HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each hand placed in the camera
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +37,10 @@ class CaptureOptions:
     use_cache: bool = True            # False: recompute detection even when a cached result exists (benchmarks)
     people: int = 1                   # body modes: 1 = the main person (Holistic); N > 1 = up to N people, 0 = all
                                       # (multi-person path, one Take per person; see people.py)
-    model: str = "anny"               # body model of the Take: "anny", or "smpl", "smplh", "smplx" from model_dir
-                                      # (carried over from the Anny fit; see body_models.transfer_from_anny)
-    model_dir: str | None = None      # folder with the user's SMPL/SMPL-H/SMPL-X files (or REEL2RIG_MODEL_DIR)
+    model: str = "anny"               # model of the Take: "anny", or "smpl", "smplh", "smplx" from model_dir
+                                      # (carried over from the Anny fit; see body_models.transfer_from_anny);
+                                      # hands mode also "anny_hand" or "mano": one Take per hand (HAND_MODELS)
+    model_dir: str | None = None      # folder with the user's MANO/SMPL family files (or REEL2RIG_MODEL_DIR)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -50,6 +52,9 @@ class CaptureOptions:
         out = cls(**data)
         if out.model not in CAPTURE_MODELS:
             raise ValueError(f"option 'model' must be one of {list(CAPTURE_MODELS)}, not {out.model!r}")
+        if out.model in HAND_MODELS and out.mode != "hands":
+            raise ValueError(f"the {out.model} model is a hand model: use it with mode 'hands' (one Take per hand), "
+                             f"or a body model (anny, smpl, smplh, smplx) for mode {out.mode!r}")
         if isinstance(out.people, int) and out.people < 0:
             raise ValueError(f"option 'people' must be 0 (everyone) or a positive count, not {out.people}")
         return out
@@ -68,6 +73,7 @@ class CaptureResult:
     seconds: float
     stages: dict  # stage -> {"seconds": float, "fps": float}
     people: list = dataclasses.field(default_factory=list)  # multi-person: every person's Take, main one first
+    hands: list = dataclasses.field(default_factory=list)   # hand models: every hand's Take, main one first
 
 
 def run_capture(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,

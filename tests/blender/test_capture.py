@@ -191,3 +191,35 @@ class _Reporter:
 
     def report(self, kind: set, message: str) -> None:
         self.reports.append((kind, message))
+
+
+def test_the_model_choice_reaches_the_engine_options(empty_scene: ModuleType, clip_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    bpy = empty_scene
+    operators = addon_module("operators")
+    prefs = bpy.context.preferences.addons[PACKAGE].preferences
+    scene = bpy.context.scene.reel2rig
+    clip = str(clip_dir / "wave_test.mp4")
+    monkeypatch.delenv("REEL2RIG_MODEL_DIR", raising=False)
+    assert "model" not in operators.capture_settings(bpy.context, clip).options        # Anny: the default
+    scene.mode, scene.model = "hands", "anny_hand"
+    assert operators.capture_settings(bpy.context, clip).options["model"] == "anny_hand"
+    scene.model = "mano"                                                                 # licensed: needs its folder
+    with pytest.raises(operators.Reel2RigError, match="Model Files"):
+        operators.capture_settings(bpy.context, clip)
+    prefs.model_dir = str(tmp_path)
+    try:
+        options = operators.capture_settings(bpy.context, clip).options
+        assert options["model"] == "mano" and options["model_dir"] == str(tmp_path)
+        scene.mode = "body+hands"                                                        # a hand model needs Hands
+        with pytest.raises(operators.Reel2RigError, match="hand model"):
+            operators.capture_settings(bpy.context, clip)
+        scene.mode, scene.model = "hands", "smplx"                                       # a body model does not
+        with pytest.raises(operators.Reel2RigError, match="body model"):
+            operators.capture_settings(bpy.context, clip)
+        scene.mode = "body"
+        assert operators.capture_settings(bpy.context, clip).options == {
+            "mode": "body", "smoothing": scene.smoothing, "model": "smplx", "model_dir": str(tmp_path)}
+    finally:
+        prefs.model_dir = ""
+        scene.mode, scene.model = "body+hands", "anny"

@@ -202,3 +202,19 @@ def test_person_suffix_names_the_other_people(tmp_path: Path) -> None:
     paths = write_people(tmp_path, 2)
     names = [take_prepare.prepare_take(take_format.read_take(p), frame_start=1).name for p in paths]
     assert names == ["clip", "clip person 2"]
+
+
+def test_a_hand_models_takes_are_siblings_named_by_hand(tmp_path: Path) -> None:
+    names = ["clip.right_hand.take.npz", "clip.left_hand.take.npz"]
+    paths = []
+    for name, side in zip(names, ("right", "left")):
+        path, _ = synthetic.write_synthetic_take(tmp_path / name)
+        sidecar = take_format.sidecar_path(path)
+        meta = json.loads(sidecar.read_text())
+        meta["hand"] = {"side": side, "takes": names}
+        sidecar.write_text(json.dumps(meta))
+        paths.append(path)
+    assert take_prepare.sibling_takes(paths[0]) == [str(paths[1])]
+    assert take_prepare.sibling_takes(paths[1]) == [str(paths[0])]
+    prepared = [take_prepare.prepare_take(take_format.read_take(p), frame_start=1).name for p in paths]
+    assert prepared == ["clip right hand", "clip left hand"]

@@ -65,3 +65,81 @@ def test_unknown_model_option_is_refused():
     with pytest.raises(ValueError, match="'model' must be one of"):
         CaptureOptions.from_dict({"model": "mixamo"})
     assert CaptureOptions.from_dict({"model": "smplx", "model_dir": "/x"}).model == "smplx"
+
+
+def _projected(take, points_world):
+    cam = np.einsum("tij,tnj->tni", take["R_world2cam"], points_world) + take["t_world2cam"][:, None]
+    uv = cam @ take["K"].T
+    return uv[..., :2] / uv[..., 2:3]
+
+
+def test_hands_mode_onto_anny_hands_gives_one_take_per_hand_in_the_picture(tmp_path):
+    from inference_server.body_models import AnnyModel
+
+    proc = capture(tmp_path, "--mode", "hands", "--model", "anny_hand")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    takes = sorted(out.glob("sample_wave.*_hand.take.npz"))
+    assert [p.name for p in takes] == ["sample_wave.left_hand.take.npz", "sample_wave.right_hand.take.npz"]
+    for path in takes:
+        take = read_take(path)
+        side = take.meta["hand"]["side"]
+        assert path.name.startswith(f"sample_wave.{side}_hand")
+        assert sorted(take.meta["hand"]["takes"]) == [p.name for p in takes]
+        model = AnnyModel(hand=side)
+        assert take.bone_names == model.names and take.bone_names[0] == "wrist." + side[0].upper()
+        assert take.meta["model"] == f"anny_hand_{side}" and take["bone_parents"][0] == -1
+        valid = take["valid"]
+        s = ("left", "right").index(side)
+        assert np.array_equal(valid, np.isfinite(take["hand_landmarks_2d"][:, s, 0, 0])) and valid.sum() >= 6
+        # the joints are the skeleton's own (forward kinematics of the Take's rotations) ...
+        from rigs.fk import bone_heads
+
+        heads = bone_heads(take["rest_matrices"].astype(float), take["bone_parents"],
+                           take["local_rotations_aa"].astype(float), take["root_position_world"].astype(float))
+        assert np.abs(heads - take["joints_world"]).max() < 1e-4
+        # ... and the wrist lies on the hand's wrist landmark in the picture (a hand model's hand is placed where
+        # it is seen, not carried by a body at rest)
+        wrist_px = _projected(take, take["joints_world"][:, :1])[valid, 0]
+        landmark = take["hand_landmarks_2d"][valid, s, 0, :2]
+        span = np.linalg.norm(np.ptp(take["hand_landmarks_2d"][valid, s, :, :2], axis=1), axis=-1)
+        assert np.median(np.linalg.norm(wrist_px - landmark, axis=-1) / span) < 0.15
+        assert np.nanmax(take["fit_residual_px"][valid]) < 0.3 * span.max()
+
+
+def test_hands_mode_onto_mano(tmp_path):
+    models = tmp_path / "models"
+    for side in ("left", "right"):
+        write_model_file(models, "mano", "pkl", side=side)
+    proc = capture(tmp_path, "--mode", "hands", "--model", "mano", "--model-dir", str(models))
+    assert proc.returncode == 0, proc.stderr
+    takes = sorted((tmp_path / "out").glob("sample_wave.*_hand.take.npz"))
+    assert len(takes) == 2
+    for path in takes:
+        take = read_take(path)
+        side = take.meta["hand"]["side"]
+        model = load_model("mano", models, side=side)
+        assert take.meta["model"] == f"mano_{side}" and take.bone_names == model.skeleton().names
+        assert len(take.bone_names) == 16 and take.bone_names[0] == f"{side}_wrist"
+        valid = take["valid"]
+        # MANO's own library, given the Take's model-convention pose, shape and root, puts the joints where the Take
+        # says they are, and they sit on the Anny hand fit's points
+        joints = model.reference_joints(take["model_pose_aa"][valid], take["shape"],
+                                        take["root_position_world"][valid])
+        assert np.abs(joints - take["joints_world"][valid]).max() < 1e-3
+        assert 0 < take["model_transfer_error_mm"][valid].mean() < 10
+
+
+def test_hand_models_need_hands_mode_and_their_files(tmp_path):
+    from inference_server.pipeline import CaptureOptions
+
+    with pytest.raises(ValueError, match="hand model"):
+        CaptureOptions.from_dict({"model": "mano", "mode": "body+hands"})
+    assert CaptureOptions.from_dict({"model": "anny_hand", "mode": "hands"}).model == "anny_hand"
+    proc = capture(tmp_path, "--mode", "body", "--model", "anny_hand")
+    assert proc.returncode == 1 and "hand model" in proc.stderr and "fix:" in proc.stderr
+    models = tmp_path / "models"
+    write_model_file(models, "mano", "pkl", side="right")          # the left file is missing
+    proc = capture(tmp_path, "--mode", "hands", "--model", "mano", "--model-dir", str(models))
+    assert proc.returncode == 1 and "MANO_LEFT" in proc.stderr and "mano.is.tue.mpg.de" in proc.stderr
+    assert not list((tmp_path / "out").glob("*.take.npz"))
