@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from inference_server.overlay import MESH_ALPHA, draw_mesh  # noqa: E402,F401  (the product's mesh drawing)
+
 # Fixed colours per method (hex RGB for matplotlib; method_colour_bgr for OpenCV). "fit" is the bench's older name
 # for reel2rig's own result.
 METHOD_COLOURS: dict[str, str] = {
@@ -43,7 +45,6 @@ METHOD_COLOURS: dict[str, str] = {
 _EXTRA_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 _METHOD_ORDER = ["raw-mediapipe", "direct-mapping", "reel2rig", "fit", "ground-truth"]
 
-MESH_ALPHA = 0.45
 LEGEND_HEIGHT = 32  # px strip under an overlay sheet's tiles
 
 
@@ -204,52 +205,6 @@ class OverlayLayer:
             if a is not None:
                 return len(a)
         return 0
-
-
-def draw_mesh(image: np.ndarray, vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray,
-              colour: tuple[int, int, int], alpha: float = MESH_ALPHA, near: float = 1e-3) -> int:
-    """Blend a shaded mesh into `image` (in place). vertices_cam (V,3), faces (F,3), K (3,3) for this image.
-
-    Painter's algorithm over the faces that face the camera (normal · view < 0, computed in 3D so it does not
-    depend on the image's handedness), far → near, into an opaque layer that is then blended at `alpha` (so the
-    surface has one uniform transparency). Shade = colour · (0.35 + 0.65 |cos θ|). Returns the faces drawn.
-    """
-    import cv2
-
-    h, w = image.shape[:2]
-    v = np.asarray(vertices_cam, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    tri = v[f]                                                        # (F, 3, 3)
-    ok = np.isfinite(tri).all(axis=(1, 2)) & (tri[:, :, 2] > near).all(axis=1)
-    tri, f = tri[ok], f[ok]
-    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])   # outward for counter-clockwise faces
-    centre = tri.mean(axis=1)                                         # view ray from the camera at the origin
-    facing = -np.einsum("fi,fi->f", normal, centre)                   # > 0: the face looks at the camera
-    keep = facing > 0
-    tri, normal, centre, facing = tri[keep], normal[keep], centre[keep], facing[keep]
-    if not len(tri):
-        return 0
-    cos = facing / np.maximum(np.linalg.norm(normal, axis=1) * np.linalg.norm(centre, axis=1), 1e-12)
-    uvw = tri @ np.asarray(K, dtype=np.float64).T                     # (F, 3, 3)
-    uv = uvw[..., :2] / uvw[..., 2:3]                                 # (F, 3, 2) pixels
-    lo, hi = uv.min(axis=1), uv.max(axis=1)
-    inside = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < w) & (lo[:, 1] < h)
-    uv, cos, depth = uv[inside], cos[inside], centre[inside, 2]
-    if not len(uv):
-        return 0
-    order = np.argsort(-depth, kind="stable")                         # far → near
-    shift = 2                                                         # 1/4-pixel vertex precision
-    pts = np.round(np.clip(uv[order], -1e5, 1e5) * (1 << shift)).astype(np.int32)  # (F, 3, 2)
-    shade = 0.35 + 0.65 * np.clip(cos[order], 0.0, 1.0)
-    colours = (np.asarray(colour, dtype=np.float64)[None] * shade[:, None]).round().astype(int).tolist()
-    layer = np.zeros_like(image)
-    mask = np.zeros((h, w), dtype=np.uint8)
-    for p, c in zip(pts, colours):
-        cv2.fillConvexPoly(layer, p, c, cv2.LINE_8, shift)
-        cv2.fillConvexPoly(mask, p, 255, cv2.LINE_8, shift)
-    covered = mask > 0
-    image[covered] = (image[covered] * (1.0 - alpha) + layer[covered] * alpha).round().astype(np.uint8)
-    return len(pts)
 
 
 def draw_skeleton(image: np.ndarray, points: np.ndarray, edges: Sequence[tuple[int, int]],

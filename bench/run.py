@@ -112,18 +112,17 @@ def _skeleton_layer(label: str, body_2d: np.ndarray, hands_2d: np.ndarray, mesh=
 
 
 def reel2rig_mesh(take_path: Path, skel):
-    """(T,V,3) camera-space vertices of the fitted Anny mesh, faces, K — for the overlay."""
-    from inference_server.anny_mesh import load_mesh, skin
+    """(T,V,3) camera-space vertices of the fitted mesh, faces, K — for the overlay (None when the Take's model has
+    no mesh here; see ``inference_server.overlay.take_mesh``). ``skel`` is unused: the Take carries its skeleton."""
+    from inference_server.overlay import take_mesh
     from inference_server.take import read_take
-    from rigs.fk import forward_kinematics
 
-    a = read_take(take_path).arrays
-    W = forward_kinematics(skel.rest, skel.parents, a["local_rotations_aa"].astype(np.float64),
-                           a["root_position_world"].astype(np.float64))
-    mesh = load_mesh()
-    verts = skin(mesh, skel.rest, W)  # (T, V, 3) world
-    cam = np.einsum("tij,tvj->tvi", a["R_world2cam"], verts) + a["t_world2cam"][:, None]
-    return cam.astype(np.float32), mesh.faces, a["K"]
+    take = read_take(take_path)
+    posed = take_mesh(take, np.arange(take.n_frames))
+    if posed is None:
+        return None
+    verts, faces = posed
+    return verts, faces, take["K"]
 
 
 def scene_pictures(out: Path, name: str, video: Path, preds: dict[str, Prediction], results: dict,

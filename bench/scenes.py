@@ -11,6 +11,7 @@ Suites
 ``standard``  24 clips: every body and hand motion, phenotypes, skin tones, lighting, plain / textured / cluttered
               backgrounds, 640×480 and 1280×720, static / panning / handheld cameras, full-body, upper-body and
               hand close-up framings.
+``heldout``   9 clips: the standard suite's motions on other people, views, lights and cameras, never tuned on.
 ``multi``     3 clips with several people (``Scene.others``) for multi-person tracking (scored with
               ``bench.metrics.track_metrics`` and ``hand_track_metrics``), 25 fps, 60-75 frames:
               ``multi_two_wave`` two people side by side 1.3 m apart facing the camera, one waving its right hand
@@ -198,6 +199,28 @@ SUITES: dict[str, list[Scene]] = {
               seed=51),
         Scene("hands_cross_closeup", "hands_cross", framing="hands", resolution=HD, lighting="rim",
               phenotype="young_female", seed=52),
+    ],
+    # Held out: the standard suite's motions on new people, views, lights and cameras, never used to tune
+    # anything (the fit's weights and the perception's thresholds were chosen on "standard"); it tells how much of
+    # the standard suite's figures is tuning.
+    "heldout": [
+        Scene("ho_walk_34", "walk", view_yaw_deg=-30, phenotype="slim_short_female", skin="dark", lighting="rim",
+              background="cluttered", seed=70),
+        Scene("ho_wave", "wave", resolution=HD, phenotype="older_male", skin="olive", lighting="basic",
+              background="textured", view_yaw_deg=15, seed=71),
+        Scene("ho_squat_side", "squat", view_yaw_deg=40, phenotype="young_female", skin="light",
+              lighting="outdoor", seed=72),
+        Scene("ho_jump_handheld", "jump", camera="shake", phenotype="tall_heavy_male", lighting="flat", seed=73),
+        Scene("ho_sit_pan", "sit_down", resolution=HD, camera="pan", view_yaw_deg=-20, phenotype="female",
+              skin="dark", background="textured", seed=74),
+        Scene("ho_fist_open", "fist_open", framing="upper", resolution=HD, phenotype="muscular_male", skin="light",
+              lighting="rim", seed=75),
+        Scene("ho_count_34", "count", framing="upper", view_yaw_deg=30, skin="brown", background="cluttered",
+              lighting="basic", seed=76),
+        Scene("ho_spread_closeup", "spread_wiggle", framing="hands", resolution=HD, skin="olive",
+              background="cluttered", seed=77),
+        Scene("ho_fist_closeup", "fist_open", framing="hands", phenotype="female", skin="dark", lighting="outdoor",
+              seed=78),
     ],
     "multi": [
         # Side by side 1.3 m apart, facing the camera: the subject waves with its right hand, toward the other

@@ -26,17 +26,19 @@ def add_commands(commands) -> None:
                           "person)")
     cap.add_argument("--no-overlay", action="store_true", help="do not write the overlay contact sheet PNG")
     cap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the fit runs")
-    cap.add_argument("--model", choices=("anny", "smpl", "smplh", "smplx"), default="anny",
-                     help="body model of the Take (default anny; the SMPL family needs --model-dir)")
+    cap.add_argument("--model", choices=("anny", "smpl", "smplh", "smplx", "anny_hand", "mano"), default="anny",
+                     help="model of the Take (default anny; the SMPL family and MANO need --model-dir); with "
+                          "--mode hands, anny_hand or mano give one Take per hand, placed where it is in the picture")
     cap.add_argument("--model-dir", default=None,
-                     help="folder with your SMPL/SMPL-H/SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
+                     help="folder with your MANO/SMPL/SMPL-H/SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
     cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
-    ov = commands.add_parser("overlay", help="draw a Take's skeleton over its footage (contact sheet PNG)")
+    ov = commands.add_parser("overlay", help="draw a Take's mesh and skeleton over its footage (contact sheet PNG)")
     ov.add_argument("take")
     ov.add_argument("--out", default=None, help="PNG path (default: next to the Take)")
     ov.add_argument("--video", default=None, help="the clip, if it moved since the capture")
+    ov.add_argument("--no-mesh", action="store_true", help="draw only the skeleton, not the fitted mesh")
     commands.add_parser("take-schema", help="print the Take's fields as a Markdown table")
 
 
@@ -59,7 +61,8 @@ def run_command(args: argparse.Namespace) -> int:
         from .overlay import contact_sheet
 
         take = Path(args.take)
-        print(contact_sheet(take, args.out or take.with_suffix("").with_suffix(".overlay.png"), args.video))
+        print(contact_sheet(take, args.out or take.with_suffix("").with_suffix(".overlay.png"), args.video,
+                            mesh=not args.no_mesh))
         return 0
     if args.command == "take-schema":
         from .take import describe_fields
@@ -119,7 +122,7 @@ def _capture(args: argparse.Namespace) -> int:
         import resource
 
         print(json.dumps({"take": str(result.take_path), "sidecar": str(result.sidecar_path),
-                          "people": [str(p) for p in result.people],
+                          "people": [str(p) for p in result.people], "hands": [str(p) for p in result.hands],
                           "frames": result.frames, "seconds": result.seconds, "stages": result.stages,
                           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
         return 0
@@ -130,11 +133,13 @@ def _capture(args: argparse.Namespace) -> int:
     print(f"take: {result.take_path}\nsidecar: {result.sidecar_path}")
     for number, path in enumerate(result.people[1:], start=2):
         print(f"take of person {number}: {path}")
+    for path in result.hands[1:]:
+        print(f"take of the other hand: {path}")
     if not args.no_overlay:
         from .overlay import contact_sheet
 
         sheet = contact_sheet(result.take_path, result.take_path.with_suffix("").with_suffix(".overlay.png"),
-                              args.video, others=result.people[1:])
+                              args.video, others=result.people[1:] + result.hands[1:])
         print(f"overlay: {sheet}")
     return 0
 

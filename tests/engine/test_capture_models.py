@@ -105,6 +105,17 @@ def test_hands_mode_onto_anny_hands_gives_one_take_per_hand_in_the_picture(tmp_p
         span = np.linalg.norm(np.ptp(take["hand_landmarks_2d"][valid, s, :, :2], axis=1), axis=-1)
         assert np.median(np.linalg.norm(wrist_px - landmark, axis=-1) / span) < 0.15
         assert np.nanmax(take["fit_residual_px"][valid]) < 0.3 * span.max()
+        # the overlay's mesh is that hand's skin alone, on the hand in the picture
+        from inference_server.overlay import take_mesh
+
+        rows = np.nonzero(valid)[0][:3]
+        verts, faces = take_mesh(take, rows)
+        assert 500 < len(faces) < 8000                                  # one hand's faces, not the body's
+        uv = verts @ take["K"].T
+        centre = (uv[..., :2] / uv[..., 2:3])[:, np.unique(faces)].mean(axis=1)   # (3, 2) px, the drawn skin
+        lo = np.nanmin(take["hand_landmarks_2d"][rows, s, :, :2], axis=1)
+        hi = np.nanmax(take["hand_landmarks_2d"][rows, s, :, :2], axis=1)
+        assert np.all((centre > lo) & (centre < hi)), (centre, lo, hi)
 
 
 def test_hands_mode_onto_mano(tmp_path):
