@@ -185,7 +185,7 @@ def table(report: dict) -> str:
     rows = [head, "|" + "---|" * (len(KEYS) + 3)]
     for m, row in report["summary"].items():
         sp = report["speed"].get(m, {})
-        cells = [f"{row[k]:.1f}" if row.get(k) is not None else "–" for k in KEYS]
+        cells = [f"{row[k]:.1f}" if row.get(k) is not None and np.isfinite(row[k]) else "–" for k in KEYS]
         speeds = [f"{sp[k]:.0f}" if k in sp else "–" for k in ("body_fps", "hand_fps")]
         rows.append(f"| {m} | " + " | ".join(cells + speeds) + " |")
     return "\n".join(rows)

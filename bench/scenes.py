@@ -11,7 +11,8 @@ Suites
 ``standard``  24 clips: every body and hand motion, phenotypes, skin tones, lighting, plain / textured / cluttered
               backgrounds, 640×480 and 1280×720, static / panning / handheld cameras, full-body, upper-body and
               hand close-up framings.
-``heldout``   9 clips: the standard suite's motions on other people, views, lights and cameras, never tuned on.
+``heldout``   9 clips: the standard suite's motions on other people, views, lights and cameras (640×480 but one),
+              never tuned on.
 ``multi``     3 clips with several people (``Scene.others``) for multi-person tracking (scored with
               ``bench.metrics.track_metrics`` and ``hand_track_metrics``), 25 fps, 60-75 frames:
               ``multi_two_wave`` two people side by side 1.3 m apart facing the camera, one waving its right hand
@@ -210,17 +211,18 @@ SUITES: dict[str, list[Scene]] = {
               background="textured", view_yaw_deg=15, seed=71),
         Scene("ho_squat_side", "squat", view_yaw_deg=40, phenotype="young_female", skin="light",
               lighting="outdoor", seed=72),
-        Scene("ho_jump_handheld", "jump", camera="shake", phenotype="tall_heavy_male", lighting="flat", seed=73),
-        Scene("ho_sit_pan", "sit_down", resolution=HD, camera="pan", view_yaw_deg=-20, phenotype="female",
+        Scene("ho_jump_handheld", "jump", camera="shake", phenotype="tall_heavy_male", lighting="flat",
+              seed=73),
+        Scene("ho_sit_pan", "sit_down", camera="pan", view_yaw_deg=-20, phenotype="female",
               skin="dark", background="textured", seed=74),
-        Scene("ho_fist_open", "fist_open", framing="upper", resolution=HD, phenotype="muscular_male", skin="light",
+        Scene("ho_fist_open", "fist_open", framing="upper", phenotype="muscular_male", skin="light",
               lighting="rim", seed=75),
-        Scene("ho_count_34", "count", framing="upper", view_yaw_deg=30, skin="brown", background="cluttered",
-              lighting="basic", seed=76),
-        Scene("ho_spread_closeup", "spread_wiggle", framing="hands", resolution=HD, skin="olive",
+        Scene("ho_count_34", "count", framing="upper", view_yaw_deg=30, skin="brown",
+              background="cluttered", lighting="basic", seed=76),
+        Scene("ho_spread_closeup", "spread_wiggle", framing="hands", skin="olive",
               background="cluttered", seed=77),
-        Scene("ho_fist_closeup", "fist_open", framing="hands", phenotype="female", skin="dark", lighting="outdoor",
-              seed=78),
+        Scene("ho_fist_closeup", "fist_open", framing="hands", phenotype="female", skin="dark",
+              lighting="outdoor", seed=78),
     ],
     "multi": [
         # Side by side 1.3 m apart, facing the camera: the subject waves with its right hand, toward the other
