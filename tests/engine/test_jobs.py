@@ -68,7 +68,8 @@ def test_finished_is_plain_json(manager, tmp_path, monkeypatch):
     job = submit(manager, tmp_path)
     done = manager.out.wait_for("finished", job.id)
     assert done == {"job_id": job.id, "take": str(tmp_path / "a.take.npz"), "sidecar": str(tmp_path / "a.take.json"),
-                    "frames": 12, "seconds": 1.5, "stages": {"fit": {"seconds": 0.5, "fps": None}}, "people": []}
+                    "frames": 12, "seconds": 1.5, "stages": {"fit": {"seconds": 0.5, "fps": None}}, "people": [],
+                    "hands": []}
     assert manager.out.of(job.id, "progress")[-1]["done"] == 3
     assert manager.cancel(job.id) == {"job_id": job.id, "cancelled": False, "state": "finished"}
 
