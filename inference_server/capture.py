@@ -336,6 +336,23 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
                          people=[w.take_path for w in written] if options.multi_person else [])
 
 
+def _source_meta(video: Path, info: VideoInfo) -> dict:
+    """The sidecar's ``source`` entry: the clip and what was read from it."""
+    return {"path": str(Path(video).resolve()), "width": info.width, "height": info.height, "fps": info.fps,
+            "frame_count": info.frame_count, "rotation": info.rotation, "kind": info.kind}
+
+
+def _stage_times(det: Detections, t_fit: float) -> dict:
+    """Seconds and frames/s of the decode, detect and fit stages of one Take."""
+    n = len(det.frame_ids)
+    return {
+        "decode": {"seconds": det.decode_seconds, "fps": n / det.decode_seconds if det.decode_seconds else None},
+        "detect": {"seconds": det.detect_seconds, "fps": n / det.detect_seconds if det.detect_seconds else None,
+                   "cached": det.detect_seconds == 0.0},
+        "fit": {"seconds": t_fit, "fps": n / t_fit if t_fit else None},
+    }
+
+
 def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, valid: np.ndarray,
                    hands_only: bool, skel, take_path: Path, rank: int, all_takes: list[Path],
                    progress: ProgressFn, cancelled: CancelledFn, target_model=None) -> CaptureResult:
@@ -413,17 +430,9 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         hand_source=det.hand_source.astype(np.int8),
     )
     n = len(det.frame_ids)
-    stages = {
-        "decode": {"seconds": det.decode_seconds, "fps": n / det.decode_seconds if det.decode_seconds else None},
-        "detect": {"seconds": det.detect_seconds, "fps": n / det.detect_seconds if det.detect_seconds else None,
-                   "cached": det.detect_seconds == 0.0},
-        "fit": {"seconds": t_fit, "fps": n / t_fit if t_fit else None},
-        **extra_stages,
-    }
+    stages = {**_stage_times(det, t_fit), **extra_stages}
     meta = {
-        "source": {"path": str(Path(video).resolve()), "width": info.width, "height": info.height,
-                   "fps": info.fps, "frame_count": info.frame_count, "rotation": info.rotation,
-                   "kind": info.kind},
+        "source": _source_meta(video, info),
         "model": model_meta["name"], "model_info": model_meta, "engine_version": __version__, "options": dataclasses.asdict(options),
         "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
         "detected_frames": int(valid.sum()),
@@ -535,17 +544,11 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
             hand_landmarks_2d=det.hands_2d.astype(np.float32),
             hand_landmarks_world=det.hands_world.astype(np.float32), hand_score=det.hand_score.astype(np.float32),
             hand_source=det.hand_source.astype(np.int8))
-        stages = {
-            "decode": {"seconds": det.decode_seconds, "fps": n / det.decode_seconds if det.decode_seconds else None},
-            "detect": {"seconds": det.detect_seconds, "fps": n / det.detect_seconds if det.detect_seconds else None,
-                       "cached": det.detect_seconds == 0.0},
-            "fit": {"seconds": t_fit, "fps": n / t_fit if t_fit else None},
-        }
+        stages = _stage_times(det, t_fit)
         if model.name.startswith("mano"):
             stages["transfer"] = {"seconds": t_model, "fps": n / t_model if t_model else None}
         meta = {
-            "source": {"path": str(Path(video).resolve()), "width": info.width, "height": info.height,
-                       "fps": info.fps, "frame_count": info.frame_count, "rotation": info.rotation, "kind": info.kind},
+            "source": _source_meta(video, info),
             "model": model.name, "model_info": model_meta, "engine_version": __version__,
             "options": dataclasses.asdict(options),
             "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
