@@ -44,6 +44,9 @@ class Detections:
     decode_seconds: float
     detect_seconds: float
     counts: dict             # {"rescued": wrist-crop hands, "fallback_frames": frames without a body, ...}
+    camera_R: np.ndarray | None = None   # (T,3,3) camera rotation from frame 0's camera (camera_motion.py); None:
+                                         # not estimated (a still camera is the identity, not None)
+    camera_info: dict = dataclasses.field(default_factory=dict)   # static, reliable frames, ...
 
     ARRAYS = ("frame_ids", "timestamps", "pose_2d", "pose_world", "hands_2d", "hands_world", "hand_score",
               "hand_source")
@@ -233,28 +236,32 @@ def _load_detections(cache_file: Path) -> list[Detections]:
                        counts=dict(counts)) for p in range(n_people)]
 
 
-def place_in_world(skel, local_aa: np.ndarray, root_pos: np.ndarray, R_w2c: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Move the fit (camera at the origin) so the ground is z = 0 and the subject starts above the origin.
+def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions):
+    """The fit placed in the world (world.py): camera motion out, floor at z = 0, contacts, planted feet. A hands-only
+    capture keeps its body at rest on a still camera (no feet to plant). The fit's per-frame camera shift (the
+    handheld residual, fit.py) is added to ``t_world2cam``."""
+    from .world import WorldSettings, ground
 
-    Ground: the 5th percentile over time of the lowest sole marker (the heel and toe landmarks' points on the
-    model, which lie on the skin of the sole). Returns root positions (T,3), R_world2cam (T,3,3) and
-    t_world2cam (T,3) after the shift s (p_world' = p_world − s, so t' = R s).
-    """
-    from rigs.fk import forward_kinematics
+    settings = WorldSettings(space=options.space, foot_lock=options.foot_lock and not hands_only)
+    confidence = _confidence(det.pose_2d, fit.residual_px, valid)
+    R_rel = None if hands_only else det.camera_R
+    world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, valid & ~hands_only,
+                   confidence, R_rel, settings)
+    if fit.camera_shift is not None:
+        world.t_world2cam = world.t_world2cam + fit.camera_shift
+    if hands_only:
+        world.foot_contact[:] = 0.0
+    if det.camera_R is not None:
+        world.info["camera_estimate"] = dict(det.camera_info)
+    return world
 
-    from .anny_skeleton import attached_points
 
-    W = forward_kinematics(skel.rest, skel.parents, local_aa, root_pos)  # (T,J,4,4)
-    soles = [29, 30, 31, 32]
-    points = attached_points(W, skel.body_marker_bone[soles], skel.body_marker_local[soles])
-    ground = float(np.percentile(points[..., 2].min(axis=1), 5))
-    start = root_pos[0]
-    shift = np.array([start[0], start[1], ground])
-    n = len(root_pos)
-    R = np.broadcast_to(R_w2c, (n, 3, 3)).copy()
-    t = np.broadcast_to(R_w2c @ shift, (n, 3)).copy()
-    return root_pos - shift, R, t
+def _camera_words(info: dict, options: CaptureOptions) -> str:
+    """The sidecar's one-line description of the camera."""
+    focal = "focal " + ("given" if options.focal_px else "estimated (longer side)")
+    kind = {"still": "still", "rotating": "turning (rotation from the background)",
+            "travelling": "travelling with the subject (from the feet)"}.get(info.get("camera", ""), "still")
+    return f"{kind}, {options.space} space, {focal}"
 
 
 def _target_model(options: CaptureOptions):
@@ -373,16 +380,18 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         raise Cancelled("cancelled after fit")
 
     t0 = time.perf_counter()
+    progress("world", 0, 1, 0.0)
+    world = _world_stage(skel, fit, det, valid, hands_only, options)
+    root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
+    t_world = time.perf_counter() - t0
+    progress("world", 1, 1, 0.0)
+    t0 = time.perf_counter()
     progress("write", 0, 1, 0.0)
-    root_world, R_w2c, t_w2c = place_in_world(skel, fit.local_rotations_aa, fit.root_position_world,
-                                              R_WORLD2CAM_LEVEL)
-    if fit.camera_shift is not None:
-        t_w2c = t_w2c + fit.camera_shift   # the residual shake the fit gave to the camera (see fit.py)
-    joints = bone_heads(skel.rest, skel.parents, fit.local_rotations_aa, root_world)
+    joints = bone_heads(skel.rest, skel.parents, world.local_rotations_aa, root_world)
     # The Take's skeleton: Anny's own, or the user's model carried over from the Anny fit (joints fitted to the
     # corresponding Anny points; one shape for the take).
     out_names, out_parents, out_rest, out_lengths = skel.names, skel.parents, skel.rest, skel.lengths
-    local, fitted = fit.local_rotations_aa, fit.bone_fitted
+    local, fitted = world.local_rotations_aa, fit.bone_fitted
     from .body_models import ANNY_PHENOTYPE
 
     shape = np.full(len(ANNY_PHENOTYPE), 0.5)   # the fit's default phenotype
@@ -424,17 +433,20 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         shape=np.asarray(shape, dtype=np.float32), model_pose_aa=np.asarray(model_pose, dtype=np.float32),
         root_position_camera=root_cam.astype(np.float32),
         fit_confidence=_confidence(det.pose_2d, fit.residual_px, valid).astype(np.float32), **extra,
+        foot_contact=world.foot_contact.astype(np.float32),
         pose_landmarks_2d=det.pose_2d.astype(np.float32), pose_landmarks_world=det.pose_world.astype(np.float32),
         hand_landmarks_2d=det.hands_2d.astype(np.float32),
         hand_landmarks_world=det.hands_world.astype(np.float32), hand_score=det.hand_score.astype(np.float32),
         hand_source=det.hand_source.astype(np.int8),
     )
     n = len(det.frame_ids)
-    stages = {**_stage_times(det, t_fit), **extra_stages}
+    stages = {**_stage_times(det, t_fit), "world": {"seconds": t_world, "fps": n / t_world if t_world else None},
+              **extra_stages}
     meta = {
         "source": _source_meta(video, info),
         "model": model_meta["name"], "model_info": model_meta, "engine_version": __version__, "options": dataclasses.asdict(options),
-        "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
+        "camera": _camera_words(world.info, options),
+        "world": dict(world.info),
         "detected_frames": int(valid.sum()),
         "hands_detected_frames": {"left": int(np.isfinite(det.hands_2d[:, 0, 0, 0]).sum()),
                                   "right": int(np.isfinite(det.hands_2d[:, 1, 0, 0]).sum())},

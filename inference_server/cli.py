@@ -31,6 +31,10 @@ def add_commands(commands) -> None:
                           "--mode hands, anny_hand or mano give one Take per hand, placed where it is in the picture")
     cap.add_argument("--model-dir", default=None,
                      help="folder with your MANO/SMPL/SMPL-H/SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
+    cap.add_argument("--space", choices=("world", "camera"), default="world",
+                     help="world (default): the camera's own turning taken out, feet planted on a level floor, the "
+                          "root pushed by the feet; camera: the motion as the camera saw it, the camera still")
+    cap.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet (keep the fitted legs)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
     cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
@@ -109,7 +113,7 @@ def _capture(args: argparse.Namespace) -> int:
     options = CaptureOptions(mode="body" if args.body_only else args.mode, focal_px=args.focal,
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
                              use_cache=not args.no_cache, fps=args.fps, people=args.people, model=args.model,
-                             model_dir=args.model_dir)
+                             model_dir=args.model_dir, space=args.space, foot_lock=not args.no_foot_lock)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)

@@ -21,6 +21,7 @@ class Cancelled(Exception):
 
 
 CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx", "anny_hand", "mano")
+SPACES = ("world", "camera")
 HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each hand placed in the camera
 
 
@@ -41,6 +42,9 @@ class CaptureOptions:
                                       # (carried over from the Anny fit; see body_models.transfer_from_anny);
                                       # hands mode also "anny_hand" or "mano": one Take per hand (HAND_MODELS)
     model_dir: str | None = None      # folder with the user's MANO/SMPL family files (or REEL2RIG_MODEL_DIR)
+    space: str = "world"              # "world": the camera's own motion taken out, feet planted, the root pushed by
+                                      # the feet (world.py); "camera": the motion as the camera saw it, camera still
+    foot_lock: bool = True            # pin planted feet in the Take (two-bone IK on the legs; world.py)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -55,6 +59,8 @@ class CaptureOptions:
         if out.model in HAND_MODELS and out.mode != "hands":
             raise ValueError(f"the {out.model} model is a hand model: use it with mode 'hands' (one Take per hand), "
                              f"or a body model (anny, smpl, smplh, smplx) for mode {out.mode!r}")
+        if out.space not in SPACES:
+            raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")
         if isinstance(out.people, int) and out.people < 0:
             raise ValueError(f"option 'people' must be 0 (everyone) or a positive count, not {out.people}")
         return out

@@ -41,8 +41,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = "1.2"  # 1.1: hand_landmarks_world, hand_score, hand_source; 1.2: shape, model_pose_aa,
-                        # root_position_camera, fit_confidence, model_transfer_error_mm (all optional)
+SCHEMA_VERSION = "1.3"  # 1.1: hand_landmarks_world, hand_score, hand_source; 1.2: shape, model_pose_aa,
+                        # root_position_camera, fit_confidence, model_transfer_error_mm (all optional);
+                        # 1.3: foot_contact (optional); R_world2cam / t_world2cam now move with the camera
 TAKE_SUFFIX = ".take.npz"
 SIDECAR_SUFFIX = ".take.json"
 
@@ -101,6 +102,10 @@ FIELDS: tuple[Field, ...] = (
           "Non-Anny models: mean distance between the model's joints and the Anny fit's corresponding points "
           "they were fitted to.", required=False),
     Field("fit_residual_px", "f", ("T",), "px", "Mean 2D distance between fitted joints and body landmarks."),
+    Field("foot_contact", "f", ("T", 4), "",
+          "Foot contact probability 0..1 per frame of [left heel, left toe, right heel, right toe], from the fitted "
+          "motion (height above the floor and speed; world.py). Feet are pinned where the foot's greater value "
+          "exceeds 0.5 (when foot lock was on).", required=False),
     # --- observations (what the detector saw; NaN where nothing was seen) --------------------------------------
     Field("pose_landmarks_2d", "f", ("T", 33, 3), "px",
           "MediaPipe pose landmarks: x, y in pixels and visibility in [0, 1]."),

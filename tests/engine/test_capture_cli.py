@@ -19,7 +19,7 @@ def test_json_summary_and_no_cache(tmp_path):
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 12
     assert summary["stages"]["detect"]["cached"] is False and summary["stages"]["detect"]["seconds"] > 0
-    assert set(summary["stages"]) == {"decode", "detect", "fit", "write"}
+    assert set(summary["stages"]) == {"decode", "detect", "fit", "world", "write"}
     assert summary["peak_rss_mb"] > 100  # torch + MediaPipe are loaded: a real process, not a stub
     again = json.loads(capture(tmp_path, "--json").stdout.strip().splitlines()[-1])
     assert again["stages"]["detect"]["cached"] is True  # the second run reuses the detections

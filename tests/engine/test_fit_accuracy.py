@@ -40,7 +40,7 @@ def test_every_frame_has_a_person_and_both_hands(capture):
     assert take.meta["hands_detected_frames"]["left"] >= 0.8 * take.n_frames
     assert take.meta["hands_detected_frames"]["right"] >= 0.8 * take.n_frames
     order = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
-    assert order == ["decode", "detect", "fit", "write"]
+    assert order == ["decode", "detect", "fit", "world", "write"]
 
 
 def test_body_and_hands_match_ground_truth(capture):

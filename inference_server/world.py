@@ -1,0 +1,368 @@
+"""World grounding (WHAM-style, optimisation instead of a network): the fitted motion → a world with gravity up, the
+floor at z = 0, foot contacts, feet that stay planted, a root trajectory the feet push, and the camera's own motion
+taken out. numpy + scipy; no torch, no bpy.
+
+Input: the fit (``fit.fit_sequence``), made in the frame of a level camera at the world origin, ``p_cam = R_L p_fit``
+(``R_L`` = ``fit.R_WORLD2CAM_LEVEL``), and the camera's rotation per frame relative to the first frame
+(``camera_motion.CameraMotion.R_cam_from_cam0``, identity for a still camera). Steps (:func:`ground`):
+
+1. **Camera rotation out.** With ``p_cam(t) = R_rel(t) R_L p_world`` the fitted body moves into the world by
+   ``G(t) = R_Lᵀ R_rel(t)ᵀ R_L`` (a rotation about the camera centre, which is the origin): the root's world rotation
+   and position are premultiplied by ``G(t)``; every other bone is parent-relative and unchanged;
+   ``R_world2cam(t) = R_rel(t) R_L``.
+2. **Floor and gravity.** The floor is first the 5th percentile of the lowest sole point (heels and toes: markers
+   29–32 ride on the foot bones). Sole points in contact then give the floor's slope: ``z = a x + b y + c`` by
+   ridge-regularised least squares (a level camera is the prior, ``LEVEL_PRIOR``); a slope of more than
+   ``MIN_TILT_DEG`` turns the world so that the floor's normal is +Z (a camera that looks down or up).
+3. **Contacts** per sole point (left heel, left toe, right heel, right toe): ``p = σ((h₀ − h)/s_h) · σ((v₀ − v)/s_v)``
+   from the point's height ``h`` above the floor and its horizontal speed ``v`` (m/s, from the real timestamps).
+4. **Trajectory.** The root's path ``x_t = r_t + δ_t`` minimises (a sparse linear least-squares problem, 3T unknowns)
+
+       Σ_{t,k} c_{t,k} c_{t+1,k} ‖f_{t+1,k} − f_{t,k}‖² / σ_c²      planted points do not move (f = x + d: the sole
+                                                                      point is the root plus the posed offset d)
+     + Σ_{t,k} c_{t,k} (f_{t,k,z})² / σ_g²                           planted points are on the floor
+     + Σ_t w_t ‖diag(1/σ_lat, 1/σ_lat, 1/σ_depth) R_cam(t) δ_t‖²     stay where the picture puts the body: across
+                                                                      the picture tight, along the line of sight
+                                                                      (depth from apparent size: noisy) loose
+     + Σ_t ‖δ_{t+1} − 2 δ_t + δ_{t−1}‖² / σ_s²                       no new jitter
+
+   (``c`` are the contact probabilities, ``w_t`` the frame's fit confidence). Contacts are re-estimated on the new
+   path and the problem solved again.
+5. **A camera that travels with the subject** (a tracking shot): solved without the picture term, the same problem
+   gives the path the feet alone push (odometry). When that path travels more than ``TRACKING_MIN_TRAVEL_M`` and
+   more than ``TRACKING_RATIO`` × the picture's, the camera is taken to be moving: the body follows its feet and the
+   camera follows the body (its centre is where it must be for the root to be where the picture shows it,
+   smoothed).
+6. **Foot lock.** During each contact (``rigs.footlock.contact_segments``) the ankle is pinned where it stood (the
+   segment's median) and the foot keeps one orientation (the segment's mean), faded in and out over a few frames;
+   the leg reaches it by two-bone IK (``rigs.footlock.two_bone_ik``) and the local rotations are rebuilt:
+   ``L_j = O_jᵀ W_pᵀ W_j`` with the parents' new world rotations (``rigs/fk.py``).
+7. The world is shifted so that the floor is z = 0 and the subject starts above the origin.
+
+``space="camera"`` skips step 1 (and with it 5): the motion as the camera saw it, the camera still.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+SOLE_MARKERS = (29, 31, 30, 32)        # MediaPipe heel.L, toe.L, heel.R, toe.R: the Take's foot_contact order
+ANKLE_MARKERS = (27, 28)
+LEG_BONES = ("upperleg01", "lowerleg01", "foot")
+LEVEL_PRIOR = 4.0                      # ridge on the floor's slope (per unit weight of one contact point)
+MIN_TILT_DEG = 3.0
+TRACKING_MIN_TRAVEL_M = 0.5
+TRACKING_RATIO = 2.5
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldSettings:
+    space: str = "world"               # "world" (camera motion taken out) or "camera" (the camera's view, still)
+    foot_lock: bool = True             # pin planted feet (two-bone IK on the legs)
+    contact_height_m: float = 0.06     # h₀: a sole point lower than this above the floor may be planted
+    contact_height_soft_m: float = 0.012
+    contact_speed_mps: float = 0.45    # v₀: ... and slower than this
+    contact_speed_soft_mps: float = 0.12
+    sigma_contact_m: float = 0.01      # σ_c: how still a planted point is, per frame (the foot lock does the rest)
+    sigma_floor_m: float = 0.02        # σ_g
+    sigma_lateral_m: float = 0.01      # σ_lat: the picture's hold on the root across the line of sight
+    sigma_depth_m: float = 0.12        # σ_depth: ... and along it
+    sigma_smooth_m: float = 0.01       # σ_s: root acceleration, per frame²
+    iterations: int = 2                # contacts → path → contacts → path
+    blend_frames: int = 3              # foot-lock fade in/out
+    min_contact_frames: int = 3
+
+
+@dataclasses.dataclass
+class World:
+    local_rotations_aa: np.ndarray     # (T,J,3) the Take's convention (foot-locked legs)
+    root_position_world: np.ndarray    # (T,3)
+    R_world2cam: np.ndarray            # (T,3,3)
+    t_world2cam: np.ndarray            # (T,3)
+    foot_contact: np.ndarray           # (T,4) probability [heel.L, toe.L, heel.R, toe.R]
+    info: dict                         # camera kind, floor tilt, contact counts, travel (for the sidecar)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from rigs.rotations import rotation_between
+
+    return rotation_between(np.asarray(a, float)[None], np.asarray(b, float)[None])[0]
+
+
+def _posed(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
+    from rigs.fk import forward_kinematics
+
+    return forward_kinematics(skel.rest, skel.parents, local_aa, root)          # (T,J,4,4)
+
+
+def sole_points(skel, W: np.ndarray) -> np.ndarray:
+    """(T,4,3) heel.L, toe.L, heel.R, toe.R on posed bones W."""
+    from .anny_skeleton import attached_points
+
+    idx = list(SOLE_MARKERS)
+    return attached_points(W, skel.body_marker_bone[idx], skel.body_marker_local[idx])
+
+
+def contact_probability(points: np.ndarray, timestamps: np.ndarray, floor_z: float, valid: np.ndarray,
+                        s: WorldSettings) -> np.ndarray:
+    """(T,K) contact probability of sole points (T,K,3) from their height above ``floor_z`` and horizontal speed."""
+    t = np.asarray(timestamps, dtype=np.float64)
+    n = len(t)
+    if n < 2:
+        return np.zeros(points.shape[:2])
+    xy = points[..., :2]
+    if not np.all(np.diff(t) > 0):
+        t = np.arange(n) / 30.0
+    # Speed over ±2 frames of the real timestamps (variable frame rate safe; frame-to-frame jitter averages out).
+    a, b = np.maximum(np.arange(n) - 2, 0), np.minimum(np.arange(n) + 2, n - 1)
+    speed = np.linalg.norm(xy[b] - xy[a], axis=-1) / (t[b] - t[a])[:, None]
+    h = points[..., 2] - floor_z
+    p = _sigmoid((s.contact_height_m - h) / s.contact_height_soft_m) * \
+        _sigmoid((s.contact_speed_mps - speed) / s.contact_speed_soft_mps) * _rolling(h)
+    return np.where(valid[:, None], p, 0.0)
+
+
+def _rolling(h: np.ndarray) -> np.ndarray:
+    """(T,4) weight of each sole point by how low it is against the other point of its foot: a heel lifting as the
+    foot rolls onto its toes (or toes coming down after a heel strike) turns about the planted point and must not
+    count as planted itself. Heel and toe level: ~0.9 each; 2 cm higher than the other: ~0.1."""
+    other = h.reshape(len(h), 2, 2)[:, :, ::-1].reshape(h.shape)
+    return _sigmoid((other - h + 0.01) / 0.005)
+
+
+def lower_foot_contact(soles: np.ndarray, valid: np.ndarray, s: WorldSettings) -> np.ndarray:
+    """(T,4) contact probability from heights alone (floor at z = 0): a sole point is planted when it is low and its
+    foot is the lower of the two (a 4 mm softness: a swing foot that passes 2 cm up must not count) — speeds are not used."""
+    h = soles[..., 2]                                                         # (T,4)
+    foot = np.minimum(h[:, 0::2], h[:, 1::2])                                 # (T,2) each foot's lowest point
+    lower = _sigmoid((foot[:, ::-1] - foot) / 0.004)                         # (T,2) this foot under the other
+    p = _sigmoid((s.contact_height_m - h) / s.contact_height_soft_m) * np.repeat(lower, 2, axis=1) * _rolling(h)
+    return np.where(valid[:, None], p, 0.0)
+
+
+def floor_tilt(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rotation (3,3) that makes the floor under weighted sole points (N,3), weights (N,) level, and its angle
+    in degrees. Ridge-regularised plane z = a x + b y + c (a level floor is the prior)."""
+    w = np.asarray(weight, dtype=np.float64)
+    if w.sum() < 10:
+        return np.eye(3), 0.0
+    centre = (points * w[:, None]).sum(0) / w.sum()
+    q = points - centre
+    A = np.stack([q[:, 0], q[:, 1], np.ones(len(q))], 1)
+    H = (A * w[:, None]).T @ A + np.diag([LEVEL_PRIOR * w.sum() * 0.01, LEVEL_PRIOR * w.sum() * 0.01, 0.0])
+    a, b, _ = np.linalg.solve(H, (A * w[:, None]).T @ q[:, 2])
+    normal = np.array([-a, -b, 1.0]) / np.sqrt(a * a + b * b + 1.0)
+    angle = float(np.degrees(np.arccos(np.clip(normal[2], -1, 1))))
+    return _rot_between(normal, np.array([0.0, 0.0, 1.0])), angle
+
+
+def solve_trajectory(root: np.ndarray, offsets: np.ndarray, contact: np.ndarray, confidence: np.ndarray,
+                     R_cam: np.ndarray, s: WorldSettings, use_picture: bool = True) -> np.ndarray:
+    """The root path x (T,3) of step 4 in the module docstring. root (T,3) the fitted path; offsets (T,K,3) sole
+    points minus root; contact (T,K) 0..1; confidence (T,) 0..1; R_cam (T,3,3) world→camera rotations."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.linalg import spsolve
+
+    n, k = contact.shape
+    if n < 3:
+        return root.copy()
+    rows, cols, vals, rhs = [], [], [], []
+    row = 0
+
+    def add(entries: list[tuple[int, float]], b: float) -> None:
+        nonlocal row
+        for c, v in entries:
+            rows.append(row)
+            cols.append(c)
+            vals.append(v)
+        rhs.append(b)
+        row += 1
+
+    f = root[:, None] + offsets                                               # (T,K,3) sole points now
+    # planted points stay: δ_{t+1} − δ_t = −(f_{t+1} − f_t), per axis
+    still = np.sqrt(contact[1:] * contact[:-1]) / s.sigma_contact_m          # (T-1,K)
+    for t, j in zip(*np.nonzero(still > 1e-3)):
+        w = still[t, j]
+        for a in range(3):
+            add([(3 * (t + 1) + a, w), (3 * t + a, -w)], -w * (f[t + 1, j, a] - f[t, j, a]))
+    # planted points on the floor (z = 0 here)
+    on = contact / s.sigma_floor_m
+    for t, j in zip(*np.nonzero(on > 1e-3)):
+        add([(3 * t + 2, on[t, j])], -on[t, j] * f[t, j, 2])
+    # the picture: δ_t small across the line of sight, loose along it
+    if use_picture:
+        scale = np.array([1 / s.sigma_lateral_m, 1 / s.sigma_lateral_m, 1 / s.sigma_depth_m])
+        for t in np.nonzero(confidence > 1e-3)[0]:
+            A = np.sqrt(confidence[t]) * scale[:, None] * R_cam[t]           # (3,3) rows: camera x, y, z
+            for r in range(3):
+                add([(3 * t + a, A[r, a]) for a in range(3)], 0.0)
+    # smooth
+    for t in range(1, n - 1):
+        for a in range(3):
+            add([(3 * (t - 1) + a, 1 / s.sigma_smooth_m), (3 * t + a, -2 / s.sigma_smooth_m),
+                 (3 * (t + 1) + a, 1 / s.sigma_smooth_m)], 0.0)
+    # a weak pull to no change (keeps the system definite where nothing else speaks: unseen frames, no contacts)
+    for i in range(3 * n):
+        add([(i, 1e-3)], 0.0)
+    J = coo_matrix((vals, (rows, cols)), shape=(row, 3 * n)).tocsr()
+    b = np.asarray(rhs)
+    delta = spsolve((J.T @ J).tocsc(), J.T @ b)
+    return root + delta.reshape(n, 3)
+
+
+def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray, s: WorldSettings
+              ) -> tuple[np.ndarray, int]:
+    """Pin each foot during its contacts (T,2) [left, right]; returns new local rotations and frames pinned."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    from rigs.fk import rest_offsets
+    from rigs.footlock import _weights, contact_segments, two_bone_ik
+    from rigs.rotations import matrix_to_aa
+
+    W = _posed(skel, local_aa, root)
+    O = rest_offsets(skel.rest, skel.parents)[:, :3, :3]
+    out = local_aa.copy()
+    n = len(root)
+    pinned = 0
+    for side, suffix in enumerate((".L", ".R")):
+        thigh, shin, foot = (skel.index(b + suffix) for b in LEG_BONES)
+        segments = contact_segments(contact[:, side] > 0.5, min_frames=s.min_contact_frames, max_gap=2)
+        if not segments:
+            continue
+        w, owner = _weights(n, segments, s.blend_frames)
+        on = owner >= 0
+        pinned += int((w >= 1.0).sum())
+        H, Kn, A = (W[:, b, :3, 3] for b in (thigh, shin, foot))
+        F = W[:, foot, :3, :3]
+        pins = np.array([np.median(A[a:b], axis=0) for a, b in segments])
+        means = Rotation.from_matrix(np.stack([Rotation.from_matrix(F[a:b]).mean().as_matrix()
+                                               for a, b in segments]))
+        target = A.copy()
+        target[on] = A[on] + w[on, None] * (pins[owner[on]] - A[on])
+        F_new = F.copy()
+        for i in np.nonzero(on)[0]:      # slerp from the fitted foot toward the segment's one orientation
+            pair = Rotation.from_matrix(np.stack([F[i], means[owner[i]].as_matrix()]))
+            F_new[i] = Slerp([0.0, 1.0], pair)([w[i]]).as_matrix()[0]
+        Q1, Q2 = two_bone_ik(H, Kn, A, target)
+        # New world rotations: the thigh turns by Q1 (and everything below it), the shin by Q2 after Q1; the foot
+        # takes F_new. Locals from L_j = O_jᵀ W_pᵀ W_j with the parents' new world rotations.
+        p_thigh, p_shin, p_foot = (int(skel.parents[b]) for b in (thigh, shin, foot))
+        Wp_thigh = W[:, p_thigh, :3, :3]
+        Wp_shin = Q1 @ W[:, p_shin, :3, :3]
+        Wp_foot = Q2 @ Q1 @ W[:, p_foot, :3, :3]
+        T = lambda M: np.swapaxes(M, -1, -2)  # noqa: E731
+        new = {thigh: T(O[thigh]) @ T(Wp_thigh) @ (Q1 @ W[:, thigh, :3, :3]),
+               shin: T(O[shin]) @ T(Wp_shin) @ (Q2 @ Q1 @ W[:, shin, :3, :3]),
+               foot: T(O[foot]) @ T(Wp_foot) @ F_new}
+        for b, L in new.items():
+            out[on, b] = matrix_to_aa(L[on])
+    return out, pinned
+
+
+def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The whole posed body turned by world rotations G (T,3,3) about the origin."""
+    from rigs.rotations import aa_to_matrix, matrix_to_aa
+
+    rest_root = skel.rest[0, :3, :3]
+    L0 = aa_to_matrix(local_aa[:, 0])
+    out = local_aa.copy()
+    out[:, 0] = matrix_to_aa(rest_root.T @ G @ rest_root @ L0)                # W_root' = G W_root
+    return out, np.einsum("tij,tj->ti", G, root)
+
+
+def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndarray, valid: np.ndarray,
+           confidence: np.ndarray, R_cam_from_cam0: np.ndarray | None = None,
+           settings: WorldSettings = WorldSettings()) -> World:
+    """Steps 1–7 of the module docstring. local_aa (T,J,3) and root_fit (T,3) are the fit's (level camera at the
+    origin); valid (T,) frames with a fitted body; confidence (T,) 0..1; R_cam_from_cam0 (T,3,3) or None (still)."""
+    from .fit import R_WORLD2CAM_LEVEL as R_L
+
+    s = settings
+    n = len(root_fit)
+    valid = np.asarray(valid, dtype=bool)
+    conf = np.where(valid, np.clip(np.nan_to_num(confidence), 0.0, 1.0), 0.0)
+    R_rel = np.broadcast_to(np.eye(3), (n, 3, 3)).copy() if R_cam_from_cam0 is None or s.space == "camera" \
+        else np.asarray(R_cam_from_cam0, dtype=np.float64)
+    moving = bool(np.any(np.abs(R_rel - np.eye(3)) > 1e-9))
+    # 1. camera rotation out
+    G = R_L.T @ np.swapaxes(R_rel, 1, 2) @ R_L                                 # (T,3,3)
+    local, root = _rotate_root(skel, np.asarray(local_aa, np.float64), np.asarray(root_fit, np.float64), G)
+    R_w2c = R_rel @ R_L
+    centre = np.zeros((n, 3))                                                 # camera centre (the fit's origin)
+    info: dict = {"space": s.space, "camera": "rotating" if moving else "still"}
+
+    # 2. floor (first guess) and its slope from planted soles
+    W = _posed(skel, local, root)
+    soles = sole_points(skel, W)                                              # (T,4,3)
+    lowest = np.where(valid, soles[..., 2].min(axis=1), np.nan)
+    floor = float(np.nanpercentile(lowest, 5)) if np.isfinite(lowest).any() else float(soles[..., 2].min())
+    contact = contact_probability(soles, timestamps, floor, valid, s)
+    # One point per foot (mid-sole): a foot's own pitch (a fit's toes pointing down) must not read as a slope.
+    mids = 0.5 * (soles[:, 0::2] + soles[:, 1::2])                            # (T,2,3)
+    tilt, angle = floor_tilt(mids.reshape(-1, 3), np.minimum(contact[:, 0::2], contact[:, 1::2]).reshape(-1))
+    info["floor_tilt_deg"] = round(angle, 2)
+    if angle > MIN_TILT_DEG:
+        Gt = np.broadcast_to(tilt, (n, 3, 3))
+        local, root = _rotate_root(skel, local, root, Gt)
+        R_w2c = R_w2c @ tilt.T
+        W = _posed(skel, local, root)
+        soles = sole_points(skel, W)
+        lowest = np.where(valid, soles[..., 2].min(axis=1), np.nan)
+        floor = float(np.nanpercentile(lowest, 5))
+    root = root - np.array([0.0, 0.0, floor])
+    centre = centre - np.array([0.0, 0.0, floor])
+    soles = soles - np.array([0.0, 0.0, floor])
+
+    # 3–5. contacts and the path. First the path the feet alone push (odometry), from contacts that do not trust
+    # the picture's speeds (a camera that travels with the subject makes the planted foot move in the picture):
+    # a sole point is planted when it is low and its foot is the lower one.
+    offsets = soles - root[:, None]
+    path_fit = root.copy()
+    tracking = False
+    if s.space == "world":
+        odo = solve_trajectory(path_fit, offsets, lower_foot_contact(soles, valid, s), conf, R_w2c, s,
+                               use_picture=False)
+        travel_odo, travel_pic = _travel(odo[valid]), _travel(path_fit[valid])
+        info.update(travel_feet_m=round(travel_odo, 2), travel_picture_m=round(travel_pic, 2))
+        tracking = travel_odo > TRACKING_MIN_TRAVEL_M and travel_odo > TRACKING_RATIO * travel_pic
+        if tracking:
+            root = odo
+    for _ in range(max(1, s.iterations)):
+        contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s)
+        root = solve_trajectory(path_fit, offsets, contact, conf, R_w2c, s, use_picture=not tracking)
+    if tracking:
+        # The camera moved with the subject: it is where it must be for the root to sit where the picture shows.
+        from .smoothing import smooth_series
+
+        root_cam = np.einsum("tij,tj->ti", R_w2c, path_fit - centre)          # the fitted root, camera frame
+        c = root - np.einsum("tji,tj->ti", R_w2c, root_cam)                  # C = x − R_c2w p_cam
+        centre = smooth_series(c, np.repeat(conf[:, None], 3, 1) + 1e-6, 50.0)
+        info["camera"] = "travelling"
+    contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s)
+
+    # 6. foot lock
+    if s.foot_lock:
+        feet = np.stack([contact[:, :2].max(axis=1), contact[:, 2:].max(axis=1)], axis=1)
+        local, info["pinned_frames"] = lock_feet(skel, local, root, feet, s)
+    info["contact_frames"] = {"left": int((contact[:, :2].max(1) > 0.5).sum()),
+                              "right": int((contact[:, 2:].max(1) > 0.5).sum())}
+
+    # 7. start above the origin
+    first = int(np.argmax(valid)) if valid.any() else 0
+    shift = np.array([root[first, 0], root[first, 1], 0.0])
+    root = root - shift
+    centre = centre - shift
+    t_w2c = -np.einsum("tij,tj->ti", R_w2c, centre)
+    return World(local, root, R_w2c, t_w2c, contact.astype(np.float32), info)
+
+
+def _travel(path: np.ndarray) -> float:
+    """Horizontal distance between the start and the farthest point of a path (m)."""
+    if len(path) < 2:
+        return 0.0
+    return float(np.max(np.linalg.norm(path[:, :2] - path[0, :2], axis=1)))
