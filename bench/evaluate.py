@@ -2,7 +2,9 @@
 
 A :class:`Prediction` is what a method says about each frame, NaN where it says nothing:
 body landmarks in camera coordinates (metres) and pixels, hand landmarks likewise, and — for methods that place
-the subject in a world — the root trajectory and foot points in that world. The three methods of the benchmark
+the subject in a world — the root trajectory and foot points in that world, the camera's rotation per frame
+(``camera_rotation_deg``: relative to the first frame, so the world's orientation does not matter) and foot contacts
+(``foot_contact_f1`` against the truth's per-side labels). The three methods of the benchmark
 build one each (``bench.methods``); :func:`evaluate` turns a prediction and the truth into a flat dict of numbers.
 
 Joint sets (MediaPipe indices, the points every method can name):
@@ -45,6 +47,11 @@ class Prediction:
     root_cam0: np.ndarray | None = None    # (T, 3) the root in the FIRST frame's camera coordinates (world path)
     feet_world: np.ndarray | None = None   # (T, 6, 3) FOOT_POINTS in the method's own world
     seconds: dict = dataclasses.field(default_factory=dict)  # stage → seconds (what the method costs)
+    # World grounding (None where the method says nothing about it):
+    R_world2cam: np.ndarray | None = None  # (T, 3, 3) the method's camera per frame in its own world (a static-camera
+                                           # method gives the same matrix every frame); scored relative to frame 0
+    foot_contact: np.ndarray | None = None  # (T, 2) [left, right] planted: bool, or float 0/1 with NaN = no answer
+    root_world: np.ndarray | None = None   # (T, 3) the root (mid-hip) in the method's own world (Z up), for pictures
 
 
 def _mm(x: float) -> float:
@@ -103,6 +110,16 @@ def _evaluate(truth: dict, pred: Prediction) -> dict:
         out["foot_sliding_mm_f"] = float("nan")
     out["root_trajectory_pct"] = (M.root_trajectory_error(pred.root_cam0, truth_root_cam0(truth))
                                   if pred.root_cam0 is not None else float("nan"))
+    # The camera's rotation since the first frame (panning, handheld shake), whatever the method's world orientation.
+    out["camera_rotation_deg"] = (M.camera_rotation_error_deg(pred.R_world2cam, truth["R_world2cam"])
+                                  if pred.R_world2cam is not None else float("nan"))
+    if pred.foot_contact is not None:
+        scores = M.contact_f1(pred.foot_contact, truth["foot_contact"])
+    else:
+        scores = dict(precision=float("nan"), recall=float("nan"), f1=float("nan"))
+    out["foot_contact_f1"] = scores["f1"]
+    out["foot_contact_precision"] = scores["precision"]
+    out["foot_contact_recall"] = scores["recall"]
 
     gt_hands = truth["hand_points_cam"]                            # (T, 2, 21, 3)
     gt_hands_2d = truth["hand_points_2d"]

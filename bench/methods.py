@@ -4,8 +4,10 @@
                     camera axes), image landmarks with relative depth for the hands (not metric: scored
                     scale-free only). No world placement.
 ``direct-mapping``  each Anny bone swung onto the landmark direction, the way BlendArMocap-style add-ons map
-                    landmarks onto a rig (our fit's initialisation, no optimisation).
-``reel2rig``        what ``capture`` writes: the Take, read back from disk (the product's own output).
+                    landmarks onto a rig (our fit's initialisation, no optimisation). Assumes a static level
+                    camera (scored as such: what ignoring camera motion costs); no foot contacts.
+``reel2rig``        what ``capture`` writes: the Take, read back from disk (the product's own output), with its
+                    per-frame camera and, when the Take has them, its foot contacts.
 
 Imports torch only for ``direct-mapping`` (it runs the fit's initialisation). No bpy.
 """
@@ -34,8 +36,10 @@ def _markers(skel, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _from_pose(method: str, skel, local_aa: np.ndarray, root: np.ndarray, K: np.ndarray, R: np.ndarray,
-               t: np.ndarray, hand_ok: np.ndarray, body_ok: np.ndarray, seconds: dict) -> Prediction:
-    """A Prediction from skeleton rotations in a world with cameras R (T,3,3), t (T,3)."""
+               t: np.ndarray, hand_ok: np.ndarray, body_ok: np.ndarray, seconds: dict,
+               foot_contact: np.ndarray | None = None) -> Prediction:
+    """A Prediction from skeleton rotations in a world with cameras R (T,3,3), t (T,3) (R is passed on: the camera
+    the method assumes or estimates is scored too); foot_contact (T,2) [left, right] when the method gives one."""
     from bench.metrics import project, to_camera
     from rigs.fk import forward_kinematics
 
@@ -47,11 +51,24 @@ def _from_pose(method: str, skel, local_aa: np.ndarray, root: np.ndarray, K: np.
     body[~body_ok] = np.nan
     hands[~hand_ok] = np.nan
     hips_w = body_w[:, [23, 24]].mean(1)
+    hips_w[~body_ok] = np.nan
     root_cam0 = hips_w @ R[0].T + t[0]
-    root_cam0[~body_ok] = np.nan
     feet = body_w[:, FOOT_POINTS].copy()
     feet[~body_ok] = np.nan
-    return Prediction(method, body, project(body, K), hands, project(hands, K), True, root_cam0, feet, seconds)
+    return Prediction(method, body, project(body, K), hands, project(hands, K), True, root_cam0, feet, seconds,
+                      R_world2cam=np.asarray(R, np.float64), foot_contact=foot_contact, root_world=hips_w)
+
+
+def contacts_per_side(foot_contact: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """The Take's (T,4) contact probabilities [left heel, left toe, right heel, right toe] → (T,2) [left, right]:
+    1.0 where max(heel, toe) > 0.5, 0.0 where not, NaN where the frame is not valid or both probabilities are NaN."""
+    p = np.asarray(foot_contact, np.float64)
+    with np.errstate(invalid="ignore"):
+        side = np.stack([np.fmax(p[:, 0], p[:, 1]), np.fmax(p[:, 2], p[:, 3])], 1)  # (T, 2); fmax skips one NaN
+        out = np.where(np.isfinite(side), (side > 0.5).astype(np.float64), np.nan)
+    if valid is not None:
+        out[~np.asarray(valid, bool)] = np.nan
+    return out
 
 
 def raw_mediapipe(det, detect_seconds: float) -> Prediction:
@@ -86,6 +103,8 @@ def reel2rig(take_path: Path, skel, seconds: dict) -> Prediction:
     names = skel.names
     fitted = a["bone_fitted"]                                   # (T, J)
     hand_ok = np.stack([fitted[:, names.index("finger2-1.L")], fitted[:, names.index("finger2-1.R")]], 1)
+    valid = a["valid"].astype(bool)
+    contact = contacts_per_side(a["foot_contact"], valid) if "foot_contact" in a else None  # optional field
     return _from_pose("reel2rig", skel, a["local_rotations_aa"].astype(np.float64),
                       a["root_position_world"].astype(np.float64), a["K"], a["R_world2cam"].astype(np.float64),
-                      a["t_world2cam"].astype(np.float64), hand_ok, a["valid"].astype(bool), seconds)
+                      a["t_world2cam"].astype(np.float64), hand_ok, valid, seconds, contact)

@@ -215,6 +215,67 @@ def root_trajectory_error(pred_root: np.ndarray, true_root: np.ndarray, min_path
     return 100.0 * float(drift.mean()) / path_m
 
 
+# --------------------------------------------------------------------------------------------- world: camera, feet
+
+def rotation_angle_deg(R: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices → (...) their rotation angle in degrees, 0..180.
+
+    θ = atan2(‖v‖, (tr R - 1) / 2) with v = (R32 - R23, R13 - R31, R21 - R12) / 2 = sin θ · axis: the same angle as
+    arccos((tr R - 1) / 2), without arccos's loss of precision near 0° and 180°.
+    """
+    R = np.asarray(R, float)
+    cos = (np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0
+    v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1) / 2.0
+    return np.degrees(np.arctan2(np.linalg.norm(v, axis=-1), cos))
+
+
+def camera_rotation_error_deg(pred_R_world2cam: np.ndarray, true_R_world2cam: np.ndarray) -> float:
+    """Mean angle (degrees) between the predicted and the true camera rotation since the first frame.
+
+    pred_R_world2cam, true_R_world2cam: (T,3,3) world-to-camera rotations, each in its own world. Per frame the
+    camera's rotation relative to frame 0 is ``R_t @ R_0^T`` (camera-0 axes → camera-t axes), which does not depend on
+    how the world is turned (R_t W^T (R_0 W^T)^T = R_t R_0^T), so a method's absolute world orientation does not
+    matter. The error of frame t is the angle of ``(P_t P_0^T)^T (G_t G_0^T)``; the mean is over the frames present
+    in both (a matrix with any NaN is missing), frame 0 being the first such frame (whose error is 0 by
+    construction). A method that assumes a static camera (P_t constant) scores the mean angle the true camera
+    turned away from its first pose. nan when no frame is present in both.
+    """
+    P, G = np.asarray(pred_R_world2cam, float), np.asarray(true_R_world2cam, float)
+    both = np.isfinite(P).all((-2, -1)) & np.isfinite(G).all((-2, -1))  # (T,)
+    if not both.any():
+        return float("nan")
+    t0 = int(np.argmax(both))
+    rel_p = P[both] @ P[t0].T  # (n, 3, 3) P_t P_0^T
+    rel_g = G[both] @ G[t0].T
+    return float(rotation_angle_deg(np.swapaxes(rel_p, -1, -2) @ rel_g).mean())
+
+
+def contact_f1(pred_contact: np.ndarray, true_contact: np.ndarray) -> dict:
+    """Precision, recall and F1 (0..1) of predicted foot contacts against the true ones, over every (frame, foot).
+
+    pred_contact (T,F): bool, or float where NaN means "no answer" (that (t, f) is not scored) and other values count
+    as contact when > 0.5; true_contact (T,F) bool. With TP = predicted and true, FP = predicted only, FN = true only
+    (over the scored entries): precision = TP / (TP + FP) (nan when nothing is predicted in contact), recall =
+    TP / (TP + FN) (nan when nothing is truly in contact), f1 = 2 TP / (2 TP + FP + FN) (nan when neither has a
+    contact: nothing to score). Returns dict(precision, recall, f1, scored=int entries scored).
+    """
+    pred = np.asarray(pred_contact)
+    true = np.asarray(true_contact, bool)
+    if pred.shape != true.shape:
+        raise ValueError(f"contact_f1: pred {pred.shape} and true {true.shape} differ in shape")
+    if pred.dtype.kind == "f":
+        scored = np.isfinite(pred)
+        pred = np.nan_to_num(pred) > 0.5
+    else:
+        scored = np.ones(pred.shape, bool)
+        pred = pred.astype(bool)
+    p, t = pred[scored], true[scored]
+    tp, fp, fn = int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum())
+    ratio = lambda a, b: a / b if b else float("nan")  # noqa: E731
+    return dict(precision=ratio(tp, tp + fp), recall=ratio(tp, tp + fn), f1=ratio(2 * tp, 2 * tp + fp + fn),
+                scored=int(scored.sum()))
+
+
 # -------------------------------------------------------------------------------------------------- detection, hands
 
 def handedness_swaps(pred_wrists_px: np.ndarray, true_wrists_px: np.ndarray, margin_px: float = 0.0) -> dict:

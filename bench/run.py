@@ -1,14 +1,15 @@
 """``./reel2rig bench``: the ground-truth benchmark (rendered scenes) and the footage report (real clips).
 
-    ./reel2rig bench [smoke|standard] [--device cpu|cuda] [--out bench/results]
+    ./reel2rig bench [smoke|standard] [--device cpu|cuda] [--out bench/results] [--scenes A,B,C] [--render-only]
     ./reel2rig bench --footage DIR [--device cpu|cuda]
 
 Suite mode renders the suite's scenes once (cached under ``<cache>/bench/scenes``), then for every scene runs the
 product's capture as a subprocess (``python -m inference_server capture --json --no-cache``: fresh detection, so
 the stage timings and the peak memory are real), reads the Take back, builds the two baselines from the same
 detections, scores all three with :mod:`bench.evaluate`, prints the tables and writes
-``<out>/<suite>-<time>/results.json`` plus pictures (per-joint error bars, error over time, overlay frames), and
-copies the JSON to ``<out>/<suite>.json``.
+``<out>/<suite>-<time>/results.json`` plus pictures (per-joint error bars, error over time, overlay frames, and a
+top view of the pelvis paths with the planted feet and the camera), and copies the JSON to ``<out>/<suite>.json``
+(``<out>/<suite>-partial.json`` when ``--scenes`` picked some of the suite's scenes).
 
 Footage mode has no ground truth: it reports 2D alignment of each method against the detector, temporal jitter,
 coverage, hand-label consistency, speed, and overlay frames.
@@ -145,7 +146,77 @@ def scene_pictures(out: Path, name: str, video: Path, preds: dict[str, Predictio
     mesh = reel2rig_mesh(take, skel) if take is not None else None
     layers.append(_skeleton_layer("reel2rig", preds["reel2rig"].body_2d, preds["reel2rig"].hands_2d, mesh))
     written.append(overlay_frames(video, frames, layers, out / f"{name}_overlay.png"))
+    trajectory = trajectory_picture(out / f"{name}_trajectory.png", name, preds, truth)
+    if trajectory is not None:
+        written.append(trajectory)
     return [str(p) for p in written]
+
+
+# Foot points of the top view, in the Take's contact order [left heel, left toe, right heel, right toe] (MediaPipe).
+CONTACT_MARKERS = [29, 31, 30, 32]
+CONTACT_SIDE = [0, 0, 1, 1]
+
+
+def trajectory_paths(preds: dict[str, Prediction], truth: dict | None) -> tuple[dict, dict, np.ndarray | None]:
+    """The pelvis paths, planted-foot points and camera centres of the top view, each (T, ..., 3) in a ground frame.
+
+    Every world is seen from its own first camera (``plots.camera_ground_frame``: x = that camera's right, y = its
+    forward, horizontal; z = height), so a method whose world is turned about the vertical is compared fairly with
+    the truth; the truth's frame is placed at its first camera's centre, and each method's path (with its footprints)
+    is shifted so that it starts where the truth is at the first frame both have (without truth: at the origin) —
+    the picture compares where the paths go, not where they begin. Footprints: the heel and toe points of a foot on
+    the frames its contact says planted (the truth's labels; a method's own contacts, when it gives them).
+    Returns (paths, contacts, cameras); cameras are the truth's camera centres (None without truth).
+    """
+    from bench.evaluate import FOOT_POINTS
+    from inference_server.plots import camera_ground_frame
+
+    def planted(points: np.ndarray, contact: np.ndarray) -> np.ndarray:  # (T,4,3), (T,2) → NaN where not planted
+        side = np.nan_to_num(np.asarray(contact, float), nan=0.0)[:, CONTACT_SIDE] > 0.5
+        return np.where(side[..., None], points, np.nan)
+
+    paths: dict[str, np.ndarray] = {}
+    contacts: dict[str, np.ndarray] = {}
+    cameras = None
+    if truth is not None:
+        R, t = truth["R_world2cam"], truth["t_world2cam"]
+        world = truth["body_markers_world"]
+        paths["ground-truth"] = camera_ground_frame(world[:, [23, 24]].mean(1), R[0], t[0])
+        contacts["ground-truth"] = camera_ground_frame(
+            planted(world[:, CONTACT_MARKERS], truth["foot_contact"]), R[0], t[0])
+        cameras = camera_ground_frame(-np.einsum("tji,tj->ti", R, t), R[0], t[0])  # centres c = -R^T t
+    feet_idx = [FOOT_POINTS.index(j) for j in CONTACT_MARKERS]
+    for method, p in preds.items():
+        if p.root_world is None or p.R_world2cam is None:
+            continue
+        R0 = np.asarray(p.R_world2cam)[0]
+        path = camera_ground_frame(p.root_world, R0)
+        ok = np.isfinite(path).all(1)
+        if truth is not None:
+            ok &= np.isfinite(paths["ground-truth"]).all(1)
+        if not ok.any():
+            continue
+        k = int(np.argmax(ok))
+        shift = (paths["ground-truth"][k] if truth is not None else np.zeros(3)) - path[k]
+        paths[method] = path + shift
+        if p.foot_contact is not None and p.feet_world is not None:
+            contacts[method] = camera_ground_frame(planted(p.feet_world[:, feet_idx], p.foot_contact), R0) + shift
+    return paths, contacts, cameras
+
+
+def trajectory_picture(path: Path, name: str, preds: dict[str, Prediction], truth: dict | None) -> Path | None:
+    """``<scene>_trajectory.png``: the top view of :func:`trajectory_paths`; None when no path has a point."""
+    from bench.figures import method_colour
+    from inference_server.plots import trajectory_top_view
+
+    paths, contacts, cameras = trajectory_paths(preds, truth)
+    if not any(np.isfinite(p).all(1).any() for p in paths.values()):
+        return None
+    start = "the truth's" if truth is not None else "the origin"
+    return trajectory_top_view(paths, path, contacts=contacts, cameras=cameras,
+                               colours={m: method_colour(m) for m in list(paths) + list(contacts)},
+                               title=f"{name}: pelvis path from above (paths start at {start}; dots: planted feet)",
+                               xlabel="first camera's right (m)", ylabel="first camera's forward (m)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -206,6 +277,7 @@ TABLE_BODY = [("body MPJPE mm", "body_mpjpe_mm", 1), ("PA-MPJPE mm", "body_pa_mp
               ("2D px", "body_2d_px", 1), ("2D % box", "body_2d_box_pct", 2),
               ("accel mm/f²", "accel_error_mm_f2", 2), ("jitter mm/f³", "jitter_mm_f3", 2),
               ("foot slide mm/f", "foot_sliding_mm_f", 2), ("root traj %", "root_trajectory_pct", 1),
+              ("camera rot °", "camera_rotation_deg", 2), ("contact F1", "foot_contact_f1", 3),
               ("body det", "body_detection_rate", 3)]
 TABLE_HANDS = [("hand PA mm", "hands_pa_mpjpe_mm", 1), ("wrist-rel mm", "hands_mpjpe_wrist_mm", 1),
                ("F@5mm", "hands_f5", 3), ("F@15mm", "hands_f15", 3), ("hand 2D px", "hands_2d_px", 1),
@@ -253,11 +325,32 @@ def ensure_rendered(scenes) -> dict[str, float]:
     return spent
 
 
-def run_suite(name: str, device: str, out_root: Path, pictures: bool = True) -> dict:
+def select_scenes(suite_name: str, names: str | list[str] | None = None) -> list:
+    """The suite's scenes, or only those named (a comma-separated string or a list), in the suite's order.
+    An unknown name stops with a message listing the suite's scenes."""
     from bench.scenes import suite
+
+    scenes = suite(suite_name)
+    if names is None:
+        return scenes
+    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    if not wanted:
+        raise SystemExit(f"--scenes: no scene names given; the {suite_name!r} suite has: "
+                         + ", ".join(s.name for s in scenes))
+    known = {s.name for s in scenes}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise SystemExit(f"--scenes: {', '.join(map(repr, unknown))} not in the {suite_name!r} suite; its scenes: "
+                         + ", ".join(s.name for s in scenes))
+    return [s for s in scenes if s.name in wanted]
+
+
+def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, scene_names: str | None = None) -> dict:
+    """Run the suite (or the scenes named in ``scene_names``, comma-separated: a partial run, whose latest copy is
+    ``<out>/<suite>-partial.json`` so that it never replaces the whole suite's ``<suite>.json``)."""
     from inference_server.anny_skeleton import load_skeleton
 
-    scenes = suite(name)
+    scenes = select_scenes(name, scene_names)
     started = time.perf_counter()
     render_seconds = ensure_rendered(scenes)
     run_dir = out_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -283,13 +376,17 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True) -> 
         per_scene.append(entry)
         ours = results["reel2rig"]
         log(f"  reel2rig: body PA {_fmt(ours['body_pa_mpjpe_mm'])} mm, hands PA "
-            f"{_fmt(ours['hand_L_pa_mpjpe_mm'])}/{_fmt(ours['hand_R_pa_mpjpe_mm'])} mm"
+            f"{_fmt(ours['hand_L_pa_mpjpe_mm'])}/{_fmt(ours['hand_R_pa_mpjpe_mm'])} mm, camera rot "
+            f"{_fmt(ours['camera_rotation_deg'], 2)}°, contact F1 {_fmt(ours['foot_contact_f1'], 3)}"
             + (f"  [capture failed: {summary['error']}]" if "error" in summary else ""))
     summary = aggregate(per_scene)
+    command = f"./reel2rig bench {name} --device {device}" + (f" --scenes {scene_names}" if scene_names else "")
     report = {"suite": name, "device": device, "scenes": len(scenes), "frames": sum(s["frames"] for s in per_scene),
               "seconds": time.perf_counter() - started, "render_seconds": render_seconds,
-              "command": f"./reel2rig bench {name} --device {device}", "summary": summary, "per_scene": per_scene,
+              "command": command, "summary": summary, "per_scene": per_scene,
               "machine": _machine()}
+    if scene_names:
+        report["scene_names"] = [s.name for s in scenes]
     if pictures:
         from bench.figures import per_joint_error_bars
 
@@ -299,7 +396,8 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True) -> 
             str(per_joint_error_bars({m: summary[m]["per_joint_hand_mm"] for m in METHODS},
                                      run_dir / "per_joint_hands.png", f"{name}: hand error per joint (PA)")),
         ]
-    _write_report(report, run_dir, out_root / f"{name}.json")
+    latest = out_root / (f"{name}-partial.json" if scene_names else f"{name}.json")
+    _write_report(report, run_dir, latest)
     print(f"\n{name}: {len(scenes)} scenes, {report['frames']} frames, {report['seconds']:.0f} s "
           f"(rendering {sum(render_seconds.values()):.0f} s) — device {device}\n")
     print("Body (mean over scenes)\n" + markdown_table(summary, TABLE_BODY))
@@ -307,7 +405,7 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True) -> 
           + markdown_table(summary, TABLE_HANDS))
     stages = summary["reel2rig"]["fps"]
     print("\nreel2rig frames/s per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
-    print(f"\nresults: {run_dir / 'results.json'}\nlatest:  {out_root / f'{name}.json'}")
+    print(f"\nresults: {run_dir / 'results.json'}\nlatest:  {latest}")
     return report
 
 
@@ -415,23 +513,27 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--no-pictures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--render-only", action="store_true", help="render the suite's scenes and stop")
+    parser.add_argument("--scenes", default=None, metavar="A,B,C",
+                        help="only these scenes of the suite (comma-separated names), e.g. for quick iteration")
     args = parser.parse_args(argv)
     from inference_server.config import prepare_environment
 
     prepare_environment()
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.footage is not None:
+        if args.scenes is not None:
+            raise SystemExit("--scenes picks scenes of a suite; --footage runs every clip of its folder")
         if not args.footage.is_dir():
             raise SystemExit(f"{args.footage}: not a folder; give a folder of video clips")
+        args.out.mkdir(parents=True, exist_ok=True)
         run_footage(args.footage, args.device, args.out)
         return 0
+    scenes = select_scenes(args.suite, args.scenes)  # fail early on an unknown suite or scene name
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.render_only:
-        from bench.scenes import suite
-
-        spent = ensure_rendered(suite(args.suite))
+        spent = ensure_rendered(scenes)
         print(f"rendered {len(spent)} scenes in {sum(spent.values()):.0f} s")
         return 0
-    run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures)
+    run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures, scene_names=args.scenes)
     return 0
 
 

@@ -300,3 +300,75 @@ def test_2d_error_relative_to_a_given_box():
     assert m.error_2d_box_percent(pred, true) == pytest.approx(20.0)
     person = np.array([[[0.0, 0.0], [60.0, 80.0], [np.nan, np.nan]]])   # the whole person: diagonal 100
     assert m.error_2d_box_percent(pred, true, person) == pytest.approx(10.0)
+
+
+# --------------------------------------------------------------------------------------------- world: camera, feet
+
+def camera_path(frames: int = T, step_deg: float = 1.0) -> np.ndarray:
+    """(frames, 3, 3) world→camera rotations of a camera that tilts a little and pans step_deg per frame."""
+    tilt = rotation([1.0, 0.0, 0.0], math.radians(-8.0))
+    return np.stack([tilt @ rotation([0.0, 1.0, 0.0], math.radians(step_deg * t)) for t in range(frames)])
+
+
+def test_rotation_angle_is_exact_at_small_and_large_angles():
+    axis = [0.3, -0.5, 0.8]
+    for deg in (0.0, 1e-4, 0.5, 10.0, 90.0, 179.0, 180.0):
+        assert m.rotation_angle_deg(rotation(axis, math.radians(deg))) == pytest.approx(deg, abs=1e-9)
+
+
+def test_camera_rotation_perfect_and_turned_world_score_zero():
+    true = camera_path()
+    assert m.camera_rotation_error_deg(true, true) == pytest.approx(0.0, abs=1e-9)
+    world_turn = rotation([0.2, 0.1, 1.0], 1.3)  # the method's world is turned: R_t W^T for every frame
+    assert m.camera_rotation_error_deg(true @ world_turn.T, true) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_camera_rotation_known_offset_on_every_frame_but_the_first():
+    true = camera_path()
+    off = rotation([0.4, 1.0, -0.3], math.radians(10.0))
+    pred = true.copy()
+    pred[1:] = off @ true[1:]  # the relative rotation of frames 1.. is off by 10° (frame 0 is the reference: 0°)
+    assert m.camera_rotation_error_deg(pred, true) == pytest.approx(10.0 * (T - 1) / T, abs=1e-9)
+
+
+def test_camera_rotation_static_assumption_costs_the_pan():
+    true = camera_path(step_deg=1.0)  # pans 1° per frame: t° away from frame 0 at frame t
+    static = np.broadcast_to(np.eye(3), (T, 3, 3))
+    assert m.camera_rotation_error_deg(static, true) == pytest.approx((T - 1) / 2, abs=1e-9)
+
+
+def test_camera_rotation_skips_missing_frames():
+    true = camera_path(step_deg=1.0)
+    static = np.broadcast_to(np.eye(3), (T, 3, 3)).copy()
+    static[:2] = np.nan  # reference moves to frame 2; errors |t - 2|° over frames 2..T-1
+    assert m.camera_rotation_error_deg(static, true) == pytest.approx((T - 3) / 2, abs=1e-9)
+    true_gap = true.copy()
+    true_gap[5, 1, 1] = np.nan
+    left = [t for t in range(2, T) if t != 5]
+    assert m.camera_rotation_error_deg(static, true_gap) == pytest.approx(np.mean([t - 2 for t in left]), abs=1e-9)
+    assert math.isnan(m.camera_rotation_error_deg(np.full((T, 3, 3), np.nan), true))
+
+
+def test_contact_f1_known_counts():
+    true = np.zeros((T, 2), bool)
+    true[:6, 0] = True   # 6 left contacts
+    true[4:, 1] = True   # 8 right contacts → 14 in all
+    perfect = m.contact_f1(true, true)
+    assert perfect == dict(precision=1.0, recall=1.0, f1=1.0, scored=2 * T)
+    pred = true.copy()
+    pred[:2, 0] = False  # 2 misses (FN)
+    pred[0, 1] = True    # 1 false alarm (FP); TP = 12
+    r = m.contact_f1(pred, true)
+    assert r["precision"] == pytest.approx(12 / 13) and r["recall"] == pytest.approx(12 / 14)
+    assert r["f1"] == pytest.approx(2 * 12 / (2 * 12 + 1 + 2))
+    # float predictions: NaN = no answer (not scored), > 0.5 = contact
+    prob = np.where(true, 0.9, 0.2)
+    prob[:3] = np.nan
+    r = m.contact_f1(prob, true)
+    assert r == dict(precision=1.0, recall=1.0, f1=1.0, scored=2 * (T - 3))
+    none_pred = m.contact_f1(np.zeros((T, 2), bool), true)
+    assert none_pred["f1"] == 0.0 and none_pred["recall"] == 0.0 and math.isnan(none_pred["precision"])
+    empty = m.contact_f1(np.zeros((T, 2), bool), np.zeros((T, 2), bool))
+    assert all(math.isnan(empty[k]) for k in ("precision", "recall", "f1"))
+    with pytest.raises(ValueError, match="shape"):
+        m.contact_f1(np.zeros((T, 4), bool), true)
