@@ -119,7 +119,8 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
         raise Reel2RigError("Choose a video in the Reel2Rig panel (3D View › Sidebar › Reel2Rig) first")
     if not os.path.isfile(path):
         raise Reel2RigError(f"Video '{path}' not found; check the path")
-    options: dict[str, Any] = {"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing)}
+    options: dict[str, Any] = {"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing),
+                               "space": scene_settings.space, "foot_lock": bool(scene_settings.plant_feet)}
     if scene_settings.mode != "hands" and int(scene_settings.people) != 1:
         options["people"] = int(scene_settings.people)
     options.update(model_options(context, scene_settings.mode, scene_settings.model))

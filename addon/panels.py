@@ -34,6 +34,9 @@ class REEL2RIG_PT_capture(_SidebarPanel):
         row.active = settings.mode != "hands"
         row.prop(settings, "people")
         col.prop(settings, "smoothing", slider=True)
+        row = col.row(align=True)
+        row.prop(settings, "space", expand=True)
+        col.prop(settings, "plant_feet")
         col.prop(settings, "focal_px")
 
         if status.running:

@@ -42,6 +42,15 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     smoothing: FloatProperty(  # type: ignore[valid-type]
         name="Smoothing", description="Temporal smoothing of the fitted motion (0 = none, 1 = strong)",
         default=0.5, min=0.0, max=1.0, subtype="FACTOR")
+    space: EnumProperty(  # type: ignore[valid-type]
+        name="Space", description="Where the motion lives",
+        items=(("world", "World", "The camera's own turning taken out (panning, handheld), feet planted on a level "
+                "floor, the body travelling the way its feet push it; the camera is animated to match the footage"),
+               ("camera", "Camera", "The motion as the camera saw it; the camera stays still")),
+        default="world")
+    plant_feet: BoolProperty(  # type: ignore[valid-type]
+        name="Plant Feet", description="Pin feet that touch the floor in the capture (the legs bend to reach)",
+        default=True)
     retarget_take: StringProperty(  # type: ignore[valid-type]
         name="Take", description="Take to apply to the selected armature; empty: the last capture's",
         subtype="FILE_PATH", default="")

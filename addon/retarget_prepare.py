@@ -137,7 +137,11 @@ def prepare(take: take_format.Take, target: retarget.Skeleton, rotation_modes: M
         raise RetargetFailed(str(exc)) from exc
     contacts = None
     if foot_lock:
-        contacts = footlock.estimate_contacts(plan, source_world, float(take["fps"]))
+        if "foot_contact" in take.arrays:   # the engine's own contacts (schema 1.3): [heel.L, toe.L, heel.R, toe.R]
+            c = np.asarray(take["foot_contact"], dtype=np.float64)
+            contacts = np.stack([c[:, :2].max(axis=1), c[:, 2:].max(axis=1)], axis=1) > 0.5
+        else:
+            contacts = footlock.estimate_contacts(plan, source_world, float(take["fps"]))
         result, _ = footlock.lock_feet(result, contacts)
 
     timestamps = np.asarray(take["timestamps"], dtype=np.float64)

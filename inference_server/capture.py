@@ -26,9 +26,9 @@ from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-DETECT_CACHE_VERSION = 5  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
+DETECT_CACHE_VERSION = 6  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
 #                           4: whole-frame hand search for unsure wrists and close-ups, phantom bodies dropped,
-# 5: mirrored bodies swapped back by the hands' chirality
+# 5: mirrored bodies swapped back by the hands' chirality; 6: the camera's rotation (camera_motion.py)
 
 
 @dataclasses.dataclass
@@ -101,12 +101,13 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     total = max(1, (min(end, info.frame_count) if end else info.frame_count) - options.frame_start)
     stats = DecodeStats()
     frames = iter_frames(video, options.frame_start, end, stats=stats, fps=options.fps)
+    camera = None
     if options.multi_person:
         people, frame_ids, stamps, t_decode, t_detect, counts = _detect_people(frames, info, options, total,
                                                                                progress, cancelled)
     else:
-        people, frame_ids, stamps, t_decode, t_detect, counts = _detect_one(frames, info, options, total,
-                                                                            progress, cancelled)
+        people, frame_ids, stamps, t_decode, t_detect, counts, camera = _detect_one(frames, info, options, total,
+                                                                                    progress, cancelled)
     counts.update({"decode_skipped": stats.frames_skipped, "decode_skipped_frames": list(stats.skipped_indices),
                    "decode_ended_early": bool(stats.ended_early)})
     if stats.frames_skipped or stats.ended_early:
@@ -121,8 +122,8 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
         stack = lambda name: np.stack([getattr(lm, name) for lm in found])  # noqa: E731
         out.append(Detections(ids, ts, stack("pose_2d"), stack("pose_world"), stack("hands_2d"), stack("hands_world"),
                               stack("hand_score"), stack("hand_source").astype(np.int8), t_decode, t_detect,
-                              dict(counts)))
-    _save_detections(cache_file, out, counts)
+                              dict(counts), *_camera_fields(camera)))
+    _save_detections(cache_file, out, counts, camera)
     return out
 
 
@@ -165,17 +166,22 @@ class _Decoded:
 
 def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
                 cancelled: CancelledFn):
-    """The main person, frame by frame, with `detect.Perception` (MediaPipe's graphs)."""
+    """The main person, frame by frame, with `detect.Perception` (MediaPipe's graphs); the camera's rotation from
+    the same frames' background, the person masked out (`camera_motion.CameraTracker`; timed with detection)."""
+    from .camera_motion import CameraTracker
     from .detect import Perception
 
     decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
     found = []  # FrameLandmarks per frame (a few KB each)
     t_detect = 0.0
     started = time.perf_counter()
+    tracker = CameraTracker(default_intrinsics(info.width, info.height, options.focal_px), (info.width, info.height))
     with Perception(options.mode) as detector:
         for _, _, size, rgb in decoded:
             t0 = time.perf_counter()
-            found.append(detector.process(rgb, size))
+            lm = detector.process(rgb, size)
+            found.append(lm)
+            tracker.add(rgb, np.concatenate([lm.pose_2d[:, :2], lm.hands_2d[..., :2].reshape(-1, 2)]))
             t_detect += time.perf_counter() - t0
             done = len(found)
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
@@ -183,7 +189,8 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
                   "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies,
                   "unmirrored_frames": detector.unmirrored}
-    return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
+    camera = tracker.finish() if found else None
+    return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
 
 
 def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
@@ -217,10 +224,24 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
     return [tr.frames for tr in tracks], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
 
 
-def _save_detections(cache_file: Path, people: list[Detections], counts: dict) -> None:
+def _camera_fields(camera) -> tuple[np.ndarray | None, dict]:
+    """Detections' camera_R and camera_info from a `camera_motion.CameraMotion` (None: not estimated)."""
+    if camera is None:
+        return None, {}
+    reliable = np.asarray(camera.reliable, dtype=bool)
+    from .camera_motion import rotation_angle_deg
+
+    turn = rotation_angle_deg(np.eye(3), camera.R_cam_from_cam0)
+    return camera.R_cam_from_cam0, {"static": bool(camera.static), "reliable_frames": int(reliable.sum()),
+                                    "frames": int(len(reliable)), "max_turn_deg": round(float(turn.max()), 2)}
+
+
+def _save_detections(cache_file: Path, people: list[Detections], counts: dict, camera=None) -> None:
     buf = io.BytesIO()
     arrays = {name: np.stack([getattr(d, name) for d in people]) for name in Detections.ARRAYS
               if name not in ("frame_ids", "timestamps")}
+    if camera is not None:
+        arrays.update(camera.as_dict())
     np.savez_compressed(buf, counts=np.array(json.dumps(counts)), frame_ids=people[0].frame_ids,
                         timestamps=people[0].timestamps, **arrays)
     atomic_write_bytes(cache_file, buf.getvalue())
@@ -231,9 +252,14 @@ def _load_detections(cache_file: Path) -> list[Detections]:
         counts = json.loads(str(f["counts"]))
         shared = {"frame_ids": f["frame_ids"], "timestamps": f["timestamps"]}
         per = {k: f[k] for k in Detections.ARRAYS if k not in shared}
+        camera = None
+        if "camera_R_cam_from_cam0" in f.files:
+            from .camera_motion import CameraMotion
+            camera = CameraMotion.from_dict(f)
     n_people = len(per["pose_2d"])
+    cam_R, cam_info = _camera_fields(camera)
     return [Detections(**shared, **{k: v[p] for k, v in per.items()}, decode_seconds=0.0, detect_seconds=0.0,
-                       counts=dict(counts)) for p in range(n_people)]
+                       counts=dict(counts), camera_R=cam_R, camera_info=dict(cam_info)) for p in range(n_people)]
 
 
 def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions):

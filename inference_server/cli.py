@@ -43,6 +43,9 @@ def add_commands(commands) -> None:
     ov.add_argument("--out", default=None, help="PNG path (default: next to the Take)")
     ov.add_argument("--video", default=None, help="the clip, if it moved since the capture")
     ov.add_argument("--no-mesh", action="store_true", help="draw only the skeleton, not the fitted mesh")
+    tr = commands.add_parser("trajectory", help="draw a Take's top view: root path, planted feet, camera (PNG)")
+    tr.add_argument("take")
+    tr.add_argument("--out", default=None, help="PNG path (default: next to the Take, .trajectory.png)")
     commands.add_parser("take-schema", help="print the Take's fields as a Markdown table")
 
 
@@ -67,6 +70,12 @@ def run_command(args: argparse.Namespace) -> int:
         take = Path(args.take)
         print(contact_sheet(take, args.out or take.with_suffix("").with_suffix(".overlay.png"), args.video,
                             mesh=not args.no_mesh))
+        return 0
+    if args.command == "trajectory":
+        from .plots import take_top_view
+
+        take = Path(args.take)
+        print(take_top_view(take, args.out or take.with_suffix("").with_suffix(".trajectory.png")))
         return 0
     if args.command == "take-schema":
         from .take import describe_fields
@@ -145,6 +154,11 @@ def _capture(args: argparse.Namespace) -> int:
         sheet = contact_sheet(result.take_path, result.take_path.with_suffix("").with_suffix(".overlay.png"),
                               args.video, others=result.people[1:] + result.hands[1:])
         print(f"overlay: {sheet}")
+        if not result.hands:
+            from .plots import take_top_view
+
+            top = take_top_view(result.take_path, result.take_path.with_suffix("").with_suffix(".trajectory.png"))
+            print(f"top view: {top}")
     return 0
 
 

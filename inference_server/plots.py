@@ -153,3 +153,29 @@ def trajectory_top_view(paths: Mapping[str, np.ndarray], out_png: str | os.PathL
     ax.legend(loc="best", fontsize=8, framealpha=0.9, markerscale=2.0)
     fig.tight_layout()
     return _atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def take_top_view(take_path: str | os.PathLike[str], out_png: str | os.PathLike[str]) -> Path:
+    """The top view of one Take (``python -m inference_server trajectory``; written next to every capture's
+    overlay): the root's path in the Take's world, the feet where the Take says they are planted (``foot_contact``,
+    the foot bones' heads), and the camera's centre per frame (``−R_world2camᵀ t_world2cam``: a still camera is a
+    triangle, a travelling one a dashed line). World axes as they are: x and y metres, Z up."""
+    from .take import read_take
+
+    take = read_take(take_path)
+    a, names = take.arrays, take.bone_names
+    valid = np.asarray(a["valid"], dtype=bool)
+    root = np.where(valid[:, None], np.asarray(a["root_position_world"], np.float64), np.nan)
+    R, t = np.asarray(a["R_world2cam"], np.float64), np.asarray(a["t_world2cam"], np.float64)
+    cameras = -np.einsum("tji,tj->ti", R, t)
+    contacts = None
+    feet = [names.index(f"foot.{s}") for s in "LR" if f"foot.{s}" in names]
+    if "foot_contact" in a and len(feet) == 2:
+        fc = np.asarray(a["foot_contact"], np.float64)
+        planted = np.stack([fc[:, :2].max(1), fc[:, 2:].max(1)], 1) > 0.5          # (T,2)
+        pts = np.asarray(a["joints_world"], np.float64)[:, feet].copy()             # (T,2,3)
+        pts[~(planted & valid[:, None])] = np.nan
+        contacts = {"root": pts}
+    world = (take.meta.get("world") or {})
+    title = f"{Path(take_path).name}: {world.get('camera', 'still')} camera, {world.get('space', 'world')} space"
+    return trajectory_top_view({"root": root}, out_png, contacts=contacts, cameras=cameras, title=title)

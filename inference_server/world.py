@@ -53,7 +53,7 @@ LEG_BONES = ("upperleg01", "lowerleg01", "foot")
 LEVEL_PRIOR = 4.0                      # ridge on the floor's slope (per unit weight of one contact point)
 MIN_TILT_DEG = 3.0
 TRACKING_MIN_TRAVEL_M = 0.5
-TRACKING_RATIO = 2.5
+TRACKING_RATIO = 1.6
 
 
 @dataclasses.dataclass(frozen=True)
