@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("body_pa_mpjpe_mm", "hands_pa_mpjpe_mm", "hands_2d_px", "body_2d_box_pct", "accel_error_mm_f2",
-        "foot_sliding_mm_f")
+        "foot_sliding_mm_f", "root_trajectory_pct", "camera_rotation_deg", "foot_contact_f1")
 
 
 def _settings(method: str, device: str):
@@ -72,12 +72,28 @@ def hands_alone(det, skel, K, device: str = "cpu"):
                       {"fit": seconds})
 
 
-def accuracy(suite: str, any_render: bool, device: str) -> dict:
+def _with_world(det, skel, fit, K, hand_ok, body_ok, fit_seconds: float):
+    """``lm+world``: the lm fit through the capture's world stage (camera rotation out, floor, contacts, path, foot
+    lock; inference_server/world.py) exactly as ``capture`` runs it."""
+    from bench import methods as M
+    from inference_server.capture import _confidence
+    from inference_server.world import ground
+
+    t0 = time.perf_counter()
+    world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, body_ok,
+                   _confidence(det.pose_2d, fit.residual_px, body_ok), det.camera_R)
+    t_w2c = world.t_world2cam + (fit.camera_shift if fit.camera_shift is not None else 0.0)
+    pred = M._from_pose("lm+world", skel, world.local_rotations_aa, world.root_position_world, K, world.R_world2cam,
+                        t_w2c, hand_ok, body_ok, {"fit": fit_seconds, "world": time.perf_counter() - t0})
+    pred.foot_contact = M.contacts_per_side(world.foot_contact, body_ok)
+    return pred
+
+
+def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None = None) -> dict:
     from bench import methods as M
     from bench.evaluate import evaluate
     from bench.perception import _scene_video
-    from bench.run import aggregate, detections
-    from bench.scenes import suite as suite_scenes
+    from bench.run import aggregate, detections, select_scenes
     from inference_server.anny_skeleton import load_skeleton
     from inference_server.capture import default_intrinsics
     from inference_server.fit import R_WORLD2CAM_LEVEL
@@ -85,7 +101,7 @@ def accuracy(suite: str, any_render: bool, device: str) -> dict:
 
     skel = load_skeleton()
     per_scene = []
-    for scene in suite_scenes(suite):
+    for scene in select_scenes(suite, scene_names):
         folder = _scene_video(scene, any_render)
         video = folder / "clip.mp4"
         info = probe(video)
@@ -104,11 +120,14 @@ def accuracy(suite: str, any_render: bool, device: str) -> dict:
             pred = M._from_pose(method, skel, fit.local_rotations_aa, fit.root_position_world, K, R,
                                 shift, hand_ok, body_ok, {"fit": seconds})
             results[method] = evaluate(truth, pred)
+            if method == "lm":   # the same fit placed in the world as capture does (world.py): the issue-6 stage
+                results["lm+world"] = evaluate(truth, _with_world(det, skel, fit, K, hand_ok, body_ok, seconds))
         results["hands-alone"] = evaluate(truth, hands_alone(det, skel, K, device))
         per_scene.append({"scene": scene.name, "render": folder.name, "frames": n, "methods": results})
         print(f"  {scene.name}: " + ", ".join(f"{m} body PA {r['body_pa_mpjpe_mm']:.1f}" for m, r in results.items()
                                                if r.get("body_pa_mpjpe_mm") is not None), file=sys.stderr)
-    return {"per_scene": per_scene, "summary": aggregate(per_scene, ("raw-mediapipe", "direct", "adam", "lm", "hands-alone"))}
+    return {"per_scene": per_scene, "summary": aggregate(per_scene, ("raw-mediapipe", "direct", "adam", "lm", "lm+world",
+                                                                     "hands-alone"))}
 
 
 def speed(suite: str, any_render: bool, device: str, frames: int) -> dict:
@@ -146,6 +165,21 @@ def speed(suite: str, any_render: bool, device: str, frames: int) -> dict:
             "body_fps": frames / min(_fit(body, skel, K, s)[1] for _ in range(2)),
             "hand_fps": frames / min(_fit(hand, skel, K, s, hands_only=True)[1] for _ in range(2)),
         }
+    # the world stage on the lm body fit of the same frames (its own frames/s, not counting the fit)
+    from inference_server.capture import _confidence
+    from inference_server.world import ground
+
+    fit, _ = _fit(body, skel, K, _settings("lm", device))
+    ok = np.isfinite(body.pose_2d[:, 0, 0])
+    conf = _confidence(body.pose_2d, fit.residual_px, ok)
+    stamps = np.arange(frames) / 30.0
+
+    def world_seconds() -> float:
+        t0 = time.perf_counter()
+        ground(skel, fit.local_rotations_aa, fit.root_position_world, stamps, ok, conf, None)
+        return time.perf_counter() - t0
+
+    out["lm+world"] = {"world_fps": frames / min(world_seconds() for _ in range(2))}
     return out
 
 
@@ -157,6 +191,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=400, help="frames of the speed test (default 400)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--scenes", default=None, help="only these scenes of the suite (comma-separated)")
+    parser.add_argument("--no-speed", action="store_true", help="accuracy only")
     args = parser.parse_args(argv)
     import torch
 
@@ -165,10 +201,12 @@ def main(argv=None) -> int:
     resolve_device(args.device)
     report = {"suite": args.suite, "device": args.device, "torch_threads": torch.get_num_threads(),
               "command": f"./reel2rig bench fit {args.suite}" + (" --any-render" if args.any_render else ""),
-              "speed": speed(args.suite, args.any_render, args.device, args.frames),
-              **accuracy(args.suite, args.any_render, args.device)}
+              "speed": {} if args.no_speed else speed(args.suite, args.any_render, args.device, args.frames),
+              **accuracy(args.suite, args.any_render, args.device, args.scenes)}
+    if args.scenes:
+        report["command"] += f" --scenes {args.scenes}"
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"fit-{args.suite}.json"
+    path = args.out / (f"fit-{args.suite}.json" if not args.scenes else f"fit-{args.suite}-partial.json")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=1, default=float))
     tmp.replace(path)
@@ -180,13 +218,15 @@ def main(argv=None) -> int:
 def table(report: dict) -> str:
     names = {"body_pa_mpjpe_mm": "body PA mm", "hands_pa_mpjpe_mm": "hands PA mm", "hands_2d_px": "hand 2D px",
              "body_2d_box_pct": "2D % box",
-             "accel_error_mm_f2": "accel mm/f²", "foot_sliding_mm_f": "sliding mm/f"}
-    head = "| method | " + " | ".join(names[k] for k in KEYS) + " | body fps | hand fps |"
-    rows = [head, "|" + "---|" * (len(KEYS) + 3)]
+             "accel_error_mm_f2": "accel mm/f²", "foot_sliding_mm_f": "sliding mm/f",
+             "root_trajectory_pct": "root traj %", "camera_rotation_deg": "camera °", "foot_contact_f1": "contact F1"}
+    head = "| method | " + " | ".join(names[k] for k in KEYS) + " | body fps | hand fps | world fps |"
+    rows = [head, "|" + "---|" * (len(KEYS) + 4)]
     for m, row in report["summary"].items():
         sp = report["speed"].get(m, {})
-        cells = [f"{row[k]:.1f}" if row.get(k) is not None and np.isfinite(row[k]) else "–" for k in KEYS]
-        speeds = [f"{sp[k]:.0f}" if k in sp else "–" for k in ("body_fps", "hand_fps")]
+        cells = [(f"{row[k]:.2f}" if k == "foot_contact_f1" else f"{row[k]:.1f}")
+                 if row.get(k) is not None and np.isfinite(row[k]) else "–" for k in KEYS]
+        speeds = [f"{sp[k]:.0f}" if k in sp else "–" for k in ("body_fps", "hand_fps", "world_fps")]
         rows.append(f"| {m} | " + " | ".join(cells + speeds) + " |")
     return "\n".join(rows)
 

@@ -94,18 +94,35 @@ def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rotation_between(np.asarray(a, float)[None], np.asarray(b, float)[None])[0]
 
 
-def _posed(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
+CHUNK = 2000   # frames posed at once: a (T,J,4,4) float64 pose of an hour's clip would be ~1.4 GB
+
+
+def _posed(skel, local_aa: np.ndarray, root: np.ndarray, bones: list[int] | None = None) -> np.ndarray:
+    """Posed world matrices (T,B,4,4) of ``bones`` (default: all), computed CHUNK frames at a time."""
     from rigs.fk import forward_kinematics
 
-    return forward_kinematics(skel.rest, skel.parents, local_aa, root)          # (T,J,4,4)
+    keep = slice(None) if bones is None else list(bones)
+    return np.concatenate([forward_kinematics(skel.rest, skel.parents, local_aa[a:a + CHUNK], root[a:a + CHUNK])[:, keep]
+                           for a in range(0, len(root), CHUNK)]) if len(root) else np.zeros((0, 0, 4, 4))
 
 
 def sole_points(skel, W: np.ndarray) -> np.ndarray:
-    """(T,4,3) heel.L, toe.L, heel.R, toe.R on posed bones W."""
+    """(T,4,3) heel.L, toe.L, heel.R, toe.R on posed bones W (T,J,4,4)."""
     from .anny_skeleton import attached_points
 
     idx = list(SOLE_MARKERS)
     return attached_points(W, skel.body_marker_bone[idx], skel.body_marker_local[idx])
+
+
+def _soles(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """(T,4,3) sole points of a pose, posing only the foot bones' chains a chunk at a time."""
+    from .anny_skeleton import attached_points
+
+    idx = list(SOLE_MARKERS)
+    bones = sorted(set(int(b) for b in skel.body_marker_bone[idx]))
+    W = _posed(skel, local_aa, root, bones)                                   # (T,B,4,4)
+    where = np.array([bones.index(int(b)) for b in skel.body_marker_bone[idx]])
+    return attached_points(W, where, skel.body_marker_local[idx])
 
 
 def contact_probability(points: np.ndarray, timestamps: np.ndarray, floor_z: float, valid: np.ndarray,
@@ -171,46 +188,50 @@ def solve_trajectory(root: np.ndarray, offsets: np.ndarray, contact: np.ndarray,
     n, k = contact.shape
     if n < 3:
         return root.copy()
-    rows, cols, vals, rhs = [], [], [], []
-    row = 0
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (cols (R,m), vals (R,m), rhs (R,)) per term
 
-    def add(entries: list[tuple[int, float]], b: float) -> None:
-        nonlocal row
-        for c, v in entries:
-            rows.append(row)
-            cols.append(c)
-            vals.append(v)
-        rhs.append(b)
-        row += 1
+    def term(cols: np.ndarray, vals: np.ndarray, rhs: np.ndarray) -> None:
+        blocks.append((np.asarray(cols, np.int64), np.asarray(vals, np.float64), np.asarray(rhs, np.float64)))
 
+    axis = np.arange(3)
     f = root[:, None] + offsets                                               # (T,K,3) sole points now
     # planted points stay: δ_{t+1} − δ_t = −(f_{t+1} − f_t), per axis
     still = np.sqrt(contact[1:] * contact[:-1]) / s.sigma_contact_m          # (T-1,K)
-    for t, j in zip(*np.nonzero(still > 1e-3)):
-        w = still[t, j]
-        for a in range(3):
-            add([(3 * (t + 1) + a, w), (3 * t + a, -w)], -w * (f[t + 1, j, a] - f[t, j, a]))
+    t, j = np.nonzero(still > 1e-3)
+    if len(t):
+        w = np.repeat(still[t, j], 3)
+        tt, aa = np.repeat(t, 3), np.tile(axis, len(t))
+        step = (f[t + 1, j] - f[t, j]).reshape(-1)
+        term(np.stack([3 * (tt + 1) + aa, 3 * tt + aa], 1), np.stack([w, -w], 1), -w * step)
     # planted points on the floor (z = 0 here)
     on = contact / s.sigma_floor_m
-    for t, j in zip(*np.nonzero(on > 1e-3)):
-        add([(3 * t + 2, on[t, j])], -on[t, j] * f[t, j, 2])
+    t, j = np.nonzero(on > 1e-3)
+    if len(t):
+        term((3 * t + 2)[:, None], on[t, j][:, None], -on[t, j] * f[t, j, 2])
     # the picture: δ_t small across the line of sight, loose along it
     if use_picture:
+        t = np.nonzero(confidence > 1e-3)[0]
         scale = np.array([1 / s.sigma_lateral_m, 1 / s.sigma_lateral_m, 1 / s.sigma_depth_m])
-        for t in np.nonzero(confidence > 1e-3)[0]:
-            A = np.sqrt(confidence[t]) * scale[:, None] * R_cam[t]           # (3,3) rows: camera x, y, z
-            for r in range(3):
-                add([(3 * t + a, A[r, a]) for a in range(3)], 0.0)
+        A = np.sqrt(confidence[t])[:, None, None] * scale[None, :, None] * R_cam[t]   # (m,3,3) rows: camera x,y,z
+        term(np.repeat(3 * t[:, None] + axis, 3, axis=0), A.reshape(-1, 3), np.zeros(3 * len(t)))
     # smooth
-    for t in range(1, n - 1):
-        for a in range(3):
-            add([(3 * (t - 1) + a, 1 / s.sigma_smooth_m), (3 * t + a, -2 / s.sigma_smooth_m),
-                 (3 * (t + 1) + a, 1 / s.sigma_smooth_m)], 0.0)
+    t = np.repeat(np.arange(1, n - 1), 3)
+    aa = np.tile(axis, n - 2)
+    term(np.stack([3 * (t - 1) + aa, 3 * t + aa, 3 * (t + 1) + aa], 1),
+         np.tile([1.0, -2.0, 1.0], (len(t), 1)) / s.sigma_smooth_m, np.zeros(len(t)))
     # a weak pull to no change (keeps the system definite where nothing else speaks: unseen frames, no contacts)
-    for i in range(3 * n):
-        add([(i, 1e-3)], 0.0)
+    term(np.arange(3 * n)[:, None], np.full((3 * n, 1), 1e-3), np.zeros(3 * n))
+
+    rows, cols, vals, rhs, row = [], [], [], [], 0
+    for c, v, b_ in blocks:
+        rows.append(np.repeat(np.arange(row, row + len(c)), c.shape[1]))
+        cols.append(c.reshape(-1))
+        vals.append(v.reshape(-1))
+        rhs.append(b_)
+        row += len(c)
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     J = coo_matrix((vals, (rows, cols)), shape=(row, 3 * n)).tocsr()
-    b = np.asarray(rhs)
+    b = np.concatenate(rhs)
     delta = spsolve((J.T @ J).tocsc(), J.T @ b)
     return root + delta.reshape(n, 3)
 
@@ -218,13 +239,16 @@ def solve_trajectory(root: np.ndarray, offsets: np.ndarray, contact: np.ndarray,
 def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray, s: WorldSettings
               ) -> tuple[np.ndarray, int]:
     """Pin each foot during its contacts (T,2) [left, right]; returns new local rotations and frames pinned."""
-    from scipy.spatial.transform import Rotation, Slerp
+    from scipy.spatial.transform import Rotation
 
     from rigs.fk import rest_offsets
     from rigs.footlock import _weights, contact_segments, two_bone_ik
     from rigs.rotations import matrix_to_aa
 
-    W = _posed(skel, local_aa, root)
+    legs = [skel.index(b + sfx) for sfx in (".L", ".R") for b in LEG_BONES]
+    need = sorted(set(legs) | {int(skel.parents[b]) for b in legs})
+    Wb = _posed(skel, local_aa, root, need)                                   # (T,B,4,4) legs and their parents
+    W = {b: Wb[:, k] for k, b in enumerate(need)}
     O = rest_offsets(skel.rest, skel.parents)[:, :3, :3]
     out = local_aa.copy()
     n = len(root)
@@ -237,27 +261,29 @@ def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray,
         w, owner = _weights(n, segments, s.blend_frames)
         on = owner >= 0
         pinned += int((w >= 1.0).sum())
-        H, Kn, A = (W[:, b, :3, 3] for b in (thigh, shin, foot))
-        F = W[:, foot, :3, :3]
+        H, Kn, A = (W[b][:, :3, 3] for b in (thigh, shin, foot))
+        F = W[foot][:, :3, :3]
         pins = np.array([np.median(A[a:b], axis=0) for a, b in segments])
         means = Rotation.from_matrix(np.stack([Rotation.from_matrix(F[a:b]).mean().as_matrix()
                                                for a, b in segments]))
         target = A.copy()
         target[on] = A[on] + w[on, None] * (pins[owner[on]] - A[on])
+        # slerp from the fitted foot toward the segment's one orientation: F exp(w log(Fᵀ M))
         F_new = F.copy()
-        for i in np.nonzero(on)[0]:      # slerp from the fitted foot toward the segment's one orientation
-            pair = Rotation.from_matrix(np.stack([F[i], means[owner[i]].as_matrix()]))
-            F_new[i] = Slerp([0.0, 1.0], pair)([w[i]]).as_matrix()[0]
+        idx = np.nonzero(on)[0]
+        M = means.as_matrix()[owner[idx]]                                     # (m,3,3)
+        step = Rotation.from_matrix(np.swapaxes(F[idx], 1, 2) @ M).as_rotvec() * w[idx, None]
+        F_new[idx] = F[idx] @ Rotation.from_rotvec(step).as_matrix()
         Q1, Q2 = two_bone_ik(H, Kn, A, target)
         # New world rotations: the thigh turns by Q1 (and everything below it), the shin by Q2 after Q1; the foot
         # takes F_new. Locals from L_j = O_jᵀ W_pᵀ W_j with the parents' new world rotations.
         p_thigh, p_shin, p_foot = (int(skel.parents[b]) for b in (thigh, shin, foot))
-        Wp_thigh = W[:, p_thigh, :3, :3]
-        Wp_shin = Q1 @ W[:, p_shin, :3, :3]
-        Wp_foot = Q2 @ Q1 @ W[:, p_foot, :3, :3]
+        Wp_thigh = W[p_thigh][:, :3, :3]
+        Wp_shin = Q1 @ W[p_shin][:, :3, :3]
+        Wp_foot = Q2 @ Q1 @ W[p_foot][:, :3, :3]
         T = lambda M: np.swapaxes(M, -1, -2)  # noqa: E731
-        new = {thigh: T(O[thigh]) @ T(Wp_thigh) @ (Q1 @ W[:, thigh, :3, :3]),
-               shin: T(O[shin]) @ T(Wp_shin) @ (Q2 @ Q1 @ W[:, shin, :3, :3]),
+        new = {thigh: T(O[thigh]) @ T(Wp_thigh) @ (Q1 @ W[thigh][:, :3, :3]),
+               shin: T(O[shin]) @ T(Wp_shin) @ (Q2 @ Q1 @ W[shin][:, :3, :3]),
                foot: T(O[foot]) @ T(Wp_foot) @ F_new}
         for b, L in new.items():
             out[on, b] = matrix_to_aa(L[on])
@@ -297,8 +323,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     info: dict = {"space": s.space, "camera": "rotating" if moving else "still"}
 
     # 2. floor (first guess) and its slope from planted soles
-    W = _posed(skel, local, root)
-    soles = sole_points(skel, W)                                              # (T,4,3)
+    soles = _soles(skel, local, root)                                         # (T,4,3)
     lowest = np.where(valid, soles[..., 2].min(axis=1), np.nan)
     floor = float(np.nanpercentile(lowest, 5)) if np.isfinite(lowest).any() else float(soles[..., 2].min())
     contact = contact_probability(soles, timestamps, floor, valid, s)
@@ -310,8 +335,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
         Gt = np.broadcast_to(tilt, (n, 3, 3))
         local, root = _rotate_root(skel, local, root, Gt)
         R_w2c = R_w2c @ tilt.T
-        W = _posed(skel, local, root)
-        soles = sole_points(skel, W)
+        soles = _soles(skel, local, root)
         lowest = np.where(valid, soles[..., 2].min(axis=1), np.nan)
         floor = float(np.nanpercentile(lowest, 5))
     root = root - np.array([0.0, 0.0, floor])
