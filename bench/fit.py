@@ -77,11 +77,12 @@ def _with_world(det, skel, fit, K, hand_ok, body_ok, fit_seconds: float):
     lock; inference_server/world.py) exactly as ``capture`` runs it."""
     from bench import methods as M
     from inference_server.capture import _confidence
-    from inference_server.world import ground
+    from inference_server.world import ground, image_foot_speed
 
     t0 = time.perf_counter()
     world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, body_ok,
-                   _confidence(det.pose_2d, fit.residual_px, body_ok), det.camera_R)
+                   _confidence(det.pose_2d, fit.residual_px, body_ok), det.camera_R,
+                   image_speed=image_foot_speed(det.pose_2d, K, det.camera_R, det.timestamps))
     t_w2c = world.t_world2cam + (fit.camera_shift if fit.camera_shift is not None else 0.0)
     pred = M._from_pose("lm+world", skel, world.local_rotations_aa, world.root_position_world, K, world.R_world2cam,
                         t_w2c, hand_ok, body_ok, {"fit": fit_seconds, "world": time.perf_counter() - t0})

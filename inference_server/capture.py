@@ -262,17 +262,20 @@ def _load_detections(cache_file: Path) -> list[Detections]:
                        counts=dict(counts), camera_R=cam_R, camera_info=dict(cam_info)) for p in range(n_people)]
 
 
-def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions):
+def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions,
+                 det_size: tuple[int, int]):
     """The fit placed in the world (world.py): camera motion out, floor at z = 0, contacts, planted feet. A hands-only
     capture keeps its body at rest on a still camera (no feet to plant). The fit's per-frame camera shift (the
     handheld residual, fit.py) is added to ``t_world2cam``."""
-    from .world import WorldSettings, ground
+    from .world import WorldSettings, ground, image_foot_speed
 
     settings = WorldSettings(space=options.space, foot_lock=options.foot_lock and not hands_only)
     confidence = _confidence(det.pose_2d, fit.residual_px, valid)
     R_rel = None if hands_only else det.camera_R
+    K = default_intrinsics(det_size[0], det_size[1], options.focal_px)
+    speed = image_foot_speed(det.pose_2d, K, R_rel if options.space == "world" else None, det.timestamps)
     world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, valid & ~hands_only,
-                   confidence, R_rel, settings)
+                   confidence, R_rel, settings, image_speed=speed)
     if fit.camera_shift is not None:
         world.t_world2cam = world.t_world2cam + fit.camera_shift
     if hands_only:
@@ -407,7 +410,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
 
     t0 = time.perf_counter()
     progress("world", 0, 1, 0.0)
-    world = _world_stage(skel, fit, det, valid, hands_only, options)
+    world = _world_stage(skel, fit, det, valid, hands_only, options, (info.width, info.height))
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
     t_world = time.perf_counter() - t0
     progress("world", 1, 1, 0.0)

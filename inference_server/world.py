@@ -64,6 +64,8 @@ class WorldSettings:
     contact_height_soft_m: float = 0.012
     contact_speed_mps: float = 0.8     # v₀: ... and slower than this (a fitted planted foot still slides ~0.4 m/s)
     contact_speed_soft_mps: float = 0.12
+    contact_image_speed: float = 0.25  # ... or, in the picture, slower than this (person-heights per second)
+    contact_image_speed_soft: float = 0.06
     sigma_contact_m: float = 0.05      # σ_c: how still a planted point is, per frame, in the path's solve (loose:
                                        # the feet's odometry drifts; the foot lock does the rest)
     sigma_floor_m: float = 0.005       # σ_g: planted points on the floor (this sets the root's height)
@@ -129,8 +131,10 @@ def _soles(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
 
 
 def contact_probability(points: np.ndarray, timestamps: np.ndarray, floor_z: float, valid: np.ndarray,
-                        s: WorldSettings) -> np.ndarray:
-    """(T,K) contact probability of sole points (T,K,3) from their height above ``floor_z`` and horizontal speed."""
+                        s: WorldSettings, image_speed: np.ndarray | None = None) -> np.ndarray:
+    """(T,K) contact probability of sole points (T,K,3) from their height above ``floor_z`` and horizontal speed —
+    in the picture when ``image_speed`` (T,K) person-heights/s is given (a still or turning camera; see
+    :func:`image_foot_speed`; frames without it fall back to the world speed), else in the world."""
     t = np.asarray(timestamps, dtype=np.float64)
     n = len(t)
     if n < 2:
@@ -142,8 +146,14 @@ def contact_probability(points: np.ndarray, timestamps: np.ndarray, floor_z: flo
     a, b = np.maximum(np.arange(n) - 2, 0), np.minimum(np.arange(n) + 2, n - 1)
     speed = np.linalg.norm(xy[b] - xy[a], axis=-1) / (t[b] - t[a])[:, None]
     h = points[..., 2] - floor_z
-    p = _sigmoid((s.contact_height_m - h) / s.contact_height_soft_m) * \
-        _sigmoid((s.contact_speed_mps - speed) / s.contact_speed_soft_mps) * _rolling(h)
+    p_speed = _sigmoid((s.contact_speed_mps - speed) / s.contact_speed_soft_mps)
+    if image_speed is not None:
+        v = np.asarray(image_speed, dtype=np.float64)
+        if n >= 3:   # a 3-frame mean: the detector's frame-to-frame jitter averages out
+            v = np.concatenate([v[:1], (v[:-2] + v[1:-1] + v[2:]) / 3.0, v[-1:]])
+        p_img = _sigmoid((s.contact_image_speed - v) / s.contact_image_speed_soft)
+        p_speed = np.where(np.isfinite(p_img), p_img, p_speed)
+    p = _sigmoid((s.contact_height_m - h) / s.contact_height_soft_m) * p_speed * _rolling(h)
     return np.where(valid[:, None], p, 0.0)
 
 
@@ -153,6 +163,36 @@ def _rolling(h: np.ndarray) -> np.ndarray:
     count as planted itself. Heel and toe level: ~0.9 each; 2 cm higher than the other: ~0.1."""
     other = h.reshape(len(h), 2, 2)[:, :, ::-1].reshape(h.shape)
     return _sigmoid((other - h + 0.01) / 0.005)
+
+
+def image_foot_speed(pose_2d: np.ndarray, K: np.ndarray, R_cam_from_cam0: np.ndarray | None,
+                     timestamps: np.ndarray) -> np.ndarray:
+    """(T,4) speed of the detector's heel and toe landmarks in the picture [heel.L, toe.L, heel.R, toe.R], in
+    person-heights per second, with the camera's own turning taken out: a pixel x of frame t−1 is where a still
+    point would be at t after ``x' ~ K R_step K⁻¹ x``, R_step = R_t R_{t−1}ᵀ. NaN where a landmark is missing.
+    A planted foot stands still in the picture whatever the fit makes of its depth — the contacts' most direct
+    evidence for a camera that does not travel."""
+    pts = np.asarray(pose_2d, dtype=np.float64)[:, list(SOLE_MARKERS), :2]    # (T,4,2)
+    n = len(pts)
+    out = np.full((n, 4), np.nan)
+    if n < 2:
+        return out
+    t = np.asarray(timestamps, dtype=np.float64)
+    dt = np.diff(t) if np.all(np.diff(t) > 0) else np.full(n - 1, 1.0 / 30.0)
+    prev = pts[:-1]
+    if R_cam_from_cam0 is not None:
+        R = np.asarray(R_cam_from_cam0, dtype=np.float64)
+        H = K @ (R[1:] @ np.swapaxes(R[:-1], 1, 2)) @ np.linalg.inv(K)          # (T-1,3,3)
+        h = np.einsum("tij,tkj->tki", H, np.concatenate([prev, np.ones((n - 1, 4, 1))], axis=2))
+        prev = h[..., :2] / h[..., 2:3]
+    body = np.asarray(pose_2d, dtype=np.float64)[..., 1]
+    with np.errstate(all="ignore"):
+        height = np.nanmax(body, axis=1) - np.nanmin(body, axis=1)                    # (T,) px, person's extent
+    height = np.where(np.isfinite(height) & (height > 10), height, np.nan)
+    step = np.linalg.norm(pts[1:] - prev, axis=-1) / dt[:, None] / height[1:, None]  # (T-1,4)
+    out[1:] = step
+    out[0] = step[0]
+    return out
 
 
 def lower_foot_contact(soles: np.ndarray, valid: np.ndarray, s: WorldSettings) -> np.ndarray:
@@ -348,9 +388,11 @@ def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray) ->
 
 def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndarray, valid: np.ndarray,
            confidence: np.ndarray, R_cam_from_cam0: np.ndarray | None = None,
-           settings: WorldSettings = WorldSettings()) -> World:
+           settings: WorldSettings = WorldSettings(), image_speed: np.ndarray | None = None) -> World:
     """Steps 1–7 of the module docstring. local_aa (T,J,3) and root_fit (T,3) are the fit's (level camera at the
-    origin); valid (T,) frames with a fitted body; confidence (T,) 0..1; R_cam_from_cam0 (T,3,3) or None (still)."""
+    origin); valid (T,) frames with a fitted body; confidence (T,) 0..1; R_cam_from_cam0 (T,3,3) or None (still);
+    image_speed (T,4) or None: the soles' speed in the picture (:func:`image_foot_speed`), the contacts' evidence
+    unless the camera travels."""
     from .fit import R_WORLD2CAM_LEVEL as R_L
 
     s = settings
@@ -371,7 +413,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     soles = _soles(skel, local, root)                                         # (T,4,3)
     lowest = np.where(valid, soles[..., 2].min(axis=1), np.nan)
     floor = float(np.nanpercentile(lowest, 5)) if np.isfinite(lowest).any() else float(soles[..., 2].min())
-    contact = contact_probability(soles, timestamps, floor, valid, s)
+    contact = contact_probability(soles, timestamps, floor, valid, s, image_speed)
     # One point per foot (mid-sole): a foot's own pitch (a fit's toes pointing down) must not read as a slope.
     mids = 0.5 * (soles[:, 0::2] + soles[:, 1::2])                            # (T,2,3)
     tilt, angle = floor_tilt(mids.reshape(-1, 3), np.minimum(contact[:, 0::2], contact[:, 1::2]).reshape(-1))
@@ -401,8 +443,9 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
         tracking = travel_odo > TRACKING_MIN_TRAVEL_M and travel_odo > TRACKING_RATIO * travel_pic
         if tracking:
             root = odo
+    seen_speed = None if tracking else image_speed
     for _ in range(max(1, s.iterations)):
-        contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s)
+        contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s, seen_speed)
         root = solve_trajectory(path_fit, offsets, contact, conf, R_w2c, s, use_picture=not tracking)
     if tracking:
         # The camera moved with the subject: it is where it must be for the root to sit where the picture shows.
@@ -412,7 +455,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
         c = root - np.einsum("tji,tj->ti", R_w2c, root_cam)                  # C = x − R_c2w p_cam
         centre = smooth_series(c, np.repeat(conf[:, None], 3, 1) + 1e-6, 50.0)
         info["camera"] = "travelling"
-    contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s)
+    contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s, seen_speed)
 
     # 6. foot lock
     if s.foot_lock:
