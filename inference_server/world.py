@@ -50,6 +50,7 @@ import numpy as np
 SOLE_MARKERS = (29, 31, 30, 32)        # MediaPipe heel.L, toe.L, heel.R, toe.R: the Take's foot_contact order
 ANKLE_MARKERS = (27, 28)
 LEG_BONES = ("upperleg01", "lowerleg01", "foot")
+UNSEEN_VISIBILITY = 0.5                # a sole landmark less visible than this is not seen
 LEVEL_PRIOR = 4.0                      # ridge on the floor's slope (per unit weight of one contact point)
 MIN_TILT_DEG = 3.0
 TRACKING_MIN_TRAVEL_M = 0.5
@@ -60,10 +61,13 @@ TRACKING_RATIO = 1.6
 class WorldSettings:
     space: str = "world"               # "world" (camera motion taken out) or "camera" (the camera's view, still)
     foot_lock: bool = True             # pin planted feet (two-bone IK on the legs)
-    contact_height_m: float = 0.06     # h₀: a sole point lower than this above the floor may be planted
-    contact_height_soft_m: float = 0.012
+    contact_height_m: float = 0.15     # h₀: a sole point lower than this above the floor may be planted (loose: a
+    contact_height_soft_m: float = 0.03  # squat's or jump's fitted feet float 15-25 cm while the picture shows them
+                                       # still; the speed decides, and the path's floor term then grounds them)
     contact_speed_mps: float = 0.8     # v₀: ... and slower than this (a fitted planted foot still slides ~0.4 m/s)
     contact_speed_soft_mps: float = 0.12
+    odometry_height_m: float = 0.06    # the feet-only contacts of the odometry (no speed to help): tighter
+    odometry_height_soft_m: float = 0.012
     contact_image_speed: float = 0.25  # ... or, in the picture, slower than this (person-heights per second)
     contact_image_speed_soft: float = 0.06
     sigma_contact_m: float = 0.05      # σ_c: how still a planted point is, per frame, in the path's solve (loose:
@@ -152,7 +156,10 @@ def contact_probability(points: np.ndarray, timestamps: np.ndarray, floor_z: flo
         if n >= 3:   # a 3-frame mean: the detector's frame-to-frame jitter averages out
             v = np.concatenate([v[:1], (v[:-2] + v[1:-1] + v[2:]) / 3.0, v[-1:]])
         p_img = _sigmoid((s.contact_image_speed - v) / s.contact_image_speed_soft)
-        p_speed = np.where(np.isfinite(p_img), p_img, p_speed)
+        p_speed = np.where(np.isfinite(v), p_img, p_speed)
+        # A foot the detector cannot see (+inf) is presumed planted: a person in an upper-body shot or a close-up
+        # stands. Its height still decides (the fit's legs stay near their rest there).
+        p_speed = np.where(np.isposinf(v), 1.0, p_speed)
     p = _sigmoid((s.contact_height_m - h) / s.contact_height_soft_m) * p_speed * _rolling(h)
     return np.where(valid[:, None], p, 0.0)
 
@@ -171,8 +178,11 @@ def image_foot_speed(pose_2d: np.ndarray, K: np.ndarray, R_cam_from_cam0: np.nda
     person-heights per second, with the camera's own turning taken out: a pixel x of frame t−1 is where a still
     point would be at t after ``x' ~ K R_step K⁻¹ x``, R_step = R_t R_{t−1}ᵀ. NaN where a landmark is missing.
     A planted foot stands still in the picture whatever the fit makes of its depth — the contacts' most direct
-    evidence for a camera that does not travel."""
+    evidence for a camera that does not travel. A sole landmark the detector does not see (visibility under
+    ``UNSEEN_VISIBILITY``: out of the picture in an upper-body shot, hidden) gets +inf: no evidence either way
+    (:func:`contact_probability` then presumes a foot it cannot see is planted)."""
     pts = np.asarray(pose_2d, dtype=np.float64)[:, list(SOLE_MARKERS), :2]    # (T,4,2)
+    unseen = ~(np.nan_to_num(np.asarray(pose_2d, dtype=np.float64)[:, list(SOLE_MARKERS), 2]) >= UNSEEN_VISIBILITY)
     n = len(pts)
     out = np.full((n, 4), np.nan)
     if n < 2:
@@ -192,6 +202,7 @@ def image_foot_speed(pose_2d: np.ndarray, K: np.ndarray, R_cam_from_cam0: np.nda
     step = np.linalg.norm(pts[1:] - prev, axis=-1) / dt[:, None] / height[1:, None]  # (T-1,4)
     out[1:] = step
     out[0] = step[0]
+    out[unseen | np.isnan(np.nan_to_num(pts[..., 0], nan=np.nan))] = np.inf
     return out
 
 
@@ -201,7 +212,7 @@ def lower_foot_contact(soles: np.ndarray, valid: np.ndarray, s: WorldSettings) -
     h = soles[..., 2]                                                         # (T,4)
     foot = np.minimum(h[:, 0::2], h[:, 1::2])                                 # (T,2) each foot's lowest point
     lower = _sigmoid((foot[:, ::-1] - foot) / 0.004)                         # (T,2) this foot under the other
-    p = _sigmoid((s.contact_height_m - h) / s.contact_height_soft_m) * np.repeat(lower, 2, axis=1) * _rolling(h)
+    p = _sigmoid((s.odometry_height_m - h) / s.odometry_height_soft_m) * np.repeat(lower, 2, axis=1) * _rolling(h)
     return np.where(valid[:, None], p, 0.0)
 
 

@@ -26,6 +26,7 @@ def _landmarks(points_cam0: np.ndarray, R: np.ndarray) -> np.ndarray:
     uv = cam[..., :2] / cam[..., 2:3] * 800.0 + [640.0, 360.0]
     out = np.full((n, 33, 3), np.nan)
     out[:, [29, 31, 30, 32], :2] = uv
+    out[:, [29, 31, 30, 32], 2] = 0.99                          # visibility
     out[:, 0, :2] = uv[:, 0] - [0.0, 400.0]
     return out
 
@@ -50,6 +51,19 @@ def test_a_moving_foot_has_its_speed():
     feet[:, :, 0] += 1.0 * stamps[:, None]                      # 1 m/s across the picture at 4 m: 200 px/s
     speed = world.image_foot_speed(_landmarks(feet, R), K, R, stamps)
     np.testing.assert_allclose(speed[1:], 200.0 / 400.0, rtol=1e-6)
+
+
+def test_an_unseen_foot_has_no_speed_and_is_presumed_planted():
+    n = 10
+    stamps = np.arange(n) / 30.0
+    R = _pan(np.zeros(n))
+    lm = _landmarks(np.tile([[0.0, 0.5, 4.0]] * 4, (n, 1, 1)).astype(float), R)
+    lm[:, 29, 2] = 0.1                                           # the left heel out of the picture
+    speed = world.image_foot_speed(lm, K, R, stamps)
+    assert np.isposinf(speed[:, 0]).all() and np.isfinite(speed[:, 1:]).all()
+    soles = np.zeros((n, 4, 3))                                  # all on the floor, still
+    p = world.contact_probability(soles, stamps, 0.0, np.ones(n, bool), world.WorldSettings(), speed)
+    assert (p > 0.8).all()
 
 
 def test_planted_series_stands_still_in_contact_and_follows_elsewhere():
