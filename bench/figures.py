@@ -20,7 +20,6 @@ import dataclasses
 import math
 import os
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Callable, Sequence
@@ -67,19 +66,10 @@ def _ordered_methods(methods) -> list[str]:
 
 
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
-    """Call write(temp_name) for a temp file next to `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Call write(temp_name) for a temp file next to `path`, then rename it over `path` (the engine's helper)."""
+    from inference_server.plots import atomic_write_file
+
+    return atomic_write_file(path, write)
 
 
 def _figure(width_px: int, height_px: int, dpi: int = 100):

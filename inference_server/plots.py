@@ -45,7 +45,7 @@ def camera_ground_frame(points_world: np.ndarray, R_world2cam: np.ndarray,
     return np.stack([p @ right, p @ forward, p[..., 2]], -1)
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
+def atomic_write_file(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Call write(temp_name) for a temp file next to `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def trajectory_top_view(paths: Mapping[str, np.ndarray], out_png: str | os.PathL
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.9, markerscale=2.0)
     fig.tight_layout()
-    return _atomic_write(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return atomic_write_file(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def take_top_view(take_path: str | os.PathLike[str], out_png: str | os.PathLike[str]) -> Path:

@@ -68,7 +68,7 @@ APP_ERRORS: dict[int, str] = {
     OUTPUT_NOT_WRITABLE: "choose an output folder you can write to",
 }
 
-STAGES = ("decode", "detect", "fit", "write")
+STAGES = ("decode", "detect", "fit", "world", "write")
 
 
 class ProtocolError(Exception):

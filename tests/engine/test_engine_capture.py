@@ -17,7 +17,7 @@ from inference_server import protocol
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = Path(os.environ.get("REEL2RIG_SAMPLE_CLIP") or ROOT / "samples" / "sample_wave.mp4")
 ANNY_CACHE = ROOT / ".cache" / "anny"
-STAGE_RANK = {"decode": 0, "detect": 0, "fit": 1, "write": 2}  # decode and detect are streamed together
+STAGE_RANK = {"decode": 0, "detect": 0, "fit": 1, "world": 2, "write": 3}  # decode and detect are streamed together
 
 pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} not rendered yet")
 
