@@ -290,6 +290,9 @@ def _camera_words(info: dict, options: CaptureOptions) -> str:
     focal = "focal " + ("given" if options.focal_px else "estimated (longer side)")
     kind = {"still": "still", "rotating": "turning (rotation from the background)",
             "travelling": "travelling with the subject (from the feet)"}.get(info.get("camera", ""), "still")
+    estimate = info.get("camera_estimate") or {}
+    if kind == "still" and estimate and not estimate.get("static") and not estimate.get("reliable_frames"):
+        kind = "taken as still (no background texture to track it by)"
     return f"{kind}, {options.space} space, {focal}"
 
 
