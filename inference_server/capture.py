@@ -232,7 +232,9 @@ def _camera_fields(camera) -> tuple[np.ndarray | None, dict]:
     from .camera_motion import rotation_angle_deg
 
     turn = rotation_angle_deg(np.eye(3), camera.R_cam_from_cam0)
+    translating = np.asarray(getattr(camera, "translating", np.zeros(len(reliable), bool)), dtype=bool)
     return camera.R_cam_from_cam0, {"static": bool(camera.static), "reliable_frames": int(reliable.sum()),
+                                    "translating_frames": int(translating.sum()),
                                     "frames": int(len(reliable)), "max_turn_deg": round(float(turn.max()), 2)}
 
 
@@ -275,7 +277,8 @@ def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool
     K = default_intrinsics(det_size[0], det_size[1], options.focal_px)
     speed = image_foot_speed(det.pose_2d, K, R_rel if options.space == "world" else None, det.timestamps)
     world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, valid & ~hands_only,
-                   confidence, R_rel, settings, image_speed=speed)
+                   confidence, R_rel, settings, image_speed=speed,
+                   camera_may_travel=camera_may_travel(det.camera_info))
     if fit.camera_shift is not None:
         world.t_world2cam = world.t_world2cam + fit.camera_shift
     if hands_only:
@@ -283,6 +286,16 @@ def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool
     if det.camera_R is not None:
         world.info["camera_estimate"] = dict(det.camera_info)
     return world
+
+
+def camera_may_travel(camera_info: dict) -> bool:
+    """Whether the camera may be travelling with the subject: the background showed a translation on some frame, or
+    too little of it was seen to tell (under half the frames reliable; nothing estimated). A background seen well
+    that only turned rules a tracking shot out, whatever the feet's odometry says (a jump's flight fools it)."""
+    if not camera_info:
+        return True
+    frames = max(1, int(camera_info.get("frames", 0)))
+    return camera_info.get("translating_frames", 0) > 0 or camera_info.get("reliable_frames", 0) < 0.5 * frames
 
 
 def _camera_words(info: dict, options: CaptureOptions) -> str:

@@ -400,11 +400,13 @@ def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray) ->
 
 def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndarray, valid: np.ndarray,
            confidence: np.ndarray, R_cam_from_cam0: np.ndarray | None = None,
-           settings: WorldSettings = WorldSettings(), image_speed: np.ndarray | None = None) -> World:
+           settings: WorldSettings = WorldSettings(), image_speed: np.ndarray | None = None,
+           camera_may_travel: bool = True) -> World:
     """Steps 1–7 of the module docstring. local_aa (T,J,3) and root_fit (T,3) are the fit's (level camera at the
     origin); valid (T,) frames with a fitted body; confidence (T,) 0..1; R_cam_from_cam0 (T,3,3) or None (still);
     image_speed (T,4) or None: the soles' speed in the picture (:func:`image_foot_speed`), the contacts' evidence
-    unless the camera travels."""
+    unless the camera travels. camera_may_travel: False when the background, seen well, showed no translation
+    (``capture.camera_may_travel``): the feet's odometry then never declares a tracking shot."""
     from .fit import R_WORLD2CAM_LEVEL as R_L
 
     s = settings
@@ -452,7 +454,8 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
                                use_picture=False)
         travel_odo, travel_pic = _travel(odo[valid]), _travel(path_fit[valid])
         info.update(travel_feet_m=round(travel_odo, 2), travel_picture_m=round(travel_pic, 2))
-        tracking = travel_odo > TRACKING_MIN_TRAVEL_M and travel_odo > TRACKING_RATIO * travel_pic
+        tracking = (camera_may_travel and travel_odo > TRACKING_MIN_TRAVEL_M
+                    and travel_odo > TRACKING_RATIO * travel_pic)
         if tracking:
             root = odo
     seen_speed = None if tracking else image_speed

@@ -47,7 +47,8 @@ def perfect(truth: dict):
 
     return Prediction("perfect", truth["body_markers_cam"].copy(), truth["body_markers_2d"].copy(),
                       truth["hand_points_cam"].copy(), truth["hand_points_2d"].copy(), True,
-                      truth_root_cam0(truth), truth["body_markers_world"][:, FOOT_POINTS].copy())
+                      truth_root_cam0(truth), truth["body_markers_world"][:, FOOT_POINTS].copy(),
+                      R_world2cam=truth["R_world2cam"].copy(), foot_contact=truth["foot_contact"].astype(float))
 
 
 def test_report_has_every_method_and_picture(smoke):
@@ -110,6 +111,7 @@ def test_perfect_prediction_scores_zero_and_offsets_score_the_offset(smoke):
                 "hand_R_mpjpe_wrist_mm", "hand_L_2d_px"):
         assert abs(r[key]) < 1e-6, key
     assert r["body_detection_rate"] == 1.0 and r["hand_L_f5"] == 1.0 and r["handedness"]["swap_frames"] == 0
+    assert abs(r["camera_rotation_deg"]) < 1e-6 and r["foot_contact_f1"] == 1.0
 
     shifted = perfect(g)
     moved = [j for j in BODY_JOINTS if j not in (23, 24)]  # every joint but the hips (the root) moves 20 mm

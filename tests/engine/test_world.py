@@ -185,6 +185,25 @@ def test_travelling_camera_follows_the_feet(walk):
     assert np.median(np.abs(cam[:, :2] - fit_cam[:, :2])) < 0.05
 
 
+def test_a_camera_seen_not_to_travel_is_not_taken_for_a_tracking_shot(walk):
+    from inference_server.capture import camera_may_travel
+    from inference_server.world import ground
+
+    skel = walk["skel"]
+    local, root = _noisy_fit(walk, seed=2)
+    n = len(root)
+    centre = walk["root"] + np.array([0.0, -3.5, 0.0])
+    # the same tracking shot, but the background (seen on every frame) showed no translation: the feet's odometry
+    # alone does not make it travel (a jump's flight or a bad contact can push the odometry a metre)
+    seen = {"frames": n, "reliable_frames": n, "translating_frames": 0}
+    assert not camera_may_travel(seen)
+    assert camera_may_travel({**seen, "translating_frames": 3}) and camera_may_travel({**seen, "reliable_frames": 0})
+    assert camera_may_travel({})
+    world = ground(skel, local, root - centre, walk["stamps"], np.ones(n, bool), np.full(n, 0.9), None,
+                   camera_may_travel=False)
+    assert world.info["camera"] == "still"
+
+
 def test_camera_space_keeps_the_cameras_view(walk):
     from inference_server.world import WorldSettings, ground
 
