@@ -97,6 +97,8 @@ def _evaluate(truth: dict, pred: Prediction) -> dict:
     gt_rel = gt_body - gt_body[:, HIPS].mean(1, keepdims=True)
     out["accel_error_mm_f2"] = _mm(M.acceleration_error(rel, gt_rel))
     out["jitter_mm_f3"] = _mm(M.jitter(rel))
+    wrists = [BODY_JOINTS.index(15), BODY_JOINTS.index(16)]
+    out["wrist_peak_speed_pct"] = M.peak_speed_percent(rel[:, wrists], gt_rel[:, wrists])   # fast motion kept?
     out["per_joint_body_mm"] = dict(zip(BODY_JOINT_NAMES, (1000 * np.nanmean(
         M.joint_errors(body, gt_body, "root", HIPS), axis=0)).round(2).tolist())) if body_seen.any() else {}
     with np.errstate(all="ignore"):

@@ -25,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("body_pa_mpjpe_mm", "hands_pa_mpjpe_mm", "hands_2d_px", "body_2d_box_pct", "accel_error_mm_f2",
-        "foot_sliding_mm_f", "root_trajectory_pct", "camera_rotation_deg", "foot_contact_f1")
+        "foot_sliding_mm_f", "root_trajectory_pct", "camera_rotation_deg", "foot_contact_f1", "wrist_peak_speed_pct")
 
 
 def _settings(method: str, device: str):
@@ -221,7 +221,8 @@ def table(report: dict) -> str:
     names = {"body_pa_mpjpe_mm": "body PA mm", "hands_pa_mpjpe_mm": "hands PA mm", "hands_2d_px": "hand 2D px",
              "body_2d_box_pct": "2D % box",
              "accel_error_mm_f2": "accel mm/f²", "foot_sliding_mm_f": "sliding mm/f",
-             "root_trajectory_pct": "root traj %", "camera_rotation_deg": "camera °", "foot_contact_f1": "contact F1"}
+             "root_trajectory_pct": "root traj %", "camera_rotation_deg": "camera °", "foot_contact_f1": "contact F1",
+             "wrist_peak_speed_pct": "wrist peak %"}
     head = "| method | " + " | ".join(names[k] for k in KEYS) + " | body fps | hand fps | world fps |"
     rows = [head, "|" + "---|" * (len(KEYS) + 4)]
     for m, row in report["summary"].items():

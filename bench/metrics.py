@@ -183,6 +183,19 @@ def jitter(pred: np.ndarray) -> float:
     return _mean(np.linalg.norm(d3, axis=-1))
 
 
+def peak_speed_percent(pred: np.ndarray, true: np.ndarray) -> float:
+    """The prediction's fastest frame-to-frame move as a percentage of the truth's: 100 × max ‖Δpred‖ / max ‖Δtrue‖
+    over (t, point) pairs present in both (pred, true: (T,N,3) m). Below 100: fast motion smeared; above: overshoot.
+    nan when nothing moves in the truth."""
+    pred, true = np.asarray(pred, float), np.asarray(true, float)
+    dp = np.linalg.norm(np.diff(pred, axis=0), axis=-1)
+    dt = np.linalg.norm(np.diff(true, axis=0), axis=-1)
+    both = np.isfinite(dp) & np.isfinite(dt)
+    if not both.any() or dt[both].max() <= 0:
+        return float("nan")
+    return 100.0 * float(dp[both].max()) / float(dt[both].max())
+
+
 def foot_sliding(pred_feet: np.ndarray, contact: np.ndarray) -> float:
     """Mean displacement (metres/frame) of feet that should stand still.
 

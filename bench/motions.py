@@ -832,6 +832,33 @@ HANDS_CROSS = _hand_motion(
     phases=((0.2, 1.2, "hands move to cross"), (1.2, 2.0, "hands crossed"), (2.0, 3.1, "uncross")),
 )
 
+# ---------------------------------------------------------------------------------------------------------------
+# Fast motion: punches (the smoother must not smear them)
+# ---------------------------------------------------------------------------------------------------------------
+GUARD_L: Pose = {"upperarm01.L": {"Z": -35.0, "X": 40.0}, "lowerarm01.L": {"X": 85.0}}   # fist before the chin
+JAB_L: Pose = {"upperarm01.L": {"Z": -25.0, "X": 85.0}, "lowerarm01.L": {"X": -35.0}}    # arm straight forward
+
+
+def _punch_channels(t: float) -> Channels:
+    relaxed = add(hand("L", *HAND_RELAXED), hand("R", *HAND_RELAXED))
+    fists = add(FIST_L, mirror(FIST_L))
+    hands = [(0.0, relaxed), (0.35, fists), (2.3, fists), (2.7, relaxed)]
+    right = [(0.0, mirror(ARM_DOWN_L)), (0.35, mirror(GUARD_L)), (0.7, mirror(GUARD_L)), (0.8, mirror(JAB_L)),
+             (0.95, mirror(JAB_L)), (1.25, mirror(GUARD_L)), (2.3, mirror(GUARD_L)), (2.7, mirror(ARM_DOWN_L))]
+    left = [(0.0, ARM_DOWN_L), (0.35, GUARD_L), (1.5, GUARD_L), (1.6, JAB_L), (1.75, JAB_L), (2.05, GUARD_L),
+            (2.3, GUARD_L), (2.7, ARM_DOWN_L)]
+    return add(both(LEG_STAND_L), tracks_channels([hands, right, left], t))
+
+
+PUNCH = Motion(
+    "punch", "body", 3.0,
+    "From standing, fists up into a boxing guard (0-0.35 s), a right jab thrown in 0.1 s (0.7-0.8 s: the elbow "
+    "opens 120 deg, ~58 deg a frame at its fastest), held, pulled back (0.95-1.25 s), a left jab the same way "
+    "(1.5-2.05 s), arms down again (2.3-2.7 s). The fastest motion of the suites: does the smoothing smear it?",
+    _punch_channels,
+    phases=((0.0, 0.35, "guard up"), (0.7, 1.25, "right jab"), (1.5, 2.05, "left jab"), (2.3, 2.7, "arms down")),
+)
+
 MOTIONS: dict[str, Motion] = {m.name: m for m in (
     WALK, TURN, WAVE, REACH_OVERHEAD, SQUAT, SIT_DOWN, JUMP, ARMS_CROSS,
-    COUNT, FIST_OPEN, PINCH_OK, POINT_THUMBS_UP, SPREAD_WIGGLE, HANDS_CROSS)}
+    COUNT, FIST_OPEN, PINCH_OK, POINT_THUMBS_UP, SPREAD_WIGGLE, HANDS_CROSS, PUNCH)}

@@ -201,6 +201,12 @@ SUITES: dict[str, list[Scene]] = {
         Scene("hands_cross_closeup", "hands_cross", framing="hands", resolution=HD, lighting="rim",
               phenotype="young_female", seed=52),
     ],
+    # Fast motion: is a punch smeared? (not in the standard suite, whose figures it would change)
+    "fast": [
+        Scene("punch", "punch", resolution=HD, background="textured", seed=90),
+        Scene("punch_side", "punch", view_yaw_deg=50, background="cluttered", phenotype="muscular_male",
+              skin="brown", seed=91),
+    ],
     # Held out: the standard suite's motions on new people, views, lights and cameras, never used to tune
     # anything (the fit's weights and the perception's thresholds were chosen on "standard"); it tells how much of
     # the standard suite's figures is tuning.

@@ -372,3 +372,14 @@ def test_contact_f1_known_counts():
     assert all(math.isnan(empty[k]) for k in ("precision", "recall", "f1"))
     with pytest.raises(ValueError, match="shape"):
         m.contact_f1(np.zeros((T, 4), bool), true)
+
+
+def test_peak_speed_percent_known_answers():
+    t = np.arange(20, dtype=float)
+    true = np.zeros((20, 1, 3))
+    true[:, 0, 0] = np.clip(t - 8, 0, 4) * 0.05          # 5 cm a frame for 4 frames
+    half = true.copy()
+    half[:, 0, 0] = np.clip(t - 6, 0, 8) * 0.025         # the same distance at half the speed
+    assert m.peak_speed_percent(true, true) == pytest.approx(100.0)
+    assert m.peak_speed_percent(half, true) == pytest.approx(50.0)
+    assert np.isnan(m.peak_speed_percent(true, np.zeros_like(true)))
