@@ -76,17 +76,14 @@ def _with_world(det, skel, fit, K, hand_ok, body_ok, fit_seconds: float):
     """``lm+world``: the lm fit through the capture's world stage (camera rotation out, floor, contacts, path, foot
     lock; inference_server/world.py) exactly as ``capture`` runs it."""
     from bench import methods as M
-    from inference_server.capture import _confidence, camera_may_travel
-    from inference_server.world import ground, image_foot_speed
+    from inference_server.capture import _confidence, _world_stage
+    from inference_server.pipeline import CaptureOptions
 
     t0 = time.perf_counter()
-    world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, body_ok,
-                   _confidence(det.pose_2d, fit.residual_px, body_ok), det.camera_R,
-                   image_speed=image_foot_speed(det.pose_2d, K, det.camera_R, det.timestamps),
-                   camera_may_travel=camera_may_travel(det.camera_info))
-    t_w2c = world.t_world2cam + (fit.camera_shift if fit.camera_shift is not None else 0.0)
+    world = _world_stage(skel, fit, det, body_ok, False, CaptureOptions(), K,
+                         _confidence(det.pose_2d, fit.residual_px, body_ok))
     pred = M._from_pose("lm+world", skel, world.local_rotations_aa, world.root_position_world, K, world.R_world2cam,
-                        t_w2c, hand_ok, body_ok, {"fit": fit_seconds, "world": time.perf_counter() - t0})
+                        world.t_world2cam, hand_ok, body_ok, {"fit": fit_seconds, "world": time.perf_counter() - t0})
     pred.foot_contact = M.contacts_per_side(world.foot_contact, body_ok)
     return pred
 

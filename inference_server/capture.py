@@ -265,16 +265,14 @@ def _load_detections(cache_file: Path) -> list[Detections]:
 
 
 def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions,
-                 det_size: tuple[int, int]):
+                 K: np.ndarray, confidence: np.ndarray):
     """The fit placed in the world (world.py): camera motion out, floor at z = 0, contacts, planted feet. A hands-only
     capture keeps its body at rest on a still camera (no feet to plant). The fit's per-frame camera shift (the
     handheld residual, fit.py) is added to ``t_world2cam``."""
     from .world import WorldSettings, ground, image_foot_speed
 
     settings = WorldSettings(space=options.space, foot_lock=options.foot_lock and not hands_only)
-    confidence = _confidence(det.pose_2d, fit.residual_px, valid)
     R_rel = None if hands_only else det.camera_R
-    K = default_intrinsics(det_size[0], det_size[1], options.focal_px)
     speed = image_foot_speed(det.pose_2d, K, R_rel if options.space == "world" else None, det.timestamps)
     world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, valid & ~hands_only,
                    confidence, R_rel, settings, image_speed=speed,
@@ -426,7 +424,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
 
     t0 = time.perf_counter()
     progress("world", 0, 1, 0.0)
-    world = _world_stage(skel, fit, det, valid, hands_only, options, (info.width, info.height))
+    confidence = _confidence(det.pose_2d, fit.residual_px, valid)
+    world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
     t_world = time.perf_counter() - t0
     progress("world", 1, 1, 0.0)
@@ -477,7 +476,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         bone_fitted=fitted, valid=valid, fit_residual_px=fit.residual_px.astype(np.float32),
         shape=np.asarray(shape, dtype=np.float32), model_pose_aa=np.asarray(model_pose, dtype=np.float32),
         root_position_camera=root_cam.astype(np.float32),
-        fit_confidence=_confidence(det.pose_2d, fit.residual_px, valid).astype(np.float32), **extra,
+        fit_confidence=confidence.astype(np.float32), **extra,
         foot_contact=world.foot_contact.astype(np.float32),
         pose_landmarks_2d=det.pose_2d.astype(np.float32), pose_landmarks_world=det.pose_world.astype(np.float32),
         hand_landmarks_2d=det.hands_2d.astype(np.float32),

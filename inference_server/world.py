@@ -15,7 +15,9 @@ Input: the fit (``fit.fit_sequence``), made in the frame of a level camera at th
    ridge-regularised least squares (a level camera is the prior, ``LEVEL_PRIOR``); a slope of more than
    ``MIN_TILT_DEG`` turns the world so that the floor's normal is +Z (a camera that looks down or up).
 3. **Contacts** per sole point (left heel, left toe, right heel, right toe): ``p = σ((h₀ − h)/s_h) · σ((v₀ − v)/s_v)``
-   from the point's height ``h`` above the floor and its horizontal speed ``v`` (m/s, from the real timestamps).
+   · (the lower point of its foot), from the point's height ``h`` above the floor and its speed ``v`` — in the
+   picture where the camera does not travel (:func:`image_foot_speed`; a foot the detector cannot see is presumed
+   planted), else horizontally in the world (m/s, from the real timestamps).
 4. **Trajectory.** The root's path ``x_t = r_t + δ_t`` minimises (a sparse linear least-squares problem, 3T unknowns)
 
        Σ_{t,k} c_{t,k} c_{t+1,k} ‖f_{t+1,k} − f_{t,k}‖² / σ_c²      planted points do not move (f = x + d: the sole
@@ -33,10 +35,10 @@ Input: the fit (``fit.fit_sequence``), made in the frame of a level camera at th
    more than ``TRACKING_RATIO`` × the picture's, the camera is taken to be moving: the body follows its feet and the
    camera follows the body (its centre is where it must be for the root to be where the picture shows it,
    smoothed).
-6. **Foot lock.** During each contact (``rigs.footlock.contact_segments``) the ankle is pinned where it stood (the
-   segment's median) and the foot keeps one orientation (the segment's mean), faded in and out over a few frames;
-   the leg reaches it by two-bone IK (``rigs.footlock.two_bone_ik``) and the local rotations are rebuilt:
-   ``L_j = O_jᵀ W_pᵀ W_j`` with the parents' new world rotations (``rigs/fk.py``).
+6. **Foot lock** (:func:`lock_feet`): the ankle's path and the foot's orientation made still during contacts
+   (:func:`planted_series`), the leg swung at the hip with the knee turning at most ``knee_cap_deg``
+   (``rigs.footlock.two_bone_ik`` on a capped target), the local rotations rebuilt: ``L_j = O_jᵀ W_pᵀ W_j`` with the
+   parents' new world rotations (``rigs/fk.py``).
 7. The world is shifted so that the floor is z = 0 and the subject starts above the origin.
 
 ``space="camera"`` skips step 1 (and with it 5): the motion as the camera saw it, the camera still.
@@ -48,7 +50,6 @@ import dataclasses
 import numpy as np
 
 SOLE_MARKERS = (29, 31, 30, 32)        # MediaPipe heel.L, toe.L, heel.R, toe.R: the Take's foot_contact order
-ANKLE_MARKERS = (27, 28)
 LEG_BONES = ("upperleg01", "lowerleg01", "foot")
 UNSEEN_VISIBILITY = 0.5                # a sole landmark less visible than this is not seen
 LEVEL_PRIOR = 4.0                      # ridge on the floor's slope (per unit weight of one contact point)
@@ -60,7 +61,7 @@ TRACKING_RATIO = 1.6
 @dataclasses.dataclass(frozen=True)
 class WorldSettings:
     space: str = "world"               # "world" (camera motion taken out) or "camera" (the camera's view, still)
-    foot_lock: bool = True             # pin planted feet (two-bone IK on the legs)
+    foot_lock: bool = True             # plant feet in contact (lock_feet)
     contact_height_m: float = 0.15     # h₀: a sole point lower than this above the floor may be planted (loose: a
     contact_height_soft_m: float = 0.03  # squat's or jump's fitted feet float 15-25 cm while the picture shows them
                                        # still; the speed decides, and the path's floor term then grounds them)
@@ -114,14 +115,6 @@ def _posed(skel, local_aa: np.ndarray, root: np.ndarray, bones: list[int] | None
     keep = slice(None) if bones is None else list(bones)
     return np.concatenate([forward_kinematics(skel.rest, skel.parents, local_aa[a:a + CHUNK], root[a:a + CHUNK])[:, keep]
                            for a in range(0, len(root), CHUNK)]) if len(root) else np.zeros((0, 0, 4, 4))
-
-
-def sole_points(skel, W: np.ndarray) -> np.ndarray:
-    """(T,4,3) heel.L, toe.L, heel.R, toe.R on posed bones W (T,J,4,4)."""
-    from .anny_skeleton import attached_points
-
-    idx = list(SOLE_MARKERS)
-    return attached_points(W, skel.body_marker_bone[idx], skel.body_marker_local[idx])
 
 
 def _soles(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
@@ -329,9 +322,9 @@ def _capped_reach(H: np.ndarray, Kn: np.ndarray, A: np.ndarray, target: np.ndarr
 
 
 def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray, s: WorldSettings
-              ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Plant each foot while it is in contact (T,2) probabilities [left, right]. Returns new local rotations, the
-    root path (unchanged) and the frames planted (c > 0.5).
+              ) -> tuple[np.ndarray, int]:
+    """Plant each foot while it is in contact (T,2) probabilities [left, right]. Returns new local rotations and the
+    frames planted (c > 0.5).
 
     1. Targets: the ankle's path and the foot's orientation made still during contacts (:func:`planted_series`;
        the orientation as sign-continuous quaternions, renormalised).
@@ -384,7 +377,7 @@ def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray,
         for b, L in new.items():
             out[:, b] = matrix_to_aa(L)
     pinned = int(sum((c > 0.5).sum() for c, *_ in sides))
-    return out, root, pinned
+    return out, pinned
 
 
 def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -478,7 +471,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     # 6. foot lock
     if s.foot_lock:
         feet = np.stack([contact[:, :2].max(axis=1), contact[:, 2:].max(axis=1)], axis=1)
-        local, root, info["pinned_frames"] = lock_feet(skel, local, root, feet, s)
+        local, info["pinned_frames"] = lock_feet(skel, local, root, feet, s)
     info["contact_frames"] = {"left": int((contact[:, :2].max(1) > 0.5).sum()),
                               "right": int((contact[:, 2:].max(1) > 0.5).sum())}
 
