@@ -226,15 +226,14 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
 
 def _camera_fields(camera) -> tuple[np.ndarray | None, dict]:
     """Detections' camera_R and camera_info from a `camera_motion.CameraMotion` (None: not estimated)."""
+    from .camera_motion import rotation_angle_deg
+
     if camera is None:
         return None, {}
     reliable = np.asarray(camera.reliable, dtype=bool)
-    from .camera_motion import rotation_angle_deg
-
     turn = rotation_angle_deg(np.eye(3), camera.R_cam_from_cam0)
-    translating = np.asarray(getattr(camera, "translating", np.zeros(len(reliable), bool)), dtype=bool)
     return camera.R_cam_from_cam0, {"static": bool(camera.static), "reliable_frames": int(reliable.sum()),
-                                    "translating_frames": int(translating.sum()),
+                                    "translating_frames": int(np.asarray(camera.translating, bool).sum()),
                                     "frames": int(len(reliable)), "max_turn_deg": round(float(turn.max()), 2)}
 
 
