@@ -1,11 +1,16 @@
 """``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py, ``fit``:
-bench/fit.py)."""
+bench/fit.py, ``batch``: bench/batch.py)."""
 import sys
 
 if len(sys.argv) > 1 and sys.argv[1] == "fit":
     from bench.fit import main as fit_main
 
     sys.exit(fit_main(sys.argv[2:]))
+
+if len(sys.argv) > 1 and sys.argv[1] == "batch":
+    from bench.batch import main as batch_main
+
+    sys.exit(batch_main(sys.argv[2:]))
 
 if len(sys.argv) > 1 and sys.argv[1] == "perception":
     from bench.perception import main as perception_main

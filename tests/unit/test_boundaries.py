@@ -54,3 +54,10 @@ def test_the_checker_sees_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import torch\nfrom bpy import types\ndef f():\n    import cv2\n")
     assert imported_modules(probe) == {"torch", "bpy", "cv2"}
+
+
+def test_the_batch_driver_runs_the_engine_and_blender_only_as_subprocesses():
+    """batch/ spawns the engine and `addon.batch_export` (Blender); it never loads bpy or the network stack."""
+    files = py_files("batch")
+    assert files, "expected batch/ to exist"
+    assert offenders(files, {"bpy", "torch", "mediapipe", "anny", "smplx", "warp", "onnxruntime", "roma"}) == {}

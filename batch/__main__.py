@@ -1,0 +1,6 @@
+"""``python -m batch`` = ``./reel2rig batch``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""The batch's settings: one frozen record made from the command line, shipped to every worker (local or Ray).
+
+No bpy, no torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+#: What ``--format`` takes. ``npz`` is the Take itself (always kept; naming it is allowed for clarity).
+FORMATS = ("fbx", "bvh", "glb", "gltf", "blend", "npz")
+FBX_PRESETS = ("default", "unity", "unreal")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class SettingsError(Exception):
+    def __init__(self, message: str, fix: str):
+        super().__init__(message)
+        self.fix = fix
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchSettings:
+    out: Path
+    formats: tuple[str, ...] = ("fbx",)
+    rig: Path | None = None            # a .blend holding the character; None = Reel2Rig's own Anny armature
+    rig_object: str | None = None      # the armature's object name in it (None: its only armature)
+    bone_map: str = "AUTO"             # a map id of rigs/maps (or a preset), AUTO = detect
+    fbx_preset: str = "default"
+    device: str = "auto"               # where the engine fits: auto = CUDA when there is one
+    mode: str = "body+hands"
+    smoothing: float = 0.5
+    space: str = "world"
+    foot_lock: bool = True
+    sequence_fps: float | None = None  # frame rate of image-sequence clips (default 30)
+    presets_dir: Path | None = None    # bone-map presets of the studio's own rigs
+    thumbnails: bool = True
+    clip_timeout_s: float | None = None  # a clip running longer is stopped and reported (None: no limit)
+
+    @staticmethod
+    def parse_formats(text: str) -> tuple[str, ...]:
+        formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()))
+        bad = [f for f in formats if f not in FORMATS]
+        if bad:
+            raise SettingsError(f"unknown format(s) {', '.join(bad)}", f"--format takes a list of {', '.join(FORMATS)}")
+        return formats
+
+    @staticmethod
+    def parse_rig(text: str | None) -> tuple[Path | None, str | None]:
+        """``character.blend`` or ``character.blend:Armature`` → (absolute path, object name)."""
+        if not text:
+            return None, None
+        path, sep, name = text.rpartition(":") if ".blend:" in text else (text, "", "")
+        rig = Path(path).expanduser().absolute()
+        if rig.suffix.lower() != ".blend":
+            raise SettingsError(f"--rig {text}: not a .blend file", "give the .blend that holds your character, "
+                                "optionally with the armature's name: --rig character.blend:Armature")
+        if not rig.is_file():
+            raise SettingsError(f"--rig {text}: {rig} does not exist", "check the path of the character's .blend")
+        return rig, (name or None) if sep else None
+
+    @property
+    def exports(self) -> tuple[str, ...]:
+        """The formats Blender writes (everything but the Take)."""
+        return tuple(f for f in self.formats if f != "npz")
+
+    def capture_options(self, device: str | None = None) -> dict:
+        """The engine's capture options (pipeline.CaptureOptions fields)."""
+        options = {"mode": self.mode, "smoothing": self.smoothing, "space": self.space,
+                   "foot_lock": self.foot_lock, "device": device or self.device}
+        if self.sequence_fps:
+            options["fps"] = self.sequence_fps
+        return options
+
+    def key(self) -> str:
+        """A hash of everything that changes a clip's outputs: a finished clip is redone when it differs."""
+        rig_stamp = None
+        if self.rig is not None and self.rig.is_file():
+            stat = self.rig.stat()
+            rig_stamp = [str(self.rig), self.rig_object, stat.st_size, stat.st_mtime]
+        data = {"formats": sorted(self.formats), "rig": rig_stamp, "map": self.bone_map, "fbx": self.fbx_preset,
+                "capture": self.capture_options("-"), "thumbnails": self.thumbnails}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_json(cls, data: dict) -> "BatchSettings":
+        """The inverse of :meth:`to_json` (what a Ray worker receives)."""
+        data = dict(data)
+        for name in ("out", "rig", "presets_dir"):
+            data[name] = Path(data[name]) if data.get(name) else None
+        data["formats"] = tuple(data.get("formats", ()))
+        return cls(**data)
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in data.items()}
