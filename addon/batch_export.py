@@ -10,7 +10,7 @@ only and memory never accumulates over a batch:
     {"take": "/abs/clip.take.npz", "video": "/abs/clip.mp4" | null, "out_dir": "/abs/folder", "name": "clip",
      "rig": "/abs/character.blend" | null, "rig_object": "Armature" | null, "map": "AUTO" | "mixamo" | ...,
      "formats": ["fbx", "bvh", "glb", "blend"], "fbx_preset": "default", "foot_lock": true,
-     "presets_dir": null, "result": "/abs/result.json"}
+     "presets_dir": null, "part_frames": 9000, "result": "/abs/result.json"}
 
 * no ``rig``: the Take is imported as Reel2Rig's own armature (``take_import``) with its camera, as the add-on's
   Capture does;
@@ -18,6 +18,12 @@ only and memory never accumulates over a batch:
   action (``retarget_apply.apply_take``, the bone map ``map`` or auto-detected), the scene's frame range is set to
   the action's. The rig file itself is never written;
 * each format in ``formats`` is exported as ``out_dir/name.<ext>`` (``export.export_armature``, atomic files).
+
+**Long Takes go in parts** so this process's memory does not grow with the clip: a Take longer than
+``part_frames`` is cut into parts of at most that many frames, and each part is built, exported and dropped (the
+file is re-read) before the next: ``name_part001.fbx``, ``name_part002.fbx`` … with actions of the same names. The
+parts keep the clip's timeline: part k's keys start at the scene frame of its first frame's time, so the parts laid
+end to end are the whole motion. The Take itself stays whole (each part is a slice of it, read one field at a time).
 
 The outcome goes to ``result`` as JSON (Blender prints its own chatter on stdout): ``{"ok": true, "armature": …,
 "action": …, "map_id": …, "unmatched": […], "warnings": […], "exports": [{"fmt", "path", "files", …}],
@@ -73,60 +79,159 @@ def _rig_armature(bpy: Any, rig: str, name: str | None) -> Any:
     return armatures[0]
 
 
-def run(spec: dict) -> dict:
-    import bpy
+def _part_ranges(n_frames: int, part_frames: int | None) -> list[tuple[int, int]]:
+    if not part_frames or n_frames <= part_frames:
+        return [(0, n_frames)]
+    count = -(-n_frames // part_frames)
+    size = -(-n_frames // count)  # equal parts, none longer than part_frames
+    return [(a, min(a + size, n_frames)) for a in range(0, n_frames, size)]
 
-    from . import export, retarget_apply, take_import
+
+def _slice_take(take_path: str, start: int, end: int, out_path: Path, part: int, parts: int) -> Path:
+    """Frames [start, end) of a Take as a Take of their own, read one field at a time (bounded memory)."""
+    import numpy as np
+
+    from .take_prepare import take_format
+
+    arrays = {}
+    with np.load(take_path, allow_pickle=False) as data:
+        for name in data.files:
+            if name == "schema_version":
+                continue
+            field = take_format.FIELDS_BY_NAME.get(name)
+            array = data[name]
+            arrays[name] = array[start:end].copy() if field is not None and field.shape[:1] == ("T",) else array
+            del array
+    meta = {}
+    sidecar = take_format.sidecar_path(take_path)
+    if sidecar.is_file():
+        meta = {k: v for k, v in json.loads(sidecar.read_text()).items()
+                if k not in ("schema_version", "frames", "bones")}
+    meta["part"] = {"index": part, "count": parts, "frames": [start, end], "of": take_path}
+    return take_format.write_take(out_path, arrays, meta)
+
+
+def _part_frame_start(take_path: str, start: int, rate: float) -> int:
+    """The scene frame of the Take's frame ``start`` when its first frame is on frame 1 (keys at timestamps)."""
+    import numpy as np
+
+    if start == 0:
+        return 1
+    with np.load(take_path, allow_pickle=False) as data:
+        ts = data["timestamps"]
+        return 1 + int(round(float(ts[start] - ts[0]) * rate))
+
+
+def _build(bpy: Any, spec: dict, take: str, name: str, frame_start: int | None, result: dict) -> tuple[Any, Any]:
+    """The Take (or a part of it) onto the rig, or as Reel2Rig's armature, in a freshly loaded file."""
+    from . import retarget_apply, take_import
     from .retarget_prepare import RetargetFailed
     from .take_prepare import take_format
 
-    out_dir = Path(spec["out_dir"])
-    name = spec["name"]
-    result: dict[str, Any] = {"ok": True, "warnings": [], "exports": []}
     if spec.get("rig"):
         obj = _rig_armature(bpy, spec["rig"], spec.get("rig_object"))
         context = bpy.context
+        scene = context.scene
+        if frame_start is not None:
+            scene.frame_start = frame_start
         try:
-            applied = retarget_apply.apply_take(context, obj, spec["take"], spec.get("map") or "AUTO",
+            applied = retarget_apply.apply_take(context, obj, take, spec.get("map") or "AUTO",
                                                 presets_dir=spec.get("presets_dir"), action_name=name,
                                                 foot_lock=bool(spec.get("foot_lock", True)))
         except (RetargetFailed, take_format.TakeError) as exc:
             raise StepFailed("retarget", str(exc), "choose the bone map with --map (see rigs/maps/), or save "
                              "one for the rig with the add-on's Save Bone Map") from exc
-        context.scene.frame_start, context.scene.frame_end = applied.frame_start, applied.frame_end
-        result.update(armature=obj.name, action=applied.action, map_id=applied.map_id, map_name=applied.map_name,
-                      map_score=applied.score, unmatched=list(applied.unmatched), frames=applied.frames)
+        scene.frame_start, scene.frame_end = applied.frame_start, applied.frame_end
+        result.update(armature=obj.name, map_id=applied.map_id, map_name=applied.map_name,
+                      map_score=applied.score, unmatched=list(applied.unmatched))
         result["warnings"] += list(applied.warnings)
-    else:
-        bpy.ops.wm.read_homefile(use_empty=True)
-        context = bpy.context
-        try:
-            imported = take_import.import_take(context, spec["take"], spec.get("video"))
-        except (take_import.ImportFailed, take_format.TakeError) as exc:
-            raise StepFailed("import", str(exc), "re-run the clip with --force; if it fails again, report it with "
-                             "the clip's log") from exc
-        obj = bpy.data.objects[imported.armature]
-        result.update(armature=obj.name, action=imported.action, map_id=None, map_name=None, unmatched=[],
-                      frames=imported.frames)
-        result["warnings"] += list(imported.warnings)
+        result["actions"].append(applied.action)
+        return context, obj
+    bpy.ops.wm.read_homefile(use_empty=True)
+    context = bpy.context
+    if frame_start is not None:
+        context.scene.frame_start = frame_start
+    try:
+        imported = take_import.import_take(context, take, spec.get("video"))
+    except (take_import.ImportFailed, take_format.TakeError) as exc:
+        raise StepFailed("import", str(exc), "re-run the clip with --force; if it fails again, report it with "
+                         "the clip's log") from exc
+    obj = bpy.data.objects[imported.armature]
+    action = obj.animation_data.action
+    if action is not None and action.name != name:
+        action.name = name
+    result.update(armature=obj.name, map_id=None, map_name=None, unmatched=[])
+    result["warnings"] += list(imported.warnings)
+    result["actions"].append(action.name if action is not None else None)
+    return context, obj
 
-    action = obj.animation_data.action if obj.animation_data else None
-    if action is not None:
-        first, last = (int(round(f)) for f in action.frame_range)
-        result["frame_range"] = [first, last]
-        result["scene_fps"] = context.scene.render.fps / context.scene.render.fps_base
-    for fmt in spec.get("formats", []):
-        path = out_dir / f"{name}.{export.EXTENSIONS[fmt].lstrip('.')}"
-        preset = spec.get("fbx_preset", "default") if fmt == "fbx" else "default"
+
+def _scene_rate(bpy: Any, spec: dict, take: str) -> float:
+    """Frames per second the keys land at: the rig file's scene, or the Take's own rate for Reel2Rig's armature."""
+    import numpy as np
+
+    from .take_prepare import scene_rate
+
+    if spec.get("rig"):
+        render = bpy.context.scene.render
+        return render.fps / render.fps_base
+    with np.load(take, allow_pickle=False) as data:
+        return scene_rate(float(data["fps"])).rate
+
+
+def run(spec: dict) -> dict:
+    import bpy
+    import numpy as np
+
+    from . import export
+
+    out_dir = Path(spec["out_dir"])
+    name = spec["name"]
+    result: dict[str, Any] = {"ok": True, "warnings": [], "exports": [], "actions": [], "parts": []}
+    with np.load(spec["take"], allow_pickle=False) as data:
+        n_frames = int(data["frame_ids"].shape[0])
+    ranges = _part_ranges(n_frames, spec.get("part_frames"))
+    rate = None
+    for k, (start, end) in enumerate(ranges, start=1):
+        part_name = name if len(ranges) == 1 else f"{name}_part{k:03d}"
+        take, frame_start = spec["take"], None
+        if len(ranges) > 1:
+            if spec.get("rig") and rate is None:
+                _rig_armature(bpy, spec["rig"], spec.get("rig_object"))  # the rig file's frame rate
+            rate = rate or _scene_rate(bpy, spec, spec["take"])
+            take = str(_slice_take(spec["take"], start, end, out_dir / f".{part_name}.take.npz", k, len(ranges)))
+            frame_start = _part_frame_start(spec["take"], start, rate)
         try:
-            done = export.export_armature(context, obj, str(path), fmt, preset, overwrite=True)
-        except export.ExportError as exc:
-            raise StepFailed("export", str(exc), "see the clip's log; other formats can still be asked for with "
-                             "--format") from exc
-        result["exports"].append({"fmt": fmt, "path": done.path, "files": list(done.files), "bones": done.bones,
-                                  "frame_start": done.frame_start, "frame_end": done.frame_end,
-                                  "seconds": round(done.seconds, 3)})
-        result["warnings"] += list(done.warnings)
+            context, obj = _build(bpy, spec, take, part_name, frame_start, result)
+        finally:
+            if take != spec["take"]:
+                Path(take).unlink(missing_ok=True)
+                Path(take).with_name(Path(take).name.replace(".take.npz", ".take.json")).unlink(missing_ok=True)
+        action = obj.animation_data.action if obj.animation_data else None
+        part: dict[str, Any] = {"name": part_name, "frames": [start, end]}
+        if action is not None:
+            first, last = (int(round(f)) for f in action.frame_range)
+            part["frame_range"] = [first, last]
+            result["scene_fps"] = context.scene.render.fps / context.scene.render.fps_base
+        result["parts"].append(part)
+        for fmt in spec.get("formats", []):
+            path = out_dir / f"{part_name}.{export.EXTENSIONS[fmt].lstrip('.')}"
+            preset = spec.get("fbx_preset", "default") if fmt == "fbx" else "default"
+            try:
+                done = export.export_armature(context, obj, str(path), fmt, preset, overwrite=True)
+            except export.ExportError as exc:
+                raise StepFailed("export", str(exc), "see the clip's log; other formats can still be asked for "
+                                 "with --format") from exc
+            result["exports"].append({"fmt": fmt, "part": k, "path": done.path, "files": list(done.files),
+                                      "bones": done.bones, "frame_start": done.frame_start,
+                                      "frame_end": done.frame_end, "seconds": round(done.seconds, 3)})
+            result["warnings"] += list(done.warnings)
+    result["action"] = result["actions"][0] if len(result["actions"]) == 1 else None
+    result["frames"] = n_frames
+    first_range = result["parts"][0].get("frame_range")
+    last_range = result["parts"][-1].get("frame_range")
+    if first_range and last_range:
+        result["frame_range"] = [first_range[0], last_range[1]]
     return result
 
 

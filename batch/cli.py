@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=None, help="frame rate of image-sequence clips (default 30)")
     p.add_argument("--clip-timeout", type=float, default=None, metavar="SECONDS",
                    help="stop and report a clip that runs longer than this")
+    p.add_argument("--part-frames", type=int, default=9000, metavar="N",
+                   help="export Takes longer than N frames in parts of at most N (name_part001.fbx ...), so memory "
+                        "stays bounded on long clips; default 9000 (5 min at 30 fps), 0 = always whole")
     p.add_argument("--no-thumbnails", action="store_true", help="skip the overlay contact sheet and thumbnail")
     p.add_argument("--plain", action="store_true", help="plain progress lines instead of bars")
     return p
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         rig, rig_object = BatchSettings.parse_rig(args.rig)
         if args.workers is not None and args.workers < 1:
             raise SettingsError(f"--workers {args.workers}", "give at least one worker")
+        if args.part_frames < 0:
+            raise SettingsError(f"--part-frames {args.part_frames}", "give 0 (never split) or a frame count")
         if not 0.0 <= args.smoothing <= 1.0:
             raise SettingsError(f"--smoothing {args.smoothing} is outside 0..1", "give a value from 0 to 1")
         settings = BatchSettings(
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device, mode=args.mode, smoothing=args.smoothing, space=args.space,
             foot_lock=not args.no_foot_lock, sequence_fps=args.fps,
             presets_dir=Path(args.presets_dir).expanduser().absolute() if args.presets_dir else None,
-            thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout)
+            thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout, part_frames=args.part_frames)
         clips = expand(args.inputs).clips
     except (SettingsError, InputError) as exc:
         return _usage_error(str(exc), exc.fix)

@@ -297,7 +297,8 @@ class ClipWorker:
                 "out_dir": str(scratch), "name": clip.name, "rig": str(s.rig) if s.rig else None,
                 "rig_object": s.rig_object, "map": s.bone_map, "formats": list(s.exports),
                 "fbx_preset": s.fbx_preset, "foot_lock": s.foot_lock,
-                "presets_dir": str(s.presets_dir) if s.presets_dir else None, "result": str(result_path)}
+                "presets_dir": str(s.presets_dir) if s.presets_dir else None, "part_frames": s.part_frames,
+                "result": str(result_path)}
         spec_path = scratch / ".blender_spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
         code = self._run_step("blender", [self.python, "-m", "addon.batch_export", str(spec_path)], deadline, log)
@@ -313,7 +314,7 @@ class ClipWorker:
         record["blender_peak_rss_mb"] = result.get("peak_rss_mb")
         if not result.get("ok"):
             raise _StepFailed(f"blender:{result.get('stage', '?')}", result.get("error", "?"), result.get("fix"))
-        for key in ("armature", "action", "map_id", "map_name", "map_score", "unmatched"):
+        for key in ("armature", "action", "actions", "map_id", "map_name", "map_score", "unmatched", "parts"):
             if result.get(key) is not None:
                 record[key] = result[key]
         record["exports"] = {e["fmt"]: [Path(f).name for f in e["files"]] for e in result.get("exports", [])}

@@ -38,6 +38,8 @@ class BatchSettings:
     presets_dir: Path | None = None    # bone-map presets of the studio's own rigs
     thumbnails: bool = True
     clip_timeout_s: float | None = None  # a clip running longer is stopped and reported (None: no limit)
+    part_frames: int = 9000            # Blender step: longer Takes are built and exported in parts of this many
+                                       # frames (5 min at 30 fps), so its memory does not grow with the clip; 0 = whole
 
     @staticmethod
     def parse_formats(text: str) -> tuple[str, ...]:
@@ -81,7 +83,8 @@ class BatchSettings:
             stat = self.rig.stat()
             rig_stamp = [str(self.rig), self.rig_object, stat.st_size, stat.st_mtime]
         data = {"formats": sorted(self.formats), "rig": rig_stamp, "map": self.bone_map, "fbx": self.fbx_preset,
-                "capture": self.capture_options("-"), "thumbnails": self.thumbnails}
+                "capture": self.capture_options("-"), "thumbnails": self.thumbnails,
+                "part_frames": self.part_frames}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
