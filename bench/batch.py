@@ -8,7 +8,7 @@
    any installed machine. The exports are the default (FBX of Reel2Rig's armature) plus the overlay thumbnails.
    The Ray overhead is the Ray run's wall time over the local run's with the same worker count.
 2. **Peak memory per worker on a long clip**: one clip made by looping a suite clip to each length of ``--long``
-   (frames), converted by one worker; the engine's and the Blender step's peak resident memory (``VmHWM`` /
+   (frames), converted by one worker with ``--part-frames`` (default 1000 here); the engine's and the Blender step's peak resident memory (``VmHWM`` /
    ``ru_maxrss``), and the growth per 1,000 frames between the two longest (both past the fit's 400-frame window),
    from which an hour at 30 fps is extrapolated.
 
@@ -111,13 +111,14 @@ def _loop_clip(source: Path, frames: int, out: Path) -> Path:
     return out
 
 
-def long_clip_memory(suite: str, any_render: bool, lengths: list[int], work: Path) -> dict:
+def long_clip_memory(suite: str, any_render: bool, lengths: list[int], work: Path, part_frames: int) -> dict:
     source = _clips(suite, any_render, work / "clips")[0]
     rows = []
     for frames in lengths:
         clip = _loop_clip(source, frames, work / f"long_{frames}.mp4")
         print(f"[bench batch] long clip: {frames} frames", flush=True)
-        run = _run_batch([clip], work / f"out-long{frames}", work / f"cache-long{frames}")
+        run = _run_batch([clip], work / f"out-long{frames}", work / f"cache-long{frames}", "--part-frames",
+                         str(part_frames))
         rows.append({"frames": frames, "seconds": run["seconds"], "ok": run["ok"],
                      "engine_peak_rss_mb": run["engine_peak_rss_mb"],
                      "blender_peak_rss_mb": run["blender_peak_rss_mb"]})
@@ -131,7 +132,7 @@ def long_clip_memory(suite: str, any_render: bool, lengths: list[int], work: Pat
         per_k = (last[key] - first[key]) / span if span else 0.0
         growth[key] = {"mb_per_1000_frames": round(per_k, 2),
                        "hour_at_30fps_mb": round(first[key] + per_k * (108.0 - first["frames"] / 1000.0), 0)}
-    return {"source": source.name, "rows": rows, "growth": growth}
+    return {"source": source.name, "rows": rows, "growth": growth, "part_frames": part_frames}
 
 
 def table(report: dict) -> str:
@@ -143,7 +144,8 @@ def table(report: dict) -> str:
                      f"{run['speedup_vs_baseline']:.2f}× | {overhead} | {len(run['failed'])} |")
     memory = report.get("memory")
     if memory:
-        lines += ["", f"Peak memory of one worker on a long clip ({memory['source']} looped):", "",
+        lines += ["", f"Peak memory of one worker on a long clip ({memory['source']} looped; Blender step in parts of "
+                  f"{memory.get('part_frames')} frames):", "",
                   "| frames | wall time | engine peak | Blender step peak |", "|---|---|---|---|"]
         for row in memory["rows"]:
             lines.append(f"| {row['frames']} | {row['seconds']:.0f} s | {row['engine_peak_rss_mb']:.0f} MB | "
@@ -165,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
     parser.add_argument("--long", default="250,2000,6000", help="frame counts of the long-clip memory runs ('' "
                                                                 "skips them)")
+    parser.add_argument("--part-frames", type=int, default=1000,
+                        help="the long-clip runs' --part-frames (default 1000, so the longer clips go in parts)")
     parser.add_argument("--no-throughput", action="store_true", help="only the long-clip memory runs")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (outputs of every run)")
     args = parser.parse_args(argv)
@@ -182,14 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             report["throughput"], report["clips"] = {}, 0
         if lengths:
-            report["memory"] = long_clip_memory(args.suite, args.any_render, lengths, work)
+            report["memory"] = long_clip_memory(args.suite, args.any_render, lengths, work, args.part_frames)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"work folder kept: {work}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"batch-{args.suite}.json"
+    path = RESULTS / f"batch-{args.suite}{'-memory' if args.no_throughput else ''}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, path)

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     config.prepare_environment()  # first thing: package caches go into our cache folder
+    config.limit_heap_growth()    # long clips: freed buffers go back to the system (see config)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.stdio:

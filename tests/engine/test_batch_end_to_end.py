@@ -172,18 +172,23 @@ def test_a_second_run_skips_finished_clips_and_force_redoes_them(shoot, local_ru
     assert not summary(out)["good"].get("skipped")
 
 
-def test_a_local_ray_cluster_converts_the_same_clips(shoot):
+def test_a_local_ray_cluster_converts_the_same_clips(shoot, local_run):
     out = shoot["base"] / "out_ray"
-    inputs = [str(shoot["clips"] / "good.mp4"), str(shoot["clips"] / "seq"), str(shoot["clips"] / "corrupt.mp4")]
-    result = run_batch(shoot, out, "--ray", "--workers", "2", inputs=inputs)
+    result = run_batch(shoot, out, "--ray", "--workers", "2")
     assert result.returncode == 1, result.stderr[-3000:]
-    clips = summary(out)
-    check_converted(out, "good", clips["good"])
-    check_converted(out, "seq", clips["seq"])
-    assert clips["corrupt"]["status"] == "failed" and "corrupt.mp4" in clips["corrupt"]["error"]
+    clips, local = summary(out), summary(local_run[1])
+    assert set(clips) == set(local)
+    for name, record in clips.items():
+        assert record["status"] == local[name]["status"], name      # the same outcome as the local pool
+        if record["status"] == "ok":
+            check_converted(out, name, record)
+            assert record["frames"] == local[name]["frames"]
+        else:
+            assert record["error"] == local[name]["error"] and record["fix"]
     batch = json.loads((out / "batch_summary.json").read_text())["batch"]
     assert batch["backend"] == "ray" and batch["ray"]["actors"] == 2
-    again = run_batch(shoot, out, "--ray", "--workers", "2", inputs=inputs[:2])
+    inputs = [str(shoot["clips"] / "good.mp4"), str(shoot["clips"] / "seq")]
+    again = run_batch(shoot, out, "--ray", "--workers", "2", inputs=inputs)
     assert again.returncode == 0 and "2 skipped" in again.stdout  # Ray results resume like local ones
 
 
@@ -226,3 +231,28 @@ def test_ctrl_c_keeps_finished_clips_and_loses_only_the_one_in_progress(shoot):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     clips = summary(out)
     assert clips["good"].get("skipped") and clips["long"]["status"] == "ok" and clips["long"]["frames"] == 150
+
+
+def test_a_started_ray_cluster_is_joined_by_its_address(shoot, tmp_path):
+    """What a studio does: `ray start --head` on a machine, then the batch pointed at its address."""
+    import socket
+
+    ray = Path(sys.executable).with_name("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = batch_env(shoot["cache"])
+    started = subprocess.run([str(ray), "start", "--head", f"--port={port}", "--num-cpus=2",
+                              "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, env=env, timeout=180)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        out = tmp_path / "out"
+        result = run_batch(shoot, out, "--ray", f"127.0.0.1:{port}", "--workers", "1",
+                           inputs=[str(shoot["clips"] / "good.mp4")])
+        assert result.returncode == 0, result.stderr[-3000:]
+        batch = json.loads((out / "batch_summary.json").read_text())["batch"]
+        assert batch["ray_address"] == f"127.0.0.1:{port}" and batch["ray"]["resources"]["CPU"] == 2.0
+        check_converted(out, "good", summary(out)["good"])
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)

@@ -252,3 +252,17 @@ def test_the_command_line_refuses_bad_arguments_before_running_anything(tmp_path
     assert cli.main([str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == cli.EXIT_USAGE
     assert "empty" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()                       # nothing was created
+
+
+def test_the_engine_limits_heap_growth_on_glibc_unless_the_user_tuned_malloc():
+    """config.limit_heap_growth (called first thing by the engine; its effect is measured by `bench batch`)."""
+    import subprocess
+
+    code = "from inference_server import config; print(config.limit_heap_growth())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["PYTHONPATH"] = str(ROOT)
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    tuned = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(env, MALLOC_ARENA_MAX="4"), cwd=ROOT)
+    assert plain.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
+    assert tuned.stdout.strip() == "False"
