@@ -49,9 +49,9 @@ class StepFailed(Exception):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    from .take_prepare import take_format
+
+    take_format.atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def _rig_armature(bpy: Any, rig: str, name: str | None) -> Any:
@@ -111,15 +111,9 @@ def _slice_take(take_path: str, start: int, end: int, out_path: Path, part: int,
     return take_format.write_take(out_path, arrays, meta)
 
 
-def _part_frame_start(take_path: str, start: int, rate: float) -> int:
+def _part_frame_start(timestamps: Any, start: int, rate: float) -> int:
     """The scene frame of the Take's frame ``start`` when its first frame is on frame 1 (keys at timestamps)."""
-    import numpy as np
-
-    if start == 0:
-        return 1
-    with np.load(take_path, allow_pickle=False) as data:
-        ts = data["timestamps"]
-        return 1 + int(round(float(ts[start] - ts[0]) * rate))
+    return 1 + int(round(float(timestamps[start] - timestamps[0]) * rate))
 
 
 def _build(bpy: Any, spec: dict, take: str, name: str, frame_start: int | None, result: dict) -> tuple[Any, Any]:
@@ -166,17 +160,15 @@ def _build(bpy: Any, spec: dict, take: str, name: str, frame_start: int | None, 
     return context, obj
 
 
-def _scene_rate(bpy: Any, spec: dict, take: str) -> float:
+def _scene_rate(bpy: Any, spec: dict, take_fps: float) -> float:
     """Frames per second the keys land at: the rig file's scene, or the Take's own rate for Reel2Rig's armature."""
-    import numpy as np
-
     from .take_prepare import scene_rate
 
     if spec.get("rig"):
+        _rig_armature(bpy, spec["rig"], spec.get("rig_object"))
         render = bpy.context.scene.render
         return render.fps / render.fps_base
-    with np.load(take, allow_pickle=False) as data:
-        return scene_rate(float(data["fps"])).rate
+    return scene_rate(take_fps).rate
 
 
 def run(spec: dict) -> dict:
@@ -189,18 +181,16 @@ def run(spec: dict) -> dict:
     name = spec["name"]
     result: dict[str, Any] = {"ok": True, "warnings": [], "exports": [], "actions": [], "parts": []}
     with np.load(spec["take"], allow_pickle=False) as data:
-        n_frames = int(data["frame_ids"].shape[0])
+        timestamps, take_fps = data["timestamps"], float(data["fps"])   # (T,)
+    n_frames = len(timestamps)
     ranges = _part_ranges(n_frames, spec.get("part_frames"))
-    rate = None
+    rate = _scene_rate(bpy, spec, take_fps) if len(ranges) > 1 else None
     for k, (start, end) in enumerate(ranges, start=1):
         part_name = name if len(ranges) == 1 else f"{name}_part{k:03d}"
         take, frame_start = spec["take"], None
-        if len(ranges) > 1:
-            if spec.get("rig") and rate is None:
-                _rig_armature(bpy, spec["rig"], spec.get("rig_object"))  # the rig file's frame rate
-            rate = rate or _scene_rate(bpy, spec, spec["take"])
+        if rate is not None:
             take = str(_slice_take(spec["take"], start, end, out_dir / f".{part_name}.take.npz", k, len(ranges)))
-            frame_start = _part_frame_start(spec["take"], start, rate)
+            frame_start = _part_frame_start(timestamps, start, rate)
         try:
             context, obj = _build(bpy, spec, take, part_name, frame_start, result)
         finally:

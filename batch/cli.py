@@ -169,9 +169,8 @@ def run_batch(clips, settings: BatchSettings, args) -> int:
                 batch["workers"], batch["ray"] = info["actors"], info
     except KeyboardInterrupt:
         interrupted = True
-    except RuntimeError as exc:  # the Ray cluster cannot do what was asked
+    except RuntimeError as exc:  # the Ray cluster cannot do what was asked (the store closes below)
         display.close()
-        store.close()
         return _usage_error(str(exc), "see --device and --gpus-per-clip")
     finally:
         display.close()

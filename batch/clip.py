@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from inference_server.take import atomic_write_bytes
+
 from .inputs import Clip
 from .metrics import engine_peak_rss_mb, take_metrics
 from .settings import BatchSettings
@@ -163,18 +165,19 @@ class ClipWorker:
         record["files"] = sorted(p.name for p in scratch.iterdir() if p.is_file() and not p.name.startswith("."))
         if "result.json" not in record["files"]:
             record["files"].append("result.json")
-        tmp = scratch / ".result.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, scratch / "result.json")
+        atomic_write_bytes(scratch / "result.json", json.dumps(record, indent=1).encode())
         return record
+
+    def _too_long(self, stage: str) -> _StepFailed:
+        return _StepFailed(stage, f"the clip took longer than the batch's limit ({self.settings.clip_timeout_s:g} s)",
+                           "raise --clip-timeout, or trim the clip")
 
     def _remaining(self, deadline: float | None, stage: str) -> float | None:
         if deadline is None:
             return None
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _StepFailed(stage, f"the clip took longer than the batch's limit ({self.settings.clip_timeout_s:g} s)",
-                              "raise --clip-timeout, or trim the clip")
+            raise self._too_long(stage)
         return left
 
     def _capture(self, clip: Clip, scratch: Path, progress: ProgressFn, deadline: float | None, record: dict,
@@ -186,9 +189,8 @@ class ClipWorker:
         try:
             client = self.engine()
         except EngineError as exc:
-            raise _StepFailed("engine", f"the engine did not start: {exc.message}",
-                              f"run ./reel2rig setup; the engine's log is {getattr(exc, 'log_path', None) or 'below'}"
-                              ) from exc
+            raise _StepFailed("engine", f"the engine did not start: {exc}",
+                              "run ./reel2rig setup, then the batch again") from exc
         log_offset = client.log_path.stat().st_size if client.log_path and client.log_path.exists() else 0
         try:
             try:
@@ -204,19 +206,15 @@ class ClipWorker:
                 if isinstance(event, Progress):
                     progress(event.stage, event.done, event.total, event.fps)
 
-            while True:
-                remaining = self._remaining(deadline, "capture") if not self._cancelled.is_set() else None
+            while True:  # wait in short slices, so the clip's time limit is checked
                 try:
-                    outcome = client.wait(job, timeout=min(1.0, remaining) if remaining else 1.0,
-                                          on_event=on_event)
+                    outcome = client.wait(job, timeout=1.0, on_event=on_event)
                     break
                 except EngineTimeout:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        client.cancel(job)
+                    if deadline is not None and time.monotonic() >= deadline and not self._cancelled.is_set():
+                        client.cancel(job)  # the engine stops the job, so the next clip does not queue behind it
                         client.wait(job, timeout=60)
-                        raise _StepFailed("capture", "the clip took longer than the batch's limit "
-                                          f"({self.settings.clip_timeout_s:g} s)", "raise --clip-timeout, or trim "
-                                          "the clip") from None
+                        raise self._too_long("capture") from None
             if isinstance(outcome, Failed):
                 if outcome.cancelled:
                     raise ClipCancelled()
@@ -263,8 +261,7 @@ class ClipWorker:
                 return proc.wait(timeout=self._remaining(deadline, stage))
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
-                raise _StepFailed(stage, f"the clip took longer than the batch's limit "
-                                  f"({self.settings.clip_timeout_s:g} s)", "raise --clip-timeout") from None
+                raise self._too_long(stage) from None
         finally:
             with self._lock:
                 self._proc = None
@@ -332,9 +329,9 @@ def _thumbnail(sheet: Path, out: Path) -> None:
         return
     scale = THUMB_WIDTH / image.shape[1]
     small = cv2.resize(image, (THUMB_WIDTH, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    tmp = out.with_name(f".{out.name}.tmp.jpg")
-    cv2.imwrite(str(tmp), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    os.replace(tmp, out)
+    ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if ok:
+        atomic_write_bytes(out, jpeg.tobytes())
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

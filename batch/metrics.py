@@ -35,7 +35,7 @@ def take_metrics(take_path: Path) -> dict:
         if "fit_residual_px" in take.files and valid.any():
             residual = take["fit_residual_px"][valid]
             out["residual_px_median"] = round(float(np.median(residual)), 2)
-            width, height = (int(v) for v in take["image_size"])
+            height = int(take["image_size"][1])
             out["residual_pct_of_height"] = round(100.0 * float(np.median(residual)) / max(height, 1), 2)
         if "fit_confidence" in take.files and valid.any():
             confidence = take["fit_confidence"][valid]

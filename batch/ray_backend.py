@@ -16,6 +16,7 @@ as their own subprocesses, as the local backend does).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -154,8 +155,6 @@ def run(clips: list[Clip], settings: BatchSettings, store: OutputFolder, workers
             if record.get("status") == "cancelled":
                 on_event(("finished", record))
                 return
-            import json
-
             if "result.json" not in record.setdefault("files", []):
                 record["files"].append("result.json")
             files["result.json"] = json.dumps(record, indent=1).encode()

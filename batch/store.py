@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from inference_server.take import atomic_write_bytes
+
 from .inputs import Clip
 
 SUMMARY_JSON = "batch_summary.json"
@@ -42,17 +44,9 @@ class StoreError(Exception):
         self.fix = fix
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a whole file under a temporary name beside it, then rename it into place."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_atomic(path: Path, text: str) -> None:
+    """A whole text file under a temporary name beside it, then renamed into place."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class OutputFolder:

@@ -241,6 +241,24 @@ def test_cancel_stops_the_running_clip(tmp_path):
     assert time.monotonic() - began < 10
 
 
+def test_a_clip_past_its_time_limit_is_stopped_in_the_engine_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_ENGINE_STEP_S", "0.2")             # a 4 s job
+    worker = fixture_worker(tmp_path, "fake_engine.py", clip_timeout_s=1.5)
+    began = time.monotonic()
+    record = worker.run(Clip("slow", touch(tmp_path / "slow.mp4"), "video"), tmp_path / "s1")
+    stopped = time.monotonic() - began
+    assert record["status"] == "failed" and "longer than the batch's limit (1.5 s)" in record["error"]
+    assert "--clip-timeout" in record["fix"] and stopped < 3.5
+    # the engine was told to stop the job (the real engine runs one job at a time: the next clip would queue behind
+    # it): the job never finishes later on
+    from addon.client import Failed, Finished
+
+    time.sleep(3.0)
+    late = worker.engine().poll()
+    worker.close()
+    assert not [e for e in late if isinstance(e, (Finished, Failed))]
+
+
 def test_the_command_line_refuses_bad_arguments_before_running_anything(tmp_path, capsys):
     assert cli.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == cli.EXIT_USAGE
     assert "no such file" in capsys.readouterr().err
