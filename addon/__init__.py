@@ -21,31 +21,38 @@ def classes() -> tuple[type, ...]:
         properties.REEL2RIG_PG_status,
         operators.REEL2RIG_OT_capture,
         operators.REEL2RIG_OT_cancel,
+        operators.REEL2RIG_OT_setup_engine,
+        operators.REEL2RIG_OT_setup_engine_cancel,
+        operators.REEL2RIG_OT_check_engine,
+        operators.REEL2RIG_OT_clear_cache,
         operators.REEL2RIG_OT_import_take,
         export.REEL2RIG_OT_export,
         operators.REEL2RIG_OT_apply_take,
         operators.REEL2RIG_OT_save_rig_map,
         panels.REEL2RIG_PT_capture,
         panels.REEL2RIG_PT_retarget,
+        panels.REEL2RIG_PT_export,
     )
 
 
 def register() -> None:
     import bpy
 
-    from . import properties
+    from . import panels, properties
 
     for cls in classes():
         bpy.utils.register_class(cls)
     properties.register_pointers()
+    bpy.types.STATUSBAR_HT_header.append(panels.draw_status_bar)
 
 
 def unregister() -> None:
     import bpy
 
-    from . import engine_session, properties
+    from . import engine_session, panels, properties
 
     engine_session.shutdown()
+    bpy.types.STATUSBAR_HT_header.remove(panels.draw_status_bar)
     properties.unregister_pointers()
     for cls in reversed(classes()):
         bpy.utils.unregister_class(cls)

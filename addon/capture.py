@@ -43,14 +43,37 @@ class CaptureStatus:
     fps: float = 0.0
     fraction: float = 0.0  # over all stages, 0..1
     message: str = ""
+    eta_s: float | None = None  # time left, from the time so far and the fraction done (None: too early to tell)
 
     def text(self) -> str:
         if self.state != RUNNING:
             return self.message
+        left = f", {format_duration(self.eta_s)} left" if self.eta_s is not None else ""
         if self.total > 0:
             rate = f", {self.fps:.1f} frames/s" if self.fps > 0 else ""
-            return f"{self.stage}: {self.done}/{self.total}{rate}"
-        return f"{self.stage}…"
+            return f"{self.stage}: {self.done}/{self.total}{rate}{left}"
+        return f"{self.stage}…{left}"
+
+
+def format_duration(seconds: float) -> str:
+    """'8 s', '1:05', '1:02:03'."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s} s"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+#: The time left is shown once this much of the job is done and this long has passed (earlier guesses swing wildly).
+ETA_MIN_FRACTION = 0.03
+ETA_MIN_SECONDS = 2.0
+
+
+def estimate_time_left(elapsed_s: float, fraction: float) -> float | None:
+    if fraction < ETA_MIN_FRACTION or elapsed_s < ETA_MIN_SECONDS or fraction >= 1.0:
+        return None
+    return elapsed_s * (1.0 - fraction) / fraction
 
 
 def overall_fraction(stage: str, done: int, total: int) -> float:
@@ -87,6 +110,7 @@ class CaptureSession:
         self.result: Any = None  # what on_finished returned
         self.take_path: str | None = None
         self.cancel_requested = False
+        self.started = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     @property
@@ -94,6 +118,7 @@ class CaptureSession:
         return self.status.state == RUNNING
 
     def start(self) -> str:
+        self.started = time.monotonic()
         self.job_id = self.client.capture(self.settings.video, out_dir=self.settings.out_dir,
                                           options=dict(self.settings.options) or None)
         self._update(stage="queued", message="")
@@ -155,8 +180,9 @@ class CaptureSession:
         if getattr(event, "job_id", None) != self.job_id:
             return
         if kind == "Progress":
+            fraction = overall_fraction(event.stage, int(event.done), int(event.total))
             self._update(stage=event.stage, done=int(event.done), total=int(event.total), fps=float(event.fps),
-                         fraction=overall_fraction(event.stage, int(event.done), int(event.total)))
+                         fraction=fraction, eta_s=estimate_time_left(time.monotonic() - self.started, fraction))
         elif kind == "Failed":
             if event.cancelled:
                 self._end(CANCELLED, "Capture cancelled")

@@ -15,6 +15,7 @@ from .paths import EngineConfig
 if TYPE_CHECKING:
     from .capture import CaptureSession
     from .client import EngineClient
+    from .engine_setup import SetupRunner
 
 START_TIMEOUT_S = 120.0
 
@@ -23,6 +24,7 @@ _client: "EngineClient | None" = None
 _config: EngineConfig | None = None
 _active: "CaptureSession | None" = None
 _atexit_registered = False
+_setup: "SetupRunner | None" = None
 
 
 def get_client(config: EngineConfig, start_timeout: float = START_TIMEOUT_S) -> "EngineClient":
@@ -71,9 +73,26 @@ def set_active_session(session: "CaptureSession | None") -> None:
     _active = session
 
 
+def active_setup() -> "SetupRunner | None":
+    """The Set up Engine run in progress or last finished (None when there was none)."""
+    return _setup
+
+
+def set_active_setup(runner: "SetupRunner | None") -> None:
+    global _setup
+    _setup = runner
+
+
+def setup_running() -> bool:
+    return _setup is not None and _setup.running
+
+
 def shutdown() -> None:
     """Cancel the running capture (if any) and stop the engine. Safe to call more than once."""
-    global _client, _config, _active
+    global _client, _config, _active, _setup
+    runner, _setup = _setup, None
+    if runner is not None and runner.running:
+        runner.cancel()
     session, _active = _active, None
     if session is not None and session.running:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -59,7 +60,7 @@ def _expected(exc: Exception) -> bool:
     """Errors with a message meant for the user (no traceback needed)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     return bool(names & {"Reel2RigError", "TakeError", "ImportFailed", "EngineSetupError", "EngineError",
-                         "FileNotFoundError", "RetargetFailed", "MapError"})
+                         "SetupError", "FileNotFoundError", "RetargetFailed", "MapError"})
 
 
 def _message(exc: Exception) -> str:
@@ -103,10 +104,47 @@ def _show_status(status: CaptureStatus) -> None:
     st.progress = min(max(status.fraction, 0.0), 1.0)
     st.stage = status.text()
     st.fps = status.fps
+    st.eta_s = status.eta_s if status.eta_s is not None else -1.0
     if status.state != RUNNING:
         st.message = status.message
         st.is_error = status.state not in (FINISHED, CANCELLED)
     _redraw_panels()
+
+
+def capture_source(context: bpy.types.Context, video: str = "") -> tuple[str, dict[str, Any]]:
+    """The footage the scene's settings name (a video file, a Movie Clip's file or an image folder) and the options
+    it brings (an image sequence's frame rate). ``video`` overrides the panel. Raises Reel2RigError with the fix."""
+    scene_settings = properties.settings(context)
+    extra: dict[str, Any] = {}
+    if video:
+        path = bpy.path.abspath(video)
+    elif scene_settings.source == "CLIP":
+        clip = scene_settings.movie_clip
+        if clip is None:
+            raise Reel2RigError("Choose a Movie Clip in the Reel2Rig panel (Source: Movie Clip), or open one in the "
+                                "Movie Clip Editor first")
+        path = bpy.path.abspath(clip.filepath, library=clip.library)
+        if clip.source == "SEQUENCE":  # the clip names its first image: capture the folder
+            path = os.path.dirname(path)
+            extra["fps"] = float(clip.fps) if getattr(clip, "fps", 0) else float(context.scene.render.fps)
+        if not os.path.exists(path):
+            raise Reel2RigError(f"Movie Clip '{clip.name}' points at '{path}', which does not exist; relink it in "
+                                "the Movie Clip Editor (Clip › Reload or a new path)")
+    elif scene_settings.source == "SEQUENCE":
+        path = bpy.path.abspath(scene_settings.sequence_dir)
+        if not path:
+            raise Reel2RigError("Choose the folder of images in the Reel2Rig panel (Source: Images)")
+        if not os.path.isdir(path):
+            raise Reel2RigError(f"Image folder '{path}' not found; check the path")
+        extra["fps"] = float(scene_settings.sequence_fps)
+        return os.path.abspath(path), extra
+    else:
+        path = bpy.path.abspath(scene_settings.video_path)
+    if not path:
+        raise Reel2RigError("Choose a video in the Reel2Rig panel (3D View › Sidebar › Reel2Rig) first")
+    if not os.path.exists(path):
+        raise Reel2RigError(f"Video '{path}' not found; check the path")
+    return os.path.abspath(path), extra
 
 
 def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSettings:
@@ -114,19 +152,23 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
     from . import preferences
 
     scene_settings = properties.settings(context)
-    path = bpy.path.abspath(video or scene_settings.video_path)
-    if not path:
-        raise Reel2RigError("Choose a video in the Reel2Rig panel (3D View › Sidebar › Reel2Rig) first")
-    if not os.path.isfile(path):
-        raise Reel2RigError(f"Video '{path}' not found; check the path")
-    options: dict[str, Any] = {"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing),
-                               "space": scene_settings.space, "foot_lock": bool(scene_settings.plant_feet)}
+    path, options = capture_source(context, video)
+    options.update({"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing),
+                    "space": scene_settings.space, "foot_lock": bool(scene_settings.plant_feet)})
     if scene_settings.mode != "hands" and int(scene_settings.people) != 1:
         options["people"] = int(scene_settings.people)
     options.update(model_options(context, scene_settings.mode, scene_settings.model))
     if scene_settings.focal_px > 0:
         options["focal_px"] = float(scene_settings.focal_px)
-    return CaptureSettings(video=os.path.abspath(path), engine=preferences.engine_config(context), options=options)
+    if scene_settings.use_frame_range:
+        first, last = int(scene_settings.frame_first), int(scene_settings.frame_last)
+        if last < first:
+            raise Reel2RigError(f"Frame range {first}–{last} is empty: set Last to {first} or more")
+        options["frame_start"], options["frame_end"] = first - 1, last  # engine: 0-based, end excluded
+    device = preferences.default_device(context)
+    if device != "cpu":
+        options["device"] = device
+    return CaptureSettings(video=path, engine=preferences.engine_config(context), options=options)
 
 
 HAND_MODELS = ("anny_hand", "mano")
@@ -173,14 +215,52 @@ def import_finished_take(settings: CaptureSettings, take_path: str) -> str:
     return result.summary()
 
 
+def retarget_finished_take(settings: CaptureSettings, take_path: str, armature_name: str, rig_map: str,
+                           foot_lock: bool) -> str:
+    """on_finished of a capture onto an existing armature: retarget the Take as a new action on it."""
+    from . import retarget_apply
+    from .preferences import presets_folder
+
+    obj = bpy.data.objects.get(armature_name)
+    if obj is None or obj.type != "ARMATURE":
+        raise Reel2RigError(f"The target armature '{armature_name}' is gone; the take is kept at {take_path}: "
+                            "select an armature and press Apply Take to Rig")
+    properties.status(bpy.context).take_path = take_path
+    result = retarget_apply.apply_take(bpy.context, obj, take_path, rig_map or "AUTO",
+                                       presets_folder(bpy.context), foot_lock=foot_lock)
+    return str(result.summary())
+
+
+def finish_callback(context: bpy.types.Context, settings: CaptureSettings) -> Any:
+    """What to do with the finished Take: import a new character, or retarget onto the selected armature (chosen
+    now, when the capture starts, so changing the selection meanwhile does not move the target)."""
+    scene_settings = properties.settings(context)
+    if scene_settings.target != "SELECTED":
+        return lambda take, sidecar: import_finished_take(settings, take)
+    obj = _active_armature(context)
+    if obj is None:
+        raise Reel2RigError("Target is Selected Armature: select the armature to animate (or set Target to New "
+                            "Character)")
+    if settings.options.get("mode") == "hands" and settings.options.get("model") in HAND_MODELS:
+        raise Reel2RigError("A hand model's takes are one armature per hand: set Target to New Character, or use "
+                            "the Anny model to put the hands on your rig")
+    if obj.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    name, rig_map, foot_lock = obj.name, str(scene_settings.rig_map or "AUTO"), bool(scene_settings.foot_lock)
+    return lambda take, sidecar: retarget_finished_take(settings, take, name, rig_map, foot_lock)
+
+
 def begin_capture(context: bpy.types.Context, settings: CaptureSettings) -> CaptureSession:
     """Start the engine if needed, queue the job and make it the active session."""
     current = engine_session.active_session()
     if current is not None and current.running:
         raise Reel2RigError("A capture is already running; cancel it first (ESC or the Cancel button)")
+    if engine_session.setup_running():
+        raise Reel2RigError("The engine is being set up; wait for Set up Engine to finish (Preferences › Add-ons "
+                            "› Reel2Rig)")
+    on_finished = finish_callback(context, settings)
     client = engine_session.get_client(settings.engine)
-    session = CaptureSession(client, settings, on_status=_show_status,
-                             on_finished=lambda take, sidecar: import_finished_take(settings, take))
+    session = CaptureSession(client, settings, on_status=_show_status, on_finished=on_finished)
     st = properties.status(context)
     st.message, st.is_error = "", False
     session.start()
@@ -294,6 +374,222 @@ class REEL2RIG_OT_cancel(_Reel2RigOperator):
             raise Reel2RigError("No capture is running")
         session.cancel()
         self.report({"INFO"}, "Cancelling the capture…")
+        return {"FINISHED"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# engine setup, check, cache
+
+
+def _redraw_preferences() -> None:
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        screen = window.screen
+        for area in screen.areas if screen else []:
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+
+
+def _show_setup(runner: Any) -> None:
+    """Copy the setup runner's status into the window manager's (the preferences draw it)."""
+    from .engine_setup import RUNNING as SETUP_RUNNING
+
+    status = runner.status
+    st = properties.status(bpy.context)
+    st.setup_running = status.state == SETUP_RUNNING
+    st.setup_progress = min(max(status.fraction, 0.0), 1.0)
+    st.setup_stage = status.stage
+    st.setup_line = status.line
+    if status.state != SETUP_RUNNING:
+        st.setup_message = status.message
+        st.setup_is_error = status.state == "FAILED"
+        if runner.report is not None:
+            st.check_report = runner.report.to_json()
+    if bpy.app.background and status.stage != _last_setup_stage[0]:  # headless: no preferences to look at
+        import sys
+
+        _last_setup_stage[0] = status.stage
+        print(f"[reel2rig] engine setup: {status.stage}", file=sys.stderr, flush=True)
+    _redraw_preferences()
+
+
+_last_setup_stage: list[str] = [""]
+
+
+class REEL2RIG_OT_setup_engine(_Reel2RigOperator):
+    bl_idname = "reel2rig.setup_engine"
+    bl_label = "Set up Engine"
+    bl_description = ("Create the engine's own Python environment (Engine Folder) and install its pinned packages "
+                      "there (about 3 GB; never into Blender's Python), then check that the engine answers. Safe to "
+                      "run again: it resumes and repairs")
+
+    requirements: StringProperty(  # type: ignore[valid-type]
+        name="Requirements", description="Package list to install (default: the extension's requirements.txt)",
+        subtype="FILE_PATH", default="", options={"HIDDEN", "SKIP_SAVE"})
+    pip_options: StringProperty(  # type: ignore[valid-type]
+        name="pip Options", description="Override the preference's Extra pip Options",
+        default="", options={"HIDDEN", "SKIP_SAVE"})
+    warm: BoolProperty(  # type: ignore[valid-type]
+        name="Build Model Cache", description="Build the Anny model cache after installing", default=True,
+        options={"HIDDEN", "SKIP_SAVE"})
+
+    _runner: Any = None
+    _timer: Any = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        session = engine_session.active_session()
+        return not engine_session.setup_running() and (session is None or not session.running)
+
+    def _begin(self, context: bpy.types.Context) -> Any:
+        from . import engine_setup, preferences
+
+        if engine_session.setup_running():
+            raise Reel2RigError("Set up Engine is already running")
+        session = engine_session.active_session()
+        if session is not None and session.running:
+            raise Reel2RigError("A capture is running; cancel it or let it finish before setting up the engine")
+        pip_options = self.pip_options if self.properties.is_property_set("pip_options") else None
+        try:
+            plan = preferences.setup_plan(context, self.requirements, pip_options, warm=self.warm)
+        except engine_setup.SetupError as exc:
+            raise Reel2RigError(str(exc)) from exc
+        engine_session.shutdown()  # the old engine may hold files of the environment being replaced
+        runner = engine_setup.SetupRunner(plan)
+        st = properties.status(context)
+        st.setup_message, st.setup_is_error, st.check_report = "", False, ""
+        runner.start()
+        engine_session.set_active_setup(runner)
+        _show_setup(runner)
+        return runner
+
+    def _end(self, context: bpy.types.Context, runner: Any) -> Result:
+        from . import engine_setup, preferences
+
+        _show_setup(runner)
+        status = runner.status
+        if status.state == engine_setup.FINISHED:
+            prefs = preferences.get_preferences(context)
+            if prefs is not None:
+                prefs.engine_python = status.python
+            self.report({"INFO"}, status.message)
+            return {"FINISHED"}
+        self.report({"WARNING"} if status.state == engine_setup.CANCELLED else {"ERROR"}, status.message)
+        return {"CANCELLED"}
+
+    def run(self, context: bpy.types.Context) -> Result:
+        runner = self._begin(context)
+        try:
+            while runner.wait(0.25).state == "RUNNING":
+                _show_setup(runner)
+        except BaseException:
+            runner.cancel()
+            runner.wait(30)
+            raise
+        return self._end(context, runner)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        if context.window is None or bpy.app.background:
+            return self.execute(context)
+
+        def start() -> Result:
+            self._runner = self._begin(context)
+            wm = context.window_manager
+            self._timer = wm.event_timer_add(0.25, window=context.window)
+            wm.modal_handler_add(self)
+            return {"RUNNING_MODAL"}
+
+        return self.guarded(start)
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        runner = self._runner
+        if runner is None:
+            return {"CANCELLED"}
+        if event.type == "TIMER":
+            _show_setup(runner)
+        if runner.running:
+            return {"PASS_THROUGH"}
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        return self._end(context, runner)
+
+
+class REEL2RIG_OT_setup_engine_cancel(_Reel2RigOperator):
+    bl_idname = "reel2rig.setup_engine_cancel"
+    bl_label = "Cancel Setup"
+    bl_description = "Stop Set up Engine (what was installed stays; running it again resumes)"
+    bl_options = {"INTERNAL"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return engine_session.setup_running()
+
+    def run(self, context: bpy.types.Context) -> Result:
+        runner = engine_session.active_setup()
+        if runner is None or not runner.running:
+            raise Reel2RigError("Set up Engine is not running")
+        runner.cancel()
+        self.report({"INFO"}, "Cancelling the engine setup…")
+        return {"FINISHED"}
+
+
+class REEL2RIG_OT_check_engine(_Reel2RigOperator):
+    bl_idname = "reel2rig.check_engine"
+    bl_label = "Check Engine"
+    bl_description = ("Check the engine's Python: its packages, PyTorch's device, and whether the engine starts and "
+                      "answers (10-30 s)")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return not engine_session.setup_running()
+
+    def run(self, context: bpy.types.Context) -> Result:
+        from . import engine_setup, preferences
+
+        st = properties.status(context)
+        try:
+            config = preferences.engine_config(context)
+        except Exception as exc:  # EngineSetupError: no Python configured or found
+            report = engine_setup.EngineReport([engine_setup.CheckItem("Engine Python", False, str(exc),
+                                                                       engine_setup.SETUP_FIX)])
+        else:
+            report = engine_setup.check_engine(config.python, Path(config.root), config.cache_dir)
+        st.check_report = report.to_json()
+        st.setup_message, st.setup_is_error = ("Engine check: " + report.summary()), not report.ok
+        _redraw_preferences()
+        if not report.ok:
+            raise Reel2RigError(f"Engine check: {report.first_problem()}")
+        self.report({"INFO"}, f"Engine check: {report.summary()}")
+        return {"FINISHED"}
+
+
+class REEL2RIG_OT_clear_cache(_Reel2RigOperator):
+    bl_idname = "reel2rig.clear_cache"
+    bl_label = "Clear Cache"
+    bl_description = ("Delete the stage caches and logs (they are recomputed when needed); the model builds and the "
+                      "takes your scenes use are kept")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        session = engine_session.active_session()
+        return session is None or not session.running
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        return context.window_manager.invoke_confirm(self, event)  # type: ignore[no-any-return]
+
+    def run(self, context: bpy.types.Context) -> Result:
+        from . import engine_setup, preferences
+
+        session = engine_session.active_session()
+        if session is not None and session.running:
+            raise Reel2RigError("A capture is running and uses the cache: cancel it or let it finish first")
+        cache = preferences.engine_config(context).cache_dir
+        if not cache:
+            raise Reel2RigError("No cache folder is set: set Cache Folder in the Reel2Rig preferences")
+        freed = engine_setup.clear_cache(cache)
+        preferences.forget_cache_usage()
+        self.report({"INFO"}, f"Cleared {engine_setup.human_bytes(freed)} from {cache}")
         return {"FINISHED"}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 import bpy
 
@@ -27,7 +28,20 @@ class REEL2RIG_PT_capture(_SidebarPanel):
 
         col = layout.column()
         col.enabled = not status.running
-        col.prop(settings, "video_path", text="")
+        col.row().prop(settings, "source", expand=True)
+        if settings.source == "CLIP":
+            col.template_ID(settings, "movie_clip", open="clip.open")
+        elif settings.source == "SEQUENCE":
+            col.prop(settings, "sequence_dir", text="")
+            col.prop(settings, "sequence_fps")
+        else:
+            col.prop(settings, "video_path", text="")
+        row = col.row(align=True)
+        row.prop(settings, "use_frame_range", text="")
+        sub = row.row(align=True)
+        sub.active = settings.use_frame_range
+        sub.prop(settings, "frame_first")
+        sub.prop(settings, "frame_last")
         col.prop(settings, "mode")
         col.prop(settings, "model")
         row = col.row()
@@ -38,12 +52,22 @@ class REEL2RIG_PT_capture(_SidebarPanel):
         row.prop(settings, "space", expand=True)
         col.prop(settings, "plant_feet")
         col.prop(settings, "focal_px")
+        col.prop(settings, "target")
+        if settings.target == "SELECTED":
+            ob = context.active_object
+            box = col.box()
+            if ob is None or ob.type != "ARMATURE":
+                box.label(text="Select the armature to animate", icon="ERROR")
+            else:
+                box.label(text=f"Onto: {ob.name}", icon="ARMATURE_DATA")
+            box.prop(settings, "rig_map")
 
         if status.running:
             text = status.stage or "Running…"
             progress = getattr(layout, "progress", None)  # Blender 4.0+
             if progress is not None:
-                progress(factor=status.progress, type="BAR", text=text)
+                progress(factor=status.progress, type="BAR", text=f"{status.progress * 100:.0f}%")
+                layout.label(text=text, icon="TIME")
             else:
                 layout.label(text=f"{text} ({status.progress * 100:.0f}%)", icon="TIME")
             layout.operator("reel2rig.cancel", icon="CANCEL")
@@ -84,3 +108,36 @@ class REEL2RIG_PT_retarget(_SidebarPanel):
         row.scale_y = 1.3
         row.operator("reel2rig.apply_take", icon="MOD_ARMATURE")
         layout.operator("reel2rig.save_rig_map", icon="PRESET_NEW")
+
+
+class REEL2RIG_PT_export(_SidebarPanel):
+    bl_idname = "REEL2RIG_PT_export"
+    bl_label = "Export"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        ob = context.active_object
+        if ob is None or ob.type != "ARMATURE":
+            layout.label(text="Select the armature to export", icon="INFO")
+        col = layout.column(align=True)
+        buttons: tuple[tuple[str, str, str, Any], ...] = (
+            ("FBX for Unity", "FBX", "UNITY", "EXPORT"), ("FBX for Unreal", "FBX", "UNREAL", "EXPORT"),
+            ("FBX", "FBX", "DEFAULT", "EXPORT"), ("BVH", "BVH", "DEFAULT", "ARMATURE_DATA"),
+            ("glTF (.glb)", "GLB", "DEFAULT", "FILE_3D"))
+        for label, fmt, preset, icon in buttons:
+            op = col.operator("reel2rig.export", text=label, icon=icon)
+            op.format = fmt
+            op.preset = preset
+
+
+def draw_status_bar(self: bpy.types.Header, context: bpy.types.Context) -> None:
+    """Blender's status bar while a capture runs: stage, frames/s, time left and a small progress bar."""
+    status = properties.status(context)
+    if not status.running:
+        return
+    row = self.layout.row(align=True)
+    progress = getattr(row, "progress", None)
+    if progress is not None:
+        progress(factor=status.progress, type="RING", text="")
+    row.label(text=f"Reel2Rig: {status.stage or 'running'}")

@@ -15,8 +15,35 @@ def _rig_map_items(self: object, context: bpy.types.Context | None) -> list[tupl
 class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     """What to capture (Scene.reel2rig)."""
 
+    source: EnumProperty(  # type: ignore[valid-type]
+        name="Source", description="Where the footage comes from",
+        items=(("FILE", "File", "A video file on disk", "FILE_MOVIE", 0),
+               ("CLIP", "Movie Clip", "A Movie Clip already in this .blend (its video or image sequence)",
+                "SEQUENCE", 1),
+               ("SEQUENCE", "Images", "A folder of numbered images (PNG/JPG), one per frame", "IMAGE_DATA", 2)),
+        default="FILE")
     video_path: StringProperty(  # type: ignore[valid-type]
         name="Video", description="Clip to turn into animation", subtype="FILE_PATH", default="")
+    movie_clip: PointerProperty(  # type: ignore[valid-type]
+        name="Movie Clip", description="A Movie Clip of this file to capture", type=bpy.types.MovieClip)
+    sequence_dir: StringProperty(  # type: ignore[valid-type]
+        name="Image Folder", description="Folder of numbered images, in name order, one per frame",
+        subtype="DIR_PATH", default="")
+    sequence_fps: FloatProperty(  # type: ignore[valid-type]
+        name="Frame Rate", description="Frames per second of the image sequence", default=30.0, min=1.0,
+        max=240.0)
+    use_frame_range: BoolProperty(  # type: ignore[valid-type]
+        name="Frame Range", description="Capture only part of the footage", default=False)
+    frame_first: IntProperty(  # type: ignore[valid-type]
+        name="First", description="First frame of the footage to capture (1 = its first frame)", default=1, min=1)
+    frame_last: IntProperty(  # type: ignore[valid-type]
+        name="Last", description="Last frame of the footage to capture (included)", default=250, min=1)
+    target: EnumProperty(  # type: ignore[valid-type]
+        name="Target", description="What the captured motion goes onto",
+        items=(("NEW", "New Character", "A new armature (and Anny mesh) with a camera matching the footage"),
+               ("SELECTED", "Selected Armature", "Retarget onto the armature selected when the capture starts, "
+                "through the Bone Map below (Auto finds it); its current action is kept")),
+        default="NEW")
     mode: EnumProperty(  # type: ignore[valid-type]
         name="Mode", description="What to track",
         items=(("body+hands", "Body + Hands", "Full body with fingers"),
@@ -76,6 +103,17 @@ class REEL2RIG_PG_status(bpy.types.PropertyGroup):
     message: StringProperty(name="Last Result", default="")  # type: ignore[valid-type]
     is_error: BoolProperty(name="Last Result Is an Error", default=False)  # type: ignore[valid-type]
     take_path: StringProperty(name="Last Take", subtype="FILE_PATH", default="")  # type: ignore[valid-type]
+    eta_s: FloatProperty(name="Time Left (s)", default=-1.0)  # type: ignore[valid-type]
+
+    # Set up Engine / Check Engine (the preferences show these)
+    setup_running: BoolProperty(name="Setting Up", default=False)  # type: ignore[valid-type]
+    setup_progress: FloatProperty(  # type: ignore[valid-type]
+        name="Setup Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    setup_stage: StringProperty(name="Setup Stage", default="")  # type: ignore[valid-type]
+    setup_line: StringProperty(name="Setup Output", default="")  # type: ignore[valid-type]
+    setup_message: StringProperty(name="Setup Result", default="")  # type: ignore[valid-type]
+    setup_is_error: BoolProperty(name="Setup Result Is an Error", default=False)  # type: ignore[valid-type]
+    check_report: StringProperty(name="Engine Check (JSON)", default="")  # type: ignore[valid-type]
 
 
 def register_pointers() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +13,9 @@ HERE = Path(__file__).resolve().parent
 EXTENSION_ID = "reel2rig"
 REPO = "user_default"
 PACKAGE = f"bl_ext.{REPO}.{EXTENSION_ID}"
+#: The engine's Python (torch, mediapipe, anny): the checkout's .venv. ``./reel2rig test --blender X.Y`` runs these
+#: tests with another Blender's Python (.venv-blender-X.Y, bpy only) and exports the main .venv's Python here.
+ENGINE_PYTHON = os.environ.get("REEL2RIG_ENGINE_PYTHON") or sys.executable
 
 
 def addon_module(name: str) -> ModuleType:
@@ -21,7 +25,7 @@ def addon_module(name: str) -> ModuleType:
 
 def set_engine_python(bpy: ModuleType) -> None:
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
-    prefs.engine_python = sys.executable  # the checkout's venv: torch, mediapipe, anny
+    prefs.engine_python = ENGINE_PYTHON  # the checkout's venv: torch, mediapipe, anny
 
 
 def enable_addon(bpy: ModuleType) -> None:

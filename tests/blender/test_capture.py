@@ -220,7 +220,7 @@ def test_the_model_choice_reaches_the_engine_options(empty_scene: ModuleType, cl
         scene.mode = "body"
         assert operators.capture_settings(bpy.context, clip).options == {
             "mode": "body", "smoothing": scene.smoothing, "space": "world", "foot_lock": True, "model": "smplx",
-            "model_dir": str(tmp_path)}
+            "model_dir": str(tmp_path), "device": "auto"}
     finally:
         prefs.model_dir = ""
         scene.mode, scene.model = "body+hands", "anny"

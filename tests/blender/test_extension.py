@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from blender_env import PACKAGE, ROOT, addon_module, enable_addon
+from blender_env import ENGINE_PYTHON, PACKAGE, ROOT, addon_module, enable_addon
 
 sys.path.insert(0, str(ROOT / "tools"))
 import build_extension  # noqa: E402
@@ -57,7 +57,7 @@ def test_installed_and_registered(bpy: ModuleType, addon: ModuleType) -> None:
 def test_engine_config_from_preferences(bpy: ModuleType, empty_scene: ModuleType) -> None:
     preferences = addon_module("preferences")
     config = preferences.engine_config(bpy.context)
-    assert config.python == sys.executable
+    assert config.python == ENGINE_PYTHON
     assert (Path(config.root) / "inference_server" / "protocol.py").is_file()
     assert Path(config.root).name == "reel2rig" and Path(config.root) != ROOT  # the installed copy
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
@@ -66,7 +66,7 @@ def test_engine_config_from_preferences(bpy: ModuleType, empty_scene: ModuleType
         with pytest.raises(addon_module("paths").EngineSetupError, match="Engine Python"):
             preferences.engine_config(bpy.context)
     finally:
-        prefs.engine_python = sys.executable
+        prefs.engine_python = ENGINE_PYTHON
 
 
 def test_panel_draws(bpy: ModuleType, empty_scene: ModuleType) -> None:
