@@ -13,7 +13,7 @@ from __future__ import annotations
 
 def classes() -> tuple[type, ...]:
     """Every class Blender registers, in registration order (property groups before what points at them)."""
-    from . import export, operators, panels, preferences, properties
+    from . import export, operators, panels, preferences, preview_render, properties
 
     return (
         preferences.REEL2RIG_AddonPreferences,
@@ -27,6 +27,7 @@ def classes() -> tuple[type, ...]:
         operators.REEL2RIG_OT_clear_cache,
         operators.REEL2RIG_OT_import_take,
         export.REEL2RIG_OT_export,
+        preview_render.REEL2RIG_OT_render_preview,
         operators.REEL2RIG_OT_apply_take,
         operators.REEL2RIG_OT_save_rig_map,
         panels.REEL2RIG_PT_capture,

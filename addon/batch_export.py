@@ -146,7 +146,7 @@ def _build(bpy: Any, spec: dict, take: str, name: str, frame_start: int | None, 
     if frame_start is not None:
         context.scene.frame_start = frame_start
     try:
-        imported = take_import.import_take(context, take, spec.get("video"))
+        imported = take_import.import_take(context, take, spec.get("video"), with_mesh=False)  # armature only
     except (take_import.ImportFailed, take_format.TakeError) as exc:
         raise StepFailed("import", str(exc), "re-run the clip with --force; if it fails again, report it with "
                          "the clip's log") from exc

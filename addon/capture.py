@@ -18,6 +18,9 @@ try:
 except ImportError:  # `addon` imported as a top-level package (tests)
     from inference_server.protocol import STAGES  # type: ignore[no-redef]
 
+#: How long Cancel waits for the engine to acknowledge before it stops a hung engine (Blender waits meanwhile).
+CANCEL_ANSWER_S = 5.0
+
 RUNNING = "RUNNING"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
@@ -90,8 +93,9 @@ class ClientLike(Protocol):
     @property
     def alive(self) -> bool: ...
     def capture(self, video: str, out_dir: str | None = None, options: dict | None = None) -> str: ...
-    def cancel(self, job_id: str) -> bool: ...
+    def cancel(self, job_id: str, timeout: float | None = 30) -> bool: ...
     def poll(self) -> list[Any]: ...
+    def shutdown(self, timeout: float = 10) -> None: ...
 
 
 class CaptureSession:
@@ -132,9 +136,14 @@ class CaptureSession:
         self._update(stage="cancelling")
         try:
             # False when the job had already ended: its final event is queued and pump() picks it up.
-            self.client.cancel(self.job_id)
-        except Exception as exc:  # the engine died: nothing left to cancel
-            self._end(CANCELLED, f"Capture cancelled ({exc})")
+            self.client.cancel(self.job_id, timeout=CANCEL_ANSWER_S)
+        except Exception as exc:
+            if type(exc).__name__ == "EngineTimeout":  # a hung engine: stop it, the next capture starts a fresh one
+                self.client.shutdown(timeout=1.0)
+                self._end(CANCELLED, f"Capture cancelled; the engine did not answer within {CANCEL_ANSWER_S:g} s "
+                          "and was stopped (its log is in the cache's logs folder)")
+            else:  # the engine died: nothing left to cancel
+                self._end(CANCELLED, f"Capture cancelled ({exc})")
 
     def pump(self, budget_s: float = 0.0) -> bool:
         """Handle queued events for up to ``budget_s`` seconds (0: just what is there). True while running."""

@@ -27,8 +27,9 @@ _atexit_registered = False
 _setup: "SetupRunner | None" = None
 
 
-def get_client(config: EngineConfig, start_timeout: float = START_TIMEOUT_S) -> "EngineClient":
-    """The running engine for ``config``, starting it (blocking, up to ``start_timeout`` s) when needed."""
+def get_client(config: EngineConfig, start_timeout: float | None = None) -> "EngineClient":
+    """The running engine for ``config``, starting it (blocking, up to ``start_timeout`` s, default
+    START_TIMEOUT_S) when needed."""
     global _client, _config, _atexit_registered
     from .client import EngineClient  # lazy: nothing is spawned or imported until a capture runs
 
@@ -39,7 +40,7 @@ def get_client(config: EngineConfig, start_timeout: float = START_TIMEOUT_S) -> 
     if old is not None:
         old.shutdown()
     client = EngineClient(config.python, root=config.root, cache_dir=config.cache_dir)
-    client.start(timeout=start_timeout)  # EngineError with the engine log's tail
+    client.start(timeout=START_TIMEOUT_S if start_timeout is None else start_timeout)  # EngineError with the engine log's tail
     with _lock:
         _client, _config = client, config
         if not _atexit_registered:

@@ -75,7 +75,9 @@ class REEL2RIG_PT_capture(_SidebarPanel):
             row = layout.row()
             row.scale_y = 1.4
             row.operator("reel2rig.capture", icon="REC")
-        layout.operator("reel2rig.import_take", icon="IMPORT")
+        row = layout.row(align=True)
+        row.operator("reel2rig.import_take", icon="IMPORT")
+        row.operator("reel2rig.render_preview", icon="RENDER_STILL", text="Preview")
 
         if status.message and not status.running:
             box = layout.box()

@@ -6,6 +6,9 @@ All the arithmetic lives in ``take_prepare`` (no bpy); this module copies its ar
 * edit bones are made with head (0, 0, 0) and tail (0, length, 0), then ``edit_bone.matrix = rest`` (Blender keeps
   the length and derives head, tail and roll from the matrix), parented, unconnected;
 * keys are written in bulk through the action's channelbag (``keyframe_points.add`` + ``foreach_set``), LINEAR;
+* the body mesh (Anny Takes, from the mesh sidecar): one vertex group per bone, filled in batches of equal weight
+  (``vertex_group.add``), parented to the armature with an Armature modifier (linear blend skinning, like the
+  engine's); a missing or unreadable mesh sidecar is a warning, the rest imports;
 * on any failure everything made so far is removed and the scene settings are put back, so the file is exactly as
   before, and :class:`ImportFailed` is raised with the reason.
 """
@@ -40,6 +43,7 @@ class ImportResult:
     frame_start: int
     frame_end: int
     warnings: tuple[str, ...]
+    mesh: str | None = None  # the body mesh object's name (Anny Takes with a mesh sidecar)
 
     def summary(self) -> str:
         text = (f"Imported {self.frames} frames onto '{self.armature}' (action '{self.action}', "
@@ -47,14 +51,19 @@ class ImportResult:
         return " ".join([text + "."] + list(self.warnings))
 
 
-def import_take(context: bpy.types.Context, take_path: str, video: str | None = None) -> ImportResult:
-    """Read a ``.take.npz`` and build it into ``context.scene``. Raises TakeError / ImportFailed; never half-builds."""
+def import_take(context: bpy.types.Context, take_path: str, video: str | None = None,
+                with_mesh: bool = True) -> ImportResult:
+    """Read a ``.take.npz`` and build it into ``context.scene``. Raises TakeError / ImportFailed; never half-builds.
+    ``with_mesh=False`` leaves out the body mesh (the batch's exports carry the armature only)."""
     take = take_format.read_take(take_path)  # TakeError: missing, unreadable, newer schema
     warnings: list[str] = []
     if video and not Path(video).is_file():
         warnings.append(f"Video '{video}' not found: the camera has no background.")
         video = None
-    prepared = take_prepare.prepare_take(take, frame_start=context.scene.frame_start, video=video)
+    prepared = take_prepare.prepare_take(take, frame_start=context.scene.frame_start, video=video,
+                                         with_mesh=with_mesh)
+    if prepared.mesh_warning:
+        warnings.append(prepared.mesh_warning)
     builder = _Builder(context)
     try:
         result = builder.build(prepared, warnings)
@@ -160,7 +169,8 @@ class _Builder:
         collections = {
             bpy.types.Armature: bpy.data.armatures, bpy.types.Camera: bpy.data.cameras,
             bpy.types.Action: bpy.data.actions, bpy.types.MovieClip: bpy.data.movieclips,
-            bpy.types.Collection: bpy.data.collections,
+            bpy.types.Collection: bpy.data.collections, bpy.types.Mesh: bpy.data.meshes,
+            bpy.types.Material: bpy.data.materials,
         }
         for block in reversed(self.ids):
             for kind, data in collections.items():
@@ -177,7 +187,8 @@ class _Builder:
                 pass
         try:
             for ob in self.view_layer.objects:
-                ob.select_set(ob in self.selected)
+                if ob is not None:  # the view layer may list a removed object's base until it is synced
+                    ob.select_set(ob in self.selected)
             self.view_layer.objects.active = self.active
         except ReferenceError:
             pass
@@ -201,12 +212,18 @@ class _Builder:
                             f"'{action.name}' and the existing one was left untouched.")
         camera_obj, camera_action = self._build_camera(take, collection)
         clip = self._attach_clip(take, camera_obj, warnings)
+        mesh_obj = self._build_mesh(take, armature_obj, collection) if take.mesh is not None else None
 
         armature_obj["reel2rig_take"] = take.take_path
         armature_obj["reel2rig_video"] = take.video or ""
         armature_obj["reel2rig_schema"] = str(take.meta.get("schema_version", ""))
         armature_obj["reel2rig_meta"] = json.dumps(take.meta, sort_keys=True, default=str)
         armature_obj["reel2rig_camera"] = camera_obj.name
+        armature_obj["reel2rig_mesh"] = mesh_obj.name if mesh_obj is not None else ""
+        for ob in (camera_obj, mesh_obj):
+            if ob is not None:
+                ob["reel2rig_take"] = take.take_path
+                ob["reel2rig_armature"] = armature_obj.name
 
         for ob in self.view_layer.objects:
             ob.select_set(False)
@@ -217,7 +234,7 @@ class _Builder:
             collection=collection.name, armature=armature_obj.name, action=action.name, camera=camera_obj.name,
             camera_action=camera_action.name if camera_action else None, clip=clip.name if clip else None,
             frames=int(take.frames.shape[0]), frame_start=take.frame_start, frame_end=int(self.scene.frame_end),
-            warnings=tuple(warnings))
+            warnings=tuple(warnings), mesh=mesh_obj.name if mesh_obj is not None else None)
 
     def _link_object(self, name: str, data: Any, collection: bpy.types.Collection) -> bpy.types.Object:
         ob = bpy.data.objects.new(name, data)
@@ -257,6 +274,43 @@ class _Builder:
             raise ImportFailed(f"Blender kept {len(armature.bones)} of {len(take.bone_names)} bones")
         for pose_bone in ob.pose.bones:
             pose_bone.rotation_mode = "QUATERNION"
+        return ob
+
+    def _build_mesh(self, take: PreparedTake, armature_obj: bpy.types.Object,
+                    collection: bpy.types.Collection) -> bpy.types.Object:
+        """The body mesh at the armature's rest, skinned to it (vertex groups named after the bones + an Armature
+        modifier), child of the armature, with one plain material."""
+        pm = take.mesh
+        assert pm is not None
+        name = f"{take.name}_body"
+        me = self._new(bpy.data.meshes.new(name))
+        n_verts, n_faces = int(pm.vertices.shape[0]), int(pm.faces.shape[0])
+        me.vertices.add(n_verts)
+        me.vertices.foreach_set("co", pm.vertices.astype(np.float32).ravel())
+        me.loops.add(3 * n_faces)
+        me.loops.foreach_set("vertex_index", pm.faces.astype(np.int32).ravel())
+        me.polygons.add(n_faces)
+        me.polygons.foreach_set("loop_start", np.arange(0, 3 * n_faces, 3, dtype=np.int32))
+        me.update()
+        if me.validate(verbose=False):
+            raise ImportFailed(f"the body mesh {pm.path} has invalid faces")
+        me.polygons.foreach_set("use_smooth", np.ones(n_faces, dtype=bool))
+        material = self._new(bpy.data.materials.new(name))
+        material.diffuse_color = (0.45, 0.78, 0.52, 1.0)  # Solid view / Workbench: apart from skin and sky
+        material.roughness = 0.6
+        me.materials.append(material)
+
+        ob = self._link_object(name, me, collection)
+        ob.parent = armature_obj  # the armature sits at the identity: no parent inverse needed
+        groups = [ob.vertex_groups.new(name=bone) for bone in take.bone_names]
+        for bone, weight, vertices in pm.weight_batches:
+            groups[bone].add(vertices.tolist(), weight, "REPLACE")
+        modifier = ob.modifiers.new("Armature", "ARMATURE")
+        assert isinstance(modifier, bpy.types.ArmatureModifier)
+        modifier.object = armature_obj
+        modifier.use_vertex_groups = True
+        modifier.use_bone_envelopes = False
+        modifier.use_deform_preserve_volume = False  # linear blend skinning, as the engine skins
         return ob
 
     def _key_pose(self, take: PreparedTake, ob: bpy.types.Object) -> bpy.types.Action:

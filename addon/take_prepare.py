@@ -113,6 +113,21 @@ class PreparedTake:
     joints_world: np.ndarray  # (T, J, 3) what the bone heads should come out as
     source_first_frame: int  # frame_ids[0]: the source frame shown at frame_start
     camera: PreparedCamera
+    mesh: PreparedMesh | None = None  # the skinned body mesh for preview (Anny Takes with a mesh sidecar)
+    mesh_warning: str | None = None  # why a mesh the sidecar names is not there (missing, unreadable, other bones)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedMesh:
+    """The Take's body mesh, ready for Blender: vertices at the Take's rest (the armature's), triangles, and the
+    vertex-group weights batched as ``vertex_group.add(indices, weight)`` calls (one per bone and distinct weight)."""
+
+    path: str
+    vertices: np.ndarray  # (V, 3) float32, armature space at the Take's rest_matrices
+    faces: np.ndarray  # (F, 3) int32
+    weight_batches: tuple[tuple[int, float, np.ndarray], ...]  # (bone index, weight, (n,) int vertex indices)
+    bone_indices: np.ndarray  # (V, K) int64 (for checks: numpy skinning with the same weights)
+    bone_weights: np.ndarray  # (V, K) float64
 
 
 #: Blender deletes zero-length bones when leaving edit mode; a leaf with no length still needs a head.
@@ -243,8 +258,10 @@ def prepare_camera(K: np.ndarray, R_world2cam: np.ndarray, t_world2cam: np.ndarr
     )
 
 
-def prepare_take(take: take_format.Take, frame_start: int = 1, video: str | None = None) -> PreparedTake:
-    """Everything take_import writes, from a Take read with ``take.read_take``. Raises TakeError naming the file."""
+def prepare_take(take: take_format.Take, frame_start: int = 1, video: str | None = None,
+                 with_mesh: bool = True) -> PreparedTake:
+    """Everything take_import writes, from a Take read with ``take.read_take``. Raises TakeError naming the file.
+    ``with_mesh``: also read the body mesh the sidecar names (a problem with it is a ``mesh_warning``, not an error)."""
     where = str(take.path)
     a = take.arrays
     if video is None:
@@ -269,6 +286,7 @@ def prepare_take(take: take_format.Take, frame_start: int = 1, video: str | None
         raise take_format.TakeError(f"{where}: bone names must be unique and non-empty")
     lengths = np.maximum(np.nan_to_num(np.asarray(a["bone_lengths"], dtype=np.float64), nan=0.0), MIN_BONE_LENGTH)
     frame_ids = np.asarray(a["frame_ids"])
+    mesh, mesh_warning = (prepare_mesh(take, rest) if with_mesh else (None, None))
     return PreparedTake(
         name=re.sub(r"\.(person\d+|left_hand|right_hand)$", "", clip_name(take.path, video)) + person_suffix(take.meta),
         take_path=str(take.path),
@@ -287,7 +305,79 @@ def prepare_take(take: take_format.Take, frame_start: int = 1, video: str | None
         joints_world=np.asarray(a["joints_world"], dtype=np.float64),
         source_first_frame=int(frame_ids[0]),
         camera=prepare_camera(a["K"], a["R_world2cam"], a["t_world2cam"], a["image_size"], where),
+        mesh=mesh,
+        mesh_warning=mesh_warning,
     )
+
+
+def dense_skin_weights(bone_indices: np.ndarray, bone_weights: np.ndarray, n_bones: int) -> np.ndarray:
+    """(V, K) influences → (V, J) float64 weights (a bone named twice in a row adds up)."""
+    V = bone_indices.shape[0]
+    flat = (np.arange(V)[:, None] * n_bones + bone_indices).ravel()
+    return np.bincount(flat, weights=np.asarray(bone_weights, np.float64).ravel(),
+                       minlength=V * n_bones).reshape(V, n_bones)
+
+
+def skin_vertices(vertices: np.ndarray, dense: np.ndarray, rest: np.ndarray, posed: np.ndarray) -> np.ndarray:
+    """Linear blend skinning of one pose: ``v' = Σ_j w_j · posed_j · rest_j^-1 · v``. (V,3), (V,J), (J,4,4), (J,4,4)
+    → (V,3) float64. Blender's Armature modifier (linear, not preserve-volume) does exactly this."""
+    rest = np.asarray(rest, np.float64)
+    inv = np.zeros_like(rest)  # rigid inverse: [Rᵀ | −Rᵀ t]
+    inv[:, :3, :3] = np.swapaxes(rest[:, :3, :3], 1, 2)
+    inv[:, :3, 3] = -np.einsum("jba,jb->ja", rest[:, :3, :3], rest[:, :3, 3])
+    inv[:, 3, 3] = 1.0
+    M = (np.asarray(posed, np.float64) @ inv)[:, :3, :]                  # (J, 3, 4)
+    blend = (dense @ M.reshape(M.shape[0], 12)).reshape(-1, 3, 4)       # (V, 3, 4)
+    v = np.asarray(vertices, np.float64)
+    return np.einsum("vab,vb->va", blend[:, :, :3], v) + blend[:, :, 3]
+
+
+def prepare_mesh(take: take_format.Take, rest: np.ndarray) -> tuple[PreparedMesh | None, str | None]:
+    """The mesh the sidecar's ``"mesh"`` entry names (``take.MESH_FIELDS``), or (None, why) — never raises: the mesh
+    is a preview and a Take imports without it. None, None when the sidecar names no mesh (non-Anny models).
+
+    A mesh bound at another rest than the Take's is re-posed onto the Take's rest by its own skinning
+    (``skin_vertices`` with posed = the Take's rest), so that Blender's Armature modifier, which binds at the
+    armature's rest, deforms it as the engine does."""
+    entry = take.meta.get("mesh")
+    if not isinstance(entry, Mapping):
+        return None, None
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        return None, f"The take's sidecar names no usable mesh file ({name!r}): imported without the body mesh."
+    path = Path(take.path).with_name(name)
+    try:
+        arrays = take_format.read_mesh(path)
+    except take_format.TakeError as exc:
+        return None, f"No body mesh: {exc}."
+    names = [str(n) for n in arrays["bone_names"]]
+    if names != take.bone_names:
+        return None, f"No body mesh: {path} is skinned to other bones than the take's; re-run the capture."
+    vertices = np.asarray(arrays["vertices"], np.float64)
+    indices = np.asarray(arrays["bone_indices"], np.int64)
+    weights = np.asarray(arrays["bone_weights"], np.float64)
+    bound = np.asarray(arrays["rest_matrices"], np.float64)
+    if np.abs(bound - rest).max() > 1e-5:
+        vertices = skin_vertices(vertices, dense_skin_weights(indices, weights, len(names)), bound, rest)
+    return PreparedMesh(path=str(path), vertices=vertices.astype(np.float32),
+                        faces=np.asarray(arrays["faces"], np.int32),
+                        weight_batches=weight_batches(indices, weights, len(names)),
+                        bone_indices=indices, bone_weights=weights), None
+
+
+def weight_batches(bone_indices: np.ndarray, bone_weights: np.ndarray,
+                   n_bones: int) -> tuple[tuple[int, float, np.ndarray], ...]:
+    """Vertex-group assignments as few ``add`` calls as possible: per bone, the vertices sharing a weight (float32;
+    a bone named twice for a vertex is summed first). Zero weights are left out."""
+    dense = dense_skin_weights(bone_indices, bone_weights, n_bones).astype(np.float32)   # (V, J)
+    vertex, bone = np.nonzero(dense > 0)
+    order = np.lexsort((vertex, dense[vertex, bone], bone))
+    vertex, bone = vertex[order], bone[order]
+    w = dense[vertex, bone]
+    cut = np.flatnonzero((np.diff(bone) != 0) | (np.diff(w) != 0)) + 1
+    starts = np.concatenate([[0], cut]).astype(np.int64)
+    ends = np.concatenate([cut, [vertex.shape[0]]]).astype(np.int64)
+    return tuple((int(bone[a]), float(w[a]), vertex[a:b]) for a, b in zip(starts, ends))
 
 
 def interleave(frames: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -127,3 +127,53 @@ def skin(mesh: AnnyMesh, rest: np.ndarray, W: np.ndarray) -> np.ndarray:
         blend = (dense @ m.transpose(1, 0, 2, 3).reshape(n_bones, C * 12)).reshape(V, C, 3, 4)
         out[start:start + C] = (np.einsum("vcab,vb->cva", blend[..., :3], v) + blend[..., 3].transpose(1, 0, 2))
     return out
+
+
+def take_mesh_arrays(bone_names: list[str]) -> dict[str, np.ndarray] | None:
+    """The mesh sidecar's arrays (``take.MESH_FIELDS``) for a Take on Anny's skeleton, or None when its bones are not
+    Anny's (SMPL family, MANO).
+
+    The Take's bones may be all of Anny's (body Takes: the same default-phenotype rest as this mesh, so the vertices
+    are used as they are) or one hand's (hand-model Takes: the bones of ``body_models.hand_bones``, with the rest of
+    the skeleton's rest). For a subset, only the faces skinned mostly (> 1/2) to the subset are kept and every other
+    bone's influence goes to the subset's root (the wrist), as the overlay does: the skin near the wrist follows it.
+    """
+    from .anny_skeleton import load_skeleton
+
+    skel = load_skeleton()
+    index = {name: j for j, name in enumerate(skel.names)}
+    if not bone_names or any(name not in index for name in bone_names):
+        return None
+    keep = np.array([index[name] for name in bone_names], dtype=np.int64)
+    mesh = load_mesh()
+    vertices, faces = mesh.rest_vertices, mesh.faces
+    indices, weights = mesh.bone_indices, mesh.bone_weights
+    if keep.shape[0] != len(skel.names) or not np.array_equal(keep, np.arange(len(skel.names))):
+        to_sub = np.zeros(len(skel.names), dtype=np.int64)       # bones outside the subset → its root (index 0)
+        to_sub[keep] = np.arange(keep.shape[0])
+        inside = np.zeros(len(skel.names), dtype=bool)
+        inside[keep] = True
+        on_subset = (weights * inside[indices]).sum(axis=1) > 0.5      # (V,)
+        faces = faces[on_subset[faces].all(axis=1)]
+        used = np.unique(faces)
+        remap = np.full(vertices.shape[0], -1, dtype=np.int64)
+        remap[used] = np.arange(used.shape[0])
+        vertices, faces = vertices[used], remap[faces]
+        indices, weights = to_sub[indices[used]], weights[used]
+    rest = skel.rest[keep]
+    return dict(vertices=vertices.astype(np.float32), faces=faces.astype(np.int32),
+                bone_indices=indices.astype(np.uint8), bone_weights=weights.astype(np.float32),
+                bone_names=np.array(bone_names), rest_matrices=rest.astype(np.float32))
+
+
+def write_take_mesh(take_path: str | Path, bone_names: list[str]) -> dict | None:
+    """Write the mesh sidecar next to a Take about to be written (``take.mesh_path``) and return its sidecar JSON
+    entry ``{"file", "model", "vertices", "faces"}``; None (nothing written) when the bones are not Anny's."""
+    from .take import mesh_path, write_mesh
+
+    arrays = take_mesh_arrays(bone_names)
+    if arrays is None:
+        return None
+    path = write_mesh(mesh_path(take_path), arrays)
+    return {"file": path.name, "model": "anny", "vertices": int(arrays["vertices"].shape[0]),
+            "faces": int(arrays["faces"].shape[0])}

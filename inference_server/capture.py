@@ -500,11 +500,27 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     if options.multi_person:
         meta["person"] = {"index": rank, "of": len(all_takes), "takes": [p.name for p in all_takes]}
     meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
+    if target_model is None:   # Anny: its skinned mesh for the add-on's preview, written before the sidecar
+        _add_mesh(meta, take_path, list(out_names))
     write_take(take_path, arrays, meta)
     stages["write"] = {"seconds": time.perf_counter() - t0, "fps": None}
     progress("write", 1, 1, 0.0)
     return CaptureResult(take_path=take_path, sidecar_path=sidecar_path(take_path), frames=n,
                          seconds=time.perf_counter() - started, stages=stages)
+
+
+def _add_mesh(meta: dict, take_path: Path, bone_names: list[str]) -> None:
+    """Write the Take's mesh sidecar (``anny_mesh.write_take_mesh``) and name it in ``meta["mesh"]``. The mesh is
+    only a preview: if it cannot be written the Take is written without it (logged)."""
+    from .anny_mesh import write_take_mesh
+
+    try:
+        entry = write_take_mesh(take_path, bone_names)
+    except Exception as exc:  # a damaged Anny cache, a full disk: the Take itself matters more
+        log.warning("%s: the preview mesh was not written (%s); the Take has no mesh", take_path, exc)
+        return
+    if entry is not None:
+        meta["mesh"] = entry
 
 
 def hand_take_path(out_stem: Path, side: str) -> Path:
@@ -616,6 +632,8 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
         }
         t_write = time.perf_counter()
         progress("write", len(written), len(sides), 0.0)
+        if not model.name.startswith("mano"):   # Anny's hand: that hand's part of Anny's mesh
+            _add_mesh(meta, names[f.side], list(sub_names))
         write_take(names[f.side], arrays, meta)
         stages["write"] = {"seconds": time.perf_counter() - t_write, "fps": None}
         written.append(CaptureResult(take_path=names[f.side], sidecar_path=sidecar_path(names[f.side]), frames=n,

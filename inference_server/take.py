@@ -5,7 +5,10 @@ numpy + standard library only (no bpy, no torch): the add-on imports this inside
 A Take is two files side by side, both written atomically (temp file + rename):
 
 * ``NAME.take.npz`` — arrays, loaded with ``allow_pickle=False``;
-* ``NAME.take.json`` — a small sidecar with metadata (schema version, source clip, timings).
+* ``NAME.take.json`` — a small sidecar with metadata (schema version, source clip, timings);
+* ``NAME.mesh.npz`` (optional, Anny Takes) — the body model's skinned mesh for preview, named in the sidecar's
+  ``"mesh"`` entry; see :data:`MESH_FIELDS`. It is written before the sidecar, so a sidecar never names a mesh that
+  was not written; a reader that cannot read it imports the Take without the mesh.
 
 A multi-person capture (``people`` option) writes one Take per person — ``NAME.take.npz`` for the person seen in
 the most frames, then ``NAME.person2.take.npz``, … — each a complete Take on the clip's full frame range (``valid``
@@ -181,6 +184,86 @@ def sidecar_path(take_path: str | os.PathLike[str]) -> Path:
     name = take_path.name
     stem = name[: -len(TAKE_SUFFIX)] if name.endswith(TAKE_SUFFIX) else take_path.stem
     return take_path.with_name(stem + SIDECAR_SUFFIX)
+
+
+# --- the mesh sidecar ------------------------------------------------------------------------------------------------
+# Symbols: V vertices, F triangles, K influences per vertex, J bones (the Take's, same names in the same order).
+MESH_SUFFIX = ".mesh.npz"
+MESH_VERSION = 1
+MESH_FIELDS: tuple[Field, ...] = (
+    Field("vertices", "f", ("V", 3), "m",
+          "Rest vertices in armature space, bound at this file's rest_matrices (the Take's, for the engine's Takes)."),
+    Field("faces", "i", ("F", 3), "vertex index", "Triangles, counter-clockwise seen from outside."),
+    Field("bone_indices", "i", ("V", "K"), "bone index", "Bone of each influence (index into bone_names)."),
+    Field("bone_weights", "f", ("V", "K"), "", "Weight of each influence; each row sums to 1 (padding: 0)."),
+    Field("bone_names", "U", ("J",), "", "The bones the indices refer to: the Take's bone_names."),
+    Field("rest_matrices", "f", ("J", 4, 4), "m",
+          "The bone rest poses the vertices are bound at. Linear blend skinning: v' = Σ_k w_k W_b Rest_b^-1 v."),
+)
+
+
+def mesh_path(take_path: str | os.PathLike[str]) -> Path:
+    """``clip.take.npz`` → ``clip.mesh.npz`` (next to it)."""
+    take_path = Path(take_path)
+    name = take_path.name
+    stem = name[: -len(TAKE_SUFFIX)] if name.endswith(TAKE_SUFFIX) else take_path.stem
+    return take_path.with_name(stem + MESH_SUFFIX)
+
+
+def _validate_mesh(arrays: Mapping[str, np.ndarray], where: str) -> None:
+    sizes: dict[str, int] = {}
+    for field in MESH_FIELDS:
+        if field.name not in arrays:
+            raise TakeError(f"{where}: mesh field '{field.name}' is missing ({field.doc})")
+        value = np.asarray(arrays[field.name])
+        kind_ok = value.dtype.kind == field.dtype or (field.dtype == "i" and value.dtype.kind == "u") or \
+            (field.dtype == "f" and value.dtype.kind in "iu")
+        if not kind_ok or value.ndim != len(field.shape):
+            raise TakeError(f"{where}: mesh field '{field.name}' is {value.dtype} {value.shape}, expected "
+                            f"kind '{field.dtype}' shape {field.shape}")
+        for want, got in zip(field.shape, value.shape):
+            if isinstance(want, int) and want != got or isinstance(want, str) and sizes.setdefault(want, got) != got:
+                raise TakeError(f"{where}: mesh field '{field.name}' has shape {value.shape}, expected {field.shape}")
+    V, J = sizes["V"], sizes["J"]
+    faces, indices = np.asarray(arrays["faces"]), np.asarray(arrays["bone_indices"])
+    if faces.size and (faces.min() < 0 or faces.max() >= V):
+        raise TakeError(f"{where}: a mesh face names a vertex outside 0..{V - 1}")
+    if indices.size and (indices.min() < 0 or indices.max() >= J):
+        raise TakeError(f"{where}: a skin weight names a bone outside 0..{J - 1}")
+    for name in ("vertices", "bone_weights", "rest_matrices"):
+        if not np.isfinite(np.asarray(arrays[name])).all():
+            raise TakeError(f"{where}: mesh field '{name}' contains NaN or infinity")
+
+
+def write_mesh(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
+    """Validate and write a mesh sidecar (atomic). Returns its path."""
+    path = Path(path)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    unknown = sorted(set(arrays) - {f.name for f in MESH_FIELDS})
+    if unknown:
+        raise TakeError(f"{path}: fields {unknown} are not in the mesh schema (add them to take.MESH_FIELDS)")
+    _validate_mesh(arrays, str(path))
+    payload = dict(arrays)
+    payload["mesh_version"] = np.array(MESH_VERSION)
+    _atomic_write(path, lambda handle: np.savez_compressed(handle, **payload))
+    return path
+
+
+def read_mesh(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Load and validate a mesh sidecar. Raises TakeError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TakeError(f"{path}: mesh file not found (re-run the capture to write it)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except Exception as exc:  # zipfile.BadZipFile, ValueError (pickled object), OSError
+        raise TakeError(f"{path}: not a readable mesh file ({exc}); re-run the capture to rewrite it") from exc
+    version = int(arrays.pop("mesh_version", 0))
+    if version != MESH_VERSION:
+        raise TakeError(f"{path}: mesh version {version} is not {MESH_VERSION}; re-run the capture or update the add-on")
+    _validate_mesh(arrays, str(path))
+    return arrays
 
 
 def write_take(path: str | os.PathLike[str], arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:

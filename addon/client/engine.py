@@ -394,11 +394,11 @@ class EngineClient:
         result = self.request("capture", params)
         return str(result["job_id"])
 
-    def cancel(self, job_id: str) -> bool:
+    def cancel(self, job_id: str, timeout: float | None = 30) -> bool:
         """Ask the engine to cancel a job. True if it reached a queued/running job (its `failed` follows);
-        False if the job had already ended or is unknown."""
+        False if the job had already ended or is unknown. EngineTimeout when the engine does not answer."""
         try:
-            result = self.request("cancel", {"job_id": job_id})
+            result = self.request("cancel", {"job_id": job_id}, timeout=timeout)
         except RpcCallError as exc:
             if exc.code == protocol.JOB_NOT_FOUND:
                 return False

@@ -140,3 +140,37 @@ def anny_motion_take(path: str | Path, n_frames: int = 40) -> tuple[Path, dict[s
         pose_landmarks_2d=np.full((n, 33, 3), np.nan), pose_landmarks_world=np.full((n, 33, 3), np.nan),
         hand_landmarks_2d=np.full((n, 2, 21, 3), np.nan))
     return take.write_take(path, arrays, {"model": "anny"}), arrays
+
+
+def add_anny_mesh(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Give a Take on Anny's skeleton its mesh sidecar as the engine does (``anny_mesh.write_take_mesh``) and rewrite
+    its sidecar naming it. Returns the sidecar's ``"mesh"`` entry. Needs Anny's mesh cache (built on first use)."""
+    from inference_server.anny_mesh import write_take_mesh
+
+    entry = write_take_mesh(path, [str(n) for n in arrays["bone_names"]])
+    assert entry is not None, "the Take's bones are not Anny's"
+    take.write_take(path, arrays, {**(meta or {"model": "anny"}), "mesh": entry})
+    return entry
+
+
+def sample_truth_take(path: str | Path, video: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The sample clip's ground truth as a Take (every frame; the motion that rendered the clip), so what Blender
+    draws from it must land on the clip's own body."""
+    from inference_server.anny_skeleton import load_skeleton
+
+    d = np.load(SAMPLE_TRUTH)
+    n, J = d["local_rotations_aa"].shape[:2]
+    skel = load_skeleton()
+    assert [str(b) for b in d["bone_names"]] == list(skel.names)
+    arrays = dict(
+        frame_ids=d["frame_ids"], timestamps=d["timestamps"], fps=d["fps"], image_size=d["image_size"], K=d["K"],
+        R_world2cam=d["R_world2cam"], t_world2cam=d["t_world2cam"], bone_names=d["bone_names"],
+        bone_parents=d["bone_parents"], rest_matrices=d["rest_matrices"], bone_lengths=skel.lengths,
+        local_rotations_aa=d["local_rotations_aa"], root_position_world=d["root_position_world"],
+        joints_world=d["joints_world"], bone_fitted=np.ones((n, J), bool), valid=np.ones(n, bool),
+        fit_residual_px=np.zeros(n), pose_landmarks_2d=np.full((n, 33, 3), np.nan),
+        pose_landmarks_world=np.full((n, 33, 3), np.nan), hand_landmarks_2d=np.full((n, 2, 21, 3), np.nan))
+    meta: dict[str, Any] = {"model": "anny"}
+    if video is not None:
+        meta["video"] = str(video)
+    return take.write_take(path, arrays, meta), arrays

@@ -134,7 +134,7 @@ def test_set_up_engine_operator_makes_a_working_engine(bpy: ModuleType, empty_sc
     """The whole Set up Engine path through the operator: a new environment, pip from a wheel folder (offline), the
     model cache, the check — and the preference then points at the new engine. Torch and friends are lent by a
     .pth line to the checkout's environment (see tests/engine/test_engine_setup.py) so this takes seconds."""
-    from test_engine_setup import lend_checkout_packages, make_wheel, requirements
+    from engine_setup_helpers import lend_checkout_packages, make_wheel, requirements
 
     engine_setup = addon_module("engine_setup")
     wheels = tmp_path / "wheels"
@@ -324,3 +324,104 @@ def test_import_is_one_undo_step(bpy: ModuleType, empty_scene: ModuleType, tmp_p
     assert id_counts(bpy)["objects"] == before["objects"] and id_counts(bpy)["armatures"] == before["armatures"]
     assert bpy.ops.ed.redo() == {"FINISHED"}
     assert id_counts(bpy)["objects"] == imported["objects"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# misbehaving engines, through the operators (the engine Python is a wrapper that runs a fixture script)
+
+ENGINES = ROOT / "tests" / "fixtures" / "engines"
+
+
+def _engine_wrapper(tmp_path: Path, script: str, *args: str) -> str:
+    wrapper = tmp_path / f"python-{Path(script).stem}"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{ENGINES / script}" {" ".join(args)}\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("die_during_initialize.py", (), "cannot load model weights"),
+    ("garbage_stdout.py", ("only",), "non-protocol output"),
+])
+def test_an_engine_that_fails_to_start_is_reported_and_changes_nothing(
+        bpy: ModuleType, empty_scene: ModuleType, clip: Path, tmp_path: Path, script: str, args: tuple,
+        message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.platform == "win32":
+        pytest.skip("the wrapper is a shell script")
+    monkeypatch.setattr(addon_module("engine_session"), "START_TIMEOUT_S", 5.0)  # garbage only: no answer ever
+    p = prefs(bpy)
+    p.engine_python = _engine_wrapper(tmp_path, script, *args)
+    before = id_counts(bpy)
+    try:
+        with pytest.raises(RuntimeError, match=message):
+            bpy.ops.reel2rig.capture(video=str(clip))
+        assert id_counts(bpy) == before
+        assert addon_module("engine_session").active_session() is None
+    finally:
+        p.engine_python = ENGINE_PYTHON
+        addon_module("engine_session").shutdown()
+
+
+def _modal(bpy: ModuleType, session, events: list[str], limit_s: float = 30.0) -> tuple[set, list]:
+    """Call the capture operator's modal() with stand-in events (no window events arrive headless)."""
+    import time
+    from types import SimpleNamespace
+
+    operators = addon_module("operators")
+    reports: list = []
+    stand_in = SimpleNamespace(_session=session, _timer=None, report=lambda kind, text: reports.append((kind, text)),
+                               _remove_timer=lambda context: None)
+    deadline = time.monotonic() + limit_s
+    result: set = {"RUNNING_MODAL"}
+    while time.monotonic() < deadline:
+        kind = events.pop(0) if events else "TIMER"
+        event = SimpleNamespace(type=kind, value="PRESS" if kind == "ESC" else "NOTHING")
+        result = operators.REEL2RIG_OT_capture.modal(stand_in, bpy.context, event)
+        if result != {"PASS_THROUGH"}:
+            break
+        time.sleep(0.05)
+    return result, reports
+
+
+def test_an_engine_that_crashes_mid_job_is_reported(bpy: ModuleType, empty_scene: ModuleType, clip: Path,
+                                                    tmp_path: Path) -> None:
+    operators = addon_module("operators")
+    p = prefs(bpy)
+    p.engine_python = _engine_wrapper(tmp_path, "exit_mid_job.py")
+    before = id_counts(bpy)
+    try:
+        session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context, str(clip)))
+        result, reports = _modal(bpy, session, [])
+        assert result == {"CANCELLED"} and reports[-1][0] == {"ERROR"}
+        assert "engine exited (status 7)" in reports[-1][1] and "segfault" in reports[-1][1]
+        st = bpy.context.window_manager.reel2rig_status
+        assert st.is_error and not st.running and id_counts(bpy) == before
+    finally:
+        p.engine_python = ENGINE_PYTHON
+        addon_module("engine_session").shutdown()
+
+
+def test_cancel_stops_an_engine_that_hangs(bpy: ModuleType, empty_scene: ModuleType, clip: Path,
+                                           tmp_path: Path) -> None:
+    """The engine accepts the job, then never answers again: ESC still ends the capture within the cancel wait,
+    stops the engine, and the next capture starts a fresh one."""
+    import time
+
+    operators = addon_module("operators")
+    engine_session = addon_module("engine_session")
+    p = prefs(bpy)
+    p.engine_python = _engine_wrapper(tmp_path, "hangs_mid_job.py")
+    before = id_counts(bpy)
+    try:
+        session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context, str(clip)))
+        client = engine_session.current_client()
+        started = time.monotonic()
+        result, reports = _modal(bpy, session, ["TIMER"] * 5 + ["ESC"])
+        assert result == {"CANCELLED"} and reports[-1][0] == {"WARNING"}
+        assert "did not answer" in reports[-1][1] and "was stopped" in reports[-1][1]
+        assert time.monotonic() - started < addon_module("capture").CANCEL_ANSWER_S + 10
+        assert not client.alive and id_counts(bpy) == before
+        assert engine_session.active_session() is None
+    finally:
+        p.engine_python = ENGINE_PYTHON
+        engine_session.shutdown()

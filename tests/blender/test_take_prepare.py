@@ -218,3 +218,53 @@ def test_a_hand_models_takes_are_siblings_named_by_hand(tmp_path: Path) -> None:
     assert take_prepare.sibling_takes(paths[1]) == [str(paths[0])]
     prepared = [take_prepare.prepare_take(take_format.read_take(p), frame_start=1).name for p in paths]
     assert prepared == ["clip right hand", "clip left hand"]
+
+
+# --- the body mesh ---------------------------------------------------------------------------------------------------
+def _take_with_mesh(tmp_path: Path, shift: np.ndarray, names: list[str] | None = None) -> take_format.Take:
+    """A synthetic Take whose mesh (a vertex per bone head, random weights) is bound at the Take's rest moved by
+    ``shift``."""
+    path, arrays = synthetic.write_synthetic_take(tmp_path / "meshy.take.npz")
+    rest = arrays["rest_matrices"].copy()
+    rest[:, :3, 3] += shift
+    n = len(synthetic.BONE_NAMES)
+    rng = np.random.default_rng(3)
+    weights = rng.random((n + 2, 3))
+    take_format.write_mesh(take_format.mesh_path(path), dict(
+        vertices=rest[np.arange(n + 2) % n, :3, 3] + rng.normal(scale=0.02, size=(n + 2, 3)),
+        faces=np.array([[0, 1, 2], [3, 4, 5], [5, 6, 7]]), bone_indices=rng.integers(0, n, size=(n + 2, 3)),
+        bone_weights=weights / weights.sum(axis=1, keepdims=True), bone_names=np.array(names or synthetic.BONE_NAMES),
+        rest_matrices=rest))
+    take_format.write_take(path, arrays, {"mesh": {"file": "meshy.mesh.npz"}})
+    return take_format.read_take(path)
+
+
+def test_mesh_is_rebound_at_the_takes_rest_and_batched(tmp_path: Path) -> None:
+    shift = np.array([0.2, -0.1, 0.05])
+    take = _take_with_mesh(tmp_path, shift)
+    prepared = take_prepare.prepare_take(take)
+    assert prepared.mesh_warning is None and prepared.mesh is not None
+    stored = take_format.read_mesh(take_format.mesh_path(take.path))
+    # bound at a rest moved by `shift` (every bone): at the Take's rest the mesh is moved back by it
+    assert np.abs(prepared.mesh.vertices - (stored["vertices"] - shift)).max() < 1e-6
+    # the batches give back the dense weights
+    n = len(synthetic.BONE_NAMES)
+    dense = np.zeros((stored["vertices"].shape[0], n))
+    for bone, weight, vertices in prepared.mesh.weight_batches:
+        dense[vertices, bone] += weight
+    expected = take_prepare.dense_skin_weights(stored["bone_indices"], stored["bone_weights"], n)
+    assert np.abs(dense - expected).max() < 1e-6
+    assert take_prepare.prepare_take(take, with_mesh=False).mesh is None
+
+
+def test_mesh_problems_are_warnings(tmp_path: Path) -> None:
+    take = _take_with_mesh(tmp_path / "a", np.zeros(3), names=[n + "x" for n in synthetic.BONE_NAMES])
+    prepared = take_prepare.prepare_take(take)
+    assert prepared.mesh is None and "other bones" in prepared.mesh_warning
+    take = _take_with_mesh(tmp_path / "b", np.zeros(3))
+    take_format.mesh_path(take.path).unlink()
+    prepared = take_prepare.prepare_take(take)
+    assert prepared.mesh is None and "not found" in prepared.mesh_warning
+    plain, _ = synthetic.write_synthetic_take(tmp_path / "c" / "plain.take.npz")  # no mesh named: nothing to say
+    prepared = take_prepare.prepare_take(take_format.read_take(plain))
+    assert prepared.mesh is None and prepared.mesh_warning is None

@@ -115,3 +115,38 @@ def test_cache_round_trips_small_and_rebuilds_when_damaged(posed, tmp_path, monk
     np.testing.assert_array_equal(rebuilt.rest_vertices, built.rest_vertices)
     with np.load(path, allow_pickle=False) as f:
         assert f["rest_vertices"].shape == built.rest_vertices.shape
+
+
+def test_take_mesh_sidecar_for_body_and_hand_takes(tmp_path):
+    """The mesh sidecar the engine writes next to an Anny Take (``anny_mesh.write_take_mesh``): the whole mesh for a
+    body Take; for one hand's Take the faces on that hand, skinned to its bones only (the rest follows the wrist)."""
+    from inference_server.anny_mesh import load_mesh, write_take_mesh
+    from inference_server.anny_skeleton import load_skeleton
+    from inference_server.body_models import hand_bones
+    from inference_server.take import mesh_path, read_mesh
+
+    skel, mesh = load_skeleton(), load_mesh()
+    take_path = tmp_path / "clip.take.npz"
+    entry = write_take_mesh(take_path, list(skel.names))
+    assert entry == {"file": "clip.mesh.npz", "model": "anny", "vertices": mesh.n_vertices,
+                     "faces": int(mesh.faces.shape[0])}
+    body = read_mesh(mesh_path(take_path))
+    assert np.array_equal(body["vertices"], mesh.rest_vertices) and np.array_equal(body["faces"], mesh.faces)
+    assert [str(n) for n in body["bone_names"]] == list(skel.names)
+    assert np.abs(body["rest_matrices"] - skel.rest).max() < 1e-6
+    assert mesh_path(take_path).stat().st_size < 600_000
+
+    keep = hand_bones(skel.names, skel.parents, "left")
+    names = [skel.names[j] for j in keep]
+    hand_path = tmp_path / "clip.left_hand.take.npz"
+    assert write_take_mesh(hand_path, names)["file"] == "clip.left_hand.mesh.npz"
+    hand = read_mesh(mesh_path(hand_path))
+    V = hand["vertices"].shape[0]
+    assert 0 < V < mesh.n_vertices // 4 and hand["faces"].max() == V - 1
+    assert hand["bone_indices"].max() < len(names)
+    assert np.allclose(hand["bone_weights"].sum(axis=1), 1.0, atol=1e-5)
+    wrist = hand["vertices"].mean(axis=0) - skel.rest[keep[0], :3, 3]
+    assert np.linalg.norm(wrist) < 0.15  # the hand's vertices are around its wrist
+
+    assert write_take_mesh(tmp_path / "smpl.take.npz", ["pelvis", "left_hip"]) is None   # not Anny's bones
+    assert not (tmp_path / "smpl.mesh.npz").exists()

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from addon.client import EngineClient, Failed, Finished, Progress
@@ -78,6 +79,13 @@ def test_capture_sample_clip(client, tmp_path):
     assert Path(outcome.take).parent == out_dir
     assert Path(outcome.sidecar).is_file()
     assert take.n_frames == n_frames == outcome.frames
+    # an Anny capture brings its mesh for the add-on's preview, named in the sidecar
+    from inference_server.take import read_mesh
+
+    assert take.meta["mesh"]["file"] == Path(outcome.take).name.replace(".take.npz", ".mesh.npz")
+    mesh = read_mesh(Path(outcome.take).with_name(take.meta["mesh"]["file"]))
+    assert [str(n) for n in mesh["bone_names"]] == take.bone_names
+    assert np.abs(mesh["rest_matrices"] - take["rest_matrices"]).max() < 1e-6
     assert outcome.seconds > 0
     assert set(outcome.stages) >= {"fit"}
     assert client.alive

@@ -102,3 +102,32 @@ def test_schema_table_documents_every_field():
     for field in tk.FIELDS:
         assert f"`{field.name}`" in table
     assert table.count("\n") == len(tk.FIELDS) + 1  # header, rule, one row per field
+
+
+def minimal_mesh(n_bones: int = 3) -> dict[str, np.ndarray]:
+    rest = np.tile(np.eye(4), (n_bones, 1, 1))
+    return dict(vertices=np.zeros((4, 3)), faces=np.array([[0, 1, 2], [0, 2, 3]]),
+                bone_indices=np.array([[0, 1], [1, 0], [2, 0], [2, 1]], dtype=np.uint8),
+                bone_weights=np.array([[0.5, 0.5], [1.0, 0.0], [1.0, 0.0], [0.25, 0.75]]),
+                bone_names=np.array([f"b{j}" for j in range(n_bones)]), rest_matrices=rest)
+
+
+def test_mesh_sidecar_round_trip_and_validation(tmp_path):
+    path = tk.mesh_path(tmp_path / "clip.person2.take.npz")
+    assert path.name == "clip.person2.mesh.npz"
+    tk.write_mesh(path, minimal_mesh())
+    back = tk.read_mesh(path)
+    assert set(back) == {f.name for f in tk.MESH_FIELDS} and back["faces"].tolist() == [[0, 1, 2], [0, 2, 3]]
+    bad = minimal_mesh()
+    bad["faces"] = np.array([[0, 1, 9]])
+    with pytest.raises(tk.TakeError, match="outside"):
+        tk.write_mesh(tmp_path / "bad.mesh.npz", bad)
+    bad = minimal_mesh()
+    bad["bone_indices"] = np.array([[0, 1], [1, 0], [3, 0], [2, 1]])
+    with pytest.raises(tk.TakeError, match="bone outside"):
+        tk.write_mesh(tmp_path / "bad.mesh.npz", bad)
+    path.write_bytes(b"garbage")
+    with pytest.raises(tk.TakeError, match="not a readable mesh file"):
+        tk.read_mesh(path)
+    with pytest.raises(tk.TakeError, match="not found"):
+        tk.read_mesh(tmp_path / "none.mesh.npz")
