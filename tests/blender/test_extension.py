@@ -30,7 +30,8 @@ def test_zip_contents(extension_zip: Path) -> None:
         info = json.loads(zf.read("build_info.json"))
     for required in ("blender_manifest.toml", "__init__.py", "LICENSE", "addon/__init__.py",
                      "addon/take_import.py", "addon/client/engine.py", "inference_server/take.py",
-                     "inference_server/protocol.py", "rigs/rotations.py"):
+                     "inference_server/protocol.py", "rigs/rotations.py",
+                     "addon/engine_setup.py", "requirements.txt"):  # Set up Engine installs requirements.txt
         assert required in names, required
     for name in names:
         top = name.split("/")[0]
