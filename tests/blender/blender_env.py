@@ -59,3 +59,29 @@ def new_armature_in_edit_mode(bpy: ModuleType, name: str) -> tuple:
     ob.select_set(True)
     bpy.ops.object.mode_set(mode="EDIT")
     return ob, arm
+
+
+def drive_modal(bpy: ModuleType, session, events: list[str], limit_s: float = 30.0, tick_s: float = 0.01,
+                on_tick=None) -> tuple[set, list[tuple[set, str]]]:
+    """Call the capture operator's modal() with stand-in events, as Blender's event loop would (headless Blender
+    delivers no window events): ``events`` first (e.g. "ESC"), then TIMER ticks, until it stops passing through or
+    ``limit_s`` passes. ``on_tick()`` runs after each call. Returns the last result and the operator's reports."""
+    import time
+    from types import SimpleNamespace
+
+    operators = addon_module("operators")
+    reports: list[tuple[set, str]] = []
+    stand_in = SimpleNamespace(_session=session, _timer=None, report=lambda kind, text: reports.append((kind, text)),
+                               _remove_timer=lambda context: None)
+    deadline = time.monotonic() + limit_s
+    result: set = {"RUNNING_MODAL"}
+    while time.monotonic() < deadline:
+        kind = events.pop(0) if events else "TIMER"
+        event = SimpleNamespace(type=kind, value="PRESS" if kind == "ESC" else "NOTHING")
+        result = operators.REEL2RIG_OT_capture.modal(stand_in, bpy.context, event)
+        if on_tick is not None:
+            on_tick()
+        if result != {"PASS_THROUGH"}:
+            break
+        time.sleep(tick_s)
+    return result, reports

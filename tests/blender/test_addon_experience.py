@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 
 import synthetic_take as synthetic
-from blender_env import ENGINE_PYTHON, HERE, PACKAGE, ROOT, addon_module, enable_addon, id_counts
+from blender_env import ENGINE_PYTHON, PACKAGE, ROOT, addon_module, drive_modal, enable_addon, id_counts
 
 sys.path.insert(0, str(ROOT / "tests" / "engine"))
 
@@ -55,6 +55,9 @@ def _labels(calls: list) -> list[str]:
 
 
 def test_preferences_survive_save_and_reload(bpy: ModuleType, empty_scene: ModuleType, tmp_path: Path) -> None:
+    if bpy.app.version < (4, 3, 0):
+        pytest.skip("bpy 4.2 as a headless module segfaults in wm.read_userpref, with or without this add-on: it "
+                    "reloads the UI icon textures with no GPU context (GPU_texture_create_2d)")
     p = prefs(bpy)
     values = {"cache_dir": str(tmp_path / "cache") + "/", "model_dir": str(tmp_path / "models") + "/",
               "engine_folder": str(tmp_path / "engine") + "/", "base_python": sys.executable,
@@ -362,26 +365,6 @@ def test_an_engine_that_fails_to_start_is_reported_and_changes_nothing(
         addon_module("engine_session").shutdown()
 
 
-def _modal(bpy: ModuleType, session, events: list[str], limit_s: float = 30.0) -> tuple[set, list]:
-    """Call the capture operator's modal() with stand-in events (no window events arrive headless)."""
-    import time
-    from types import SimpleNamespace
-
-    operators = addon_module("operators")
-    reports: list = []
-    stand_in = SimpleNamespace(_session=session, _timer=None, report=lambda kind, text: reports.append((kind, text)),
-                               _remove_timer=lambda context: None)
-    deadline = time.monotonic() + limit_s
-    result: set = {"RUNNING_MODAL"}
-    while time.monotonic() < deadline:
-        kind = events.pop(0) if events else "TIMER"
-        event = SimpleNamespace(type=kind, value="PRESS" if kind == "ESC" else "NOTHING")
-        result = operators.REEL2RIG_OT_capture.modal(stand_in, bpy.context, event)
-        if result != {"PASS_THROUGH"}:
-            break
-        time.sleep(0.05)
-    return result, reports
-
 
 def test_an_engine_that_crashes_mid_job_is_reported(bpy: ModuleType, empty_scene: ModuleType, clip: Path,
                                                     tmp_path: Path) -> None:
@@ -391,7 +374,7 @@ def test_an_engine_that_crashes_mid_job_is_reported(bpy: ModuleType, empty_scene
     before = id_counts(bpy)
     try:
         session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context, str(clip)))
-        result, reports = _modal(bpy, session, [])
+        result, reports = drive_modal(bpy, session, [], tick_s=0.05)
         assert result == {"CANCELLED"} and reports[-1][0] == {"ERROR"}
         assert "engine exited (status 7)" in reports[-1][1] and "segfault" in reports[-1][1]
         st = bpy.context.window_manager.reel2rig_status
@@ -416,7 +399,7 @@ def test_cancel_stops_an_engine_that_hangs(bpy: ModuleType, empty_scene: ModuleT
         session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context, str(clip)))
         client = engine_session.current_client()
         started = time.monotonic()
-        result, reports = _modal(bpy, session, ["TIMER"] * 5 + ["ESC"])
+        result, reports = drive_modal(bpy, session, ["TIMER"] * 5 + ["ESC"], tick_s=0.05)
         assert result == {"CANCELLED"} and reports[-1][0] == {"WARNING"}
         assert "did not answer" in reports[-1][1] and "was stopped" in reports[-1][1]
         assert time.monotonic() - started < addon_module("capture").CANCEL_ANSWER_S + 10

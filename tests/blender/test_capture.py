@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import synthetic_take as synthetic
-from blender_env import HERE, PACKAGE, addon_module, id_counts
+from blender_env import HERE, PACKAGE, addon_module, drive_modal, id_counts
 
 
 @pytest.fixture(scope="module")
@@ -114,22 +114,8 @@ def test_invoke_without_event_loop_runs_to_the_end(empty_scene: ModuleType, fake
 
 
 def _drive_modal(bpy: ModuleType, session, events: list[str]) -> tuple[set, "_Reporter"]:
-    """Call the operator's modal() with stand-in events (no window events arrive headless)."""
-    from types import SimpleNamespace
-
-    operators = addon_module("operators")
     reporter = _Reporter()
-    stand_in = SimpleNamespace(_session=session, _timer=None, report=reporter.report,
-                               _remove_timer=lambda context: None)
-    deadline = time.monotonic() + 20
-    result: set = {"RUNNING_MODAL"}
-    while time.monotonic() < deadline:
-        kind = events.pop(0) if events else "TIMER"
-        event = SimpleNamespace(type=kind, value="PRESS" if kind == "ESC" else "NOTHING")
-        result = operators.REEL2RIG_OT_capture.modal(stand_in, bpy.context, event)
-        if result != {"PASS_THROUGH"}:
-            break
-        time.sleep(0.01)
+    result, reporter.reports = drive_modal(bpy, session, events, limit_s=20)
     return result, reporter
 
 

@@ -8,7 +8,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from blender_env import ROOT, addon_module
+from blender_env import ROOT, addon_module, drive_modal
 
 SAMPLE = ROOT / "samples" / "sample_wave.mp4"
 CAPTURE_TIMEOUT_S = 1800  # first run builds Anny's cache (~2 min) and runs MediaPipe on the CPU
@@ -75,25 +75,18 @@ def test_capture_sample_clip_end_to_end(real_engine: ModuleType) -> None:
 def test_modal_capture_with_the_real_engine(real_engine: ModuleType) -> None:
     """The interactive path: the capture operator's modal() pumped on timer ticks (as Blender's event loop would)
     against the real engine, with the progress the panel and the status bar show, until the take is imported."""
-    import time
-    from types import SimpleNamespace
-
     bpy = real_engine
     operators = addon_module("operators")
     session = operators.begin_capture(bpy.context, operators.capture_settings(bpy.context, str(SAMPLE)))
-    reports: list = []
-    stand_in = SimpleNamespace(_session=session, _timer=None, report=lambda kind, text: reports.append((kind, text)),
-                               _remove_timer=lambda context: None)
     st = bpy.context.window_manager.reel2rig_status
     seen: list[tuple[float, str]] = []
-    deadline = time.monotonic() + CAPTURE_TIMEOUT_S
-    result: set = {"PASS_THROUGH"}
-    while result == {"PASS_THROUGH"} and time.monotonic() < deadline:
-        result = operators.REEL2RIG_OT_capture.modal(stand_in, bpy.context, SimpleNamespace(type="TIMER",
-                                                                                             value="NOTHING"))
+
+    def watch() -> None:
         if st.running and (not seen or seen[-1] != (st.progress, st.stage)):
             seen.append((st.progress, st.stage))
-        time.sleep(operators.TIMER_INTERVAL_S)
+
+    result, reports = drive_modal(bpy, session, [], limit_s=CAPTURE_TIMEOUT_S, tick_s=operators.TIMER_INTERVAL_S,
+                                  on_tick=watch)
     assert result == {"FINISHED"}, reports
     assert reports[-1][0] == {"INFO"} and "Imported" in reports[-1][1]
     progress = [p for p, _ in seen]
