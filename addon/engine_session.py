@@ -49,6 +49,63 @@ def get_client(config: EngineConfig, start_timeout: float | None = None) -> "Eng
     return client
 
 
+def client_ready(config: EngineConfig) -> bool:
+    """True when an engine for ``config`` is running (a capture can start without waiting)."""
+    with _lock:
+        return _client is not None and _client.alive and _config == config
+
+
+class EngineStart:
+    """:func:`get_client` on a worker thread, so Blender keeps drawing (and Esc works) while the engine starts —
+    seconds, longer the first time it loads its models. ``cancelled`` is only a request: the start runs to its end
+    and the engine is kept for the next capture."""
+
+    def __init__(self, config: EngineConfig, start_timeout: float | None = None):
+        self.config = config
+        self.client: "EngineClient | None" = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self._thread = threading.Thread(target=self._run, args=(start_timeout,), name="reel2rig-engine-start",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, start_timeout: float | None) -> None:
+        try:
+            self.client = get_client(self.config, start_timeout)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return self.done
+
+
+_starting: EngineStart | None = None
+
+
+def start_engine(config: EngineConfig) -> EngineStart:
+    """Start the engine for ``config`` in the background (see :class:`EngineStart`); it is the pending start until
+    :func:`finish_start` takes it."""
+    global _starting
+    _starting = EngineStart(config)
+    return _starting
+
+
+def pending_start() -> EngineStart | None:
+    """The engine start a capture is waiting for (None when there is none)."""
+    return _starting
+
+
+def finish_start(start: EngineStart) -> None:
+    global _starting
+    if _starting is start:
+        _starting = None
+
+
 def adopt_client(client: "EngineClient", config: EngineConfig) -> None:
     """Use an already started client for ``config`` (scripts and tests that start their own engine)."""
     global _client, _config, _atexit_registered
@@ -90,8 +147,12 @@ def setup_running() -> bool:
 
 def shutdown() -> None:
     """Cancel the running capture (if any) and stop the engine. Safe to call more than once."""
-    global _client, _config, _active, _setup
+    global _client, _config, _active, _setup, _starting
     runner, _setup = _setup, None
+    start, _starting = _starting, None
+    if start is not None:
+        start.cancelled = True
+        start.wait(30)  # let a start in flight finish, so the engine it makes is stopped below
     if runner is not None and runner.running:
         runner.cancel()
     session, _active = _active, None

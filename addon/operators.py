@@ -250,16 +250,24 @@ def finish_callback(context: bpy.types.Context, settings: CaptureSettings) -> An
     return lambda take, sidecar: retarget_finished_take(settings, take, name, rig_map, foot_lock)
 
 
-def begin_capture(context: bpy.types.Context, settings: CaptureSettings) -> CaptureSession:
-    """Start the engine if needed, queue the job and make it the active session."""
+def check_can_capture() -> None:
     current = engine_session.active_session()
-    if current is not None and current.running:
+    if (current is not None and current.running) or engine_session.pending_start() is not None:
         raise Reel2RigError("A capture is already running; cancel it first (ESC or the Cancel button)")
     if engine_session.setup_running():
         raise Reel2RigError("The engine is being set up; wait for Set up Engine to finish (Preferences › Add-ons "
                             "› Reel2Rig)")
-    on_finished = finish_callback(context, settings)
-    client = engine_session.get_client(settings.engine)
+
+
+def begin_capture(context: bpy.types.Context, settings: CaptureSettings, on_finished: Any = None,
+                  client: Any = None) -> CaptureSession:
+    """Start the engine if needed (blocking; ``client``: one already started), queue the job and make it the
+    active session. ``on_finished``: what :func:`finish_callback` chose when the capture was asked for."""
+    check_can_capture()
+    if on_finished is None:
+        on_finished = finish_callback(context, settings)
+    if client is None:
+        client = engine_session.get_client(settings.engine)
     session = CaptureSession(client, settings, on_status=_show_status, on_finished=on_finished)
     st = properties.status(context)
     st.message, st.is_error = "", False
@@ -299,11 +307,14 @@ class REEL2RIG_OT_capture(_Reel2RigOperator):
 
     _session: CaptureSession | None = None
     _timer: Any = None
+    _start: Any = None          # engine_session.EngineStart while the engine starts in the background
+    _settings: CaptureSettings | None = None
+    _on_finished: Any = None
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         session = engine_session.active_session()
-        return session is None or not session.running
+        return (session is None or not session.running) and engine_session.pending_start() is None
 
     def run(self, context: bpy.types.Context) -> Result:
         session = begin_capture(context, capture_settings(context, self.video))
@@ -322,7 +333,7 @@ class REEL2RIG_OT_capture(_Reel2RigOperator):
             return self.execute(context)
 
         def start() -> Result:
-            self._session = begin_capture(context, capture_settings(context, self.video))
+            self._begin_interactive(context)
             wm = context.window_manager
             self._timer = wm.event_timer_add(TIMER_INTERVAL_S, window=context.window)
             wm.modal_handler_add(self)
@@ -333,7 +344,7 @@ class REEL2RIG_OT_capture(_Reel2RigOperator):
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         session = self._session
         if session is None:
-            return {"CANCELLED"}
+            return REEL2RIG_OT_capture._modal_starting(self, context, event)  # (tests call modal on a stand-in)
         if event.type == "ESC" and event.value == "PRESS":
             session.cancel()
         elif event.type == "TIMER":
@@ -343,8 +354,61 @@ class REEL2RIG_OT_capture(_Reel2RigOperator):
         self._remove_timer(context)
         return end_capture(self, session)
 
+    def _begin_interactive(self, context: bpy.types.Context) -> None:
+        """invoke()'s start: the capture begins now when the engine runs, else once it has started in the
+        background (modal() waits for it), so Blender never freezes while the engine loads."""
+        settings = capture_settings(context, self.video)
+        on_finished = finish_callback(context, settings)
+        if engine_session.client_ready(settings.engine):
+            self._session = begin_capture(context, settings, on_finished)
+            return
+        check_can_capture()
+        self._settings, self._on_finished = settings, on_finished
+        self._start = engine_session.start_engine(settings.engine)
+        st = properties.status(context)
+        st.running, st.progress, st.eta_s, st.message, st.is_error = True, 0.0, -1.0, "", False
+        st.stage = "Starting the engine (the first time it loads its models)…"
+        _redraw_panels()
+
+    def _modal_starting(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        """modal() while the engine starts: wait for it (Esc asks to cancel), then begin the capture."""
+        start = getattr(self, "_start", None)
+        if start is None:
+            return {"CANCELLED"}
+        if event.type == "ESC" and event.value == "PRESS":
+            start.cancelled = True
+        if not start.done:
+            return {"PASS_THROUGH"}
+        self._start = None
+        engine_session.finish_start(start)
+        st = properties.status(context)
+        if start.cancelled or start.error is not None:
+            self._remove_timer(context)
+            st.running = False
+            if start.error is None:
+                st.message, st.is_error = "Capture cancelled before it started", False
+                self.report({"WARNING"}, st.message)
+            else:
+                st.message, st.is_error = _message(start.error), True  # type: ignore[arg-type]
+                self.report({"ERROR"}, st.message)
+            _redraw_panels()
+            return {"CANCELLED"}
+        try:
+            assert self._settings is not None  # set with _start by _begin_interactive
+            self._session = begin_capture(context, self._settings, self._on_finished, client=start.client)
+        except Exception as exc:  # noqa: BLE001 - reported like any capture failure
+            self._remove_timer(context)
+            st.running, st.message, st.is_error = False, _message(exc), True
+            self.report({"ERROR"}, st.message)
+            return {"CANCELLED"}
+        return {"PASS_THROUGH"}
+
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender ends the modal (file load, quit): stop the job too."""
+        start = getattr(self, "_start", None)
+        if start is not None:
+            start.cancelled = True
+            properties.status(context).running = False
         if self._session is not None and self._session.running:
             self._session.cancel()
             engine_session.set_active_session(None)
@@ -366,9 +430,14 @@ class REEL2RIG_OT_cancel(_Reel2RigOperator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         session = engine_session.active_session()
-        return session is not None and session.running
+        return (session is not None and session.running) or engine_session.pending_start() is not None
 
     def run(self, context: bpy.types.Context) -> Result:
+        start = engine_session.pending_start()
+        if start is not None:  # still starting the engine: the capture ends as soon as the start returns
+            start.cancelled = True
+            self.report({"INFO"}, "Cancelling the capture…")
+            return {"FINISHED"}
         session = engine_session.active_session()
         if session is None or not session.running:
             raise Reel2RigError("No capture is running")

@@ -61,8 +61,19 @@ def new_armature_in_edit_mode(bpy: ModuleType, name: str) -> tuple:
     return ob, arm
 
 
+def modal_stand_in(session=None, video: str = ""):
+    """What the capture operator's methods need of ``self`` (headless Blender cannot run a real modal operator);
+    ``reports`` collects what it reports."""
+    from types import SimpleNamespace
+
+    stand_in = SimpleNamespace(_session=session, _timer=None, _start=None, _settings=None, _on_finished=None,
+                               video=video, reports=[], _remove_timer=lambda context: None)
+    stand_in.report = lambda kind, text: stand_in.reports.append((kind, text))
+    return stand_in
+
+
 def drive_modal(bpy: ModuleType, session, events: list[str], limit_s: float = 30.0, tick_s: float = 0.01,
-                on_tick=None) -> tuple[set, list[tuple[set, str]]]:
+                on_tick=None, stand_in=None) -> tuple[set, list[tuple[set, str]]]:
     """Call the capture operator's modal() with stand-in events, as Blender's event loop would (headless Blender
     delivers no window events): ``events`` first (e.g. "ESC"), then TIMER ticks, until it stops passing through or
     ``limit_s`` passes. ``on_tick()`` runs after each call. Returns the last result and the operator's reports."""
@@ -70,9 +81,9 @@ def drive_modal(bpy: ModuleType, session, events: list[str], limit_s: float = 30
     from types import SimpleNamespace
 
     operators = addon_module("operators")
-    reports: list[tuple[set, str]] = []
-    stand_in = SimpleNamespace(_session=session, _timer=None, report=lambda kind, text: reports.append((kind, text)),
-                               _remove_timer=lambda context: None)
+    if stand_in is None:
+        stand_in = modal_stand_in(session)
+    reports = stand_in.reports
     deadline = time.monotonic() + limit_s
     result: set = {"RUNNING_MODAL"}
     while time.monotonic() < deadline:

@@ -13,7 +13,8 @@ from types import ModuleType
 import pytest
 
 import synthetic_take as synthetic
-from blender_env import ENGINE_PYTHON, PACKAGE, ROOT, addon_module, drive_modal, enable_addon, id_counts
+from blender_env import (ENGINE_PYTHON, PACKAGE, ROOT, addon_module, drive_modal, enable_addon, id_counts,
+                         modal_stand_in)
 
 sys.path.insert(0, str(ROOT / "tests" / "engine"))
 
@@ -407,4 +408,78 @@ def test_cancel_stops_an_engine_that_hangs(bpy: ModuleType, empty_scene: ModuleT
         assert engine_session.active_session() is None
     finally:
         p.engine_python = ENGINE_PYTHON
+        engine_session.shutdown()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the engine starts in the background: Blender keeps drawing, Esc works, errors are reported
+
+
+def _fake_take_engine_wrapper(tmp_path: Path, delay_s: float = 0.0) -> str:
+    wrapper = tmp_path / "python-fake-take-engine"
+    engine = ROOT / "tests" / "blender" / "fake_take_engine.py"
+    wrapper.write_text(f'#!/bin/sh\nsleep {delay_s}\nexec "{sys.executable}" "{engine}"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def _begin_interactive(bpy: ModuleType, video: str):
+    operators = addon_module("operators")
+    stand_in = modal_stand_in(video=video)
+    operators.REEL2RIG_OT_capture._begin_interactive(stand_in, bpy.context)
+    return stand_in
+
+
+def test_the_engine_starts_in_the_background_then_the_capture_runs(bpy: ModuleType, empty_scene: ModuleType,
+                                                                    clip: Path, tmp_path: Path) -> None:
+    if sys.platform == "win32":
+        pytest.skip("the wrapper is a shell script")
+    engine_session = addon_module("engine_session")
+    engine_session.shutdown()
+    p = prefs(bpy)
+    p.engine_python, p.cache_dir = _fake_take_engine_wrapper(tmp_path, delay_s=1.0), str(tmp_path / "cache")
+    st = bpy.context.window_manager.reel2rig_status
+    try:
+        stand_in = _begin_interactive(bpy, str(clip))
+        assert stand_in._session is None and engine_session.pending_start() is stand_in._start
+        assert st.running and st.stage.startswith("Starting the engine")
+        assert bpy.ops.reel2rig.cancel.poll() and not bpy.ops.reel2rig.capture.poll()
+        result, reports = drive_modal(bpy, None, [], limit_s=60, tick_s=0.05, stand_in=stand_in)
+        assert result == {"FINISHED"}, reports
+        assert "Imported 20 frames" in reports[-1][1] and clip.stem in bpy.data.objects
+        assert engine_session.pending_start() is None and not st.running
+        # the engine now runs: the next interactive capture begins at once
+        again = _begin_interactive(bpy, str(clip))
+        assert again._session is not None and again._start is None
+        assert drive_modal(bpy, None, [], limit_s=60, stand_in=again)[0] == {"FINISHED"}
+    finally:
+        p.engine_python, p.cache_dir = ENGINE_PYTHON, ""
+        engine_session.shutdown()
+
+
+def test_escape_while_the_engine_starts_cancels_and_keeps_the_engine(bpy: ModuleType, empty_scene: ModuleType,
+                                                                      clip: Path, tmp_path: Path) -> None:
+    if sys.platform == "win32":
+        pytest.skip("the wrapper is a shell script")
+    engine_session = addon_module("engine_session")
+    engine_session.shutdown()
+    p = prefs(bpy)
+    p.engine_python, p.cache_dir = _fake_take_engine_wrapper(tmp_path, delay_s=2.0), str(tmp_path / "cache")
+    before = id_counts(bpy)
+    try:
+        stand_in = _begin_interactive(bpy, str(clip))
+        config = stand_in._settings.engine
+        result, reports = drive_modal(bpy, None, ["ESC"], limit_s=60, tick_s=0.05, stand_in=stand_in)
+        assert result == {"CANCELLED"} and reports[-1] == ({"WARNING"}, "Capture cancelled before it started")
+        assert id_counts(bpy) == before and engine_session.pending_start() is None
+        assert engine_session.client_ready(config)                      # kept for the next capture
+        # and an engine that fails to start is reported through the same path
+        p.engine_python = _engine_wrapper(tmp_path, "die_during_initialize.py")
+        failing = _begin_interactive(bpy, str(clip))
+        result, reports = drive_modal(bpy, None, [], limit_s=60, tick_s=0.05, stand_in=failing)
+        assert result == {"CANCELLED"} and reports[-1][0] == {"ERROR"} and "model weights" in reports[-1][1]
+        st = bpy.context.window_manager.reel2rig_status
+        assert st.is_error and not st.running and id_counts(bpy) == before
+    finally:
+        p.engine_python, p.cache_dir = ENGINE_PYTHON, ""
         engine_session.shutdown()
