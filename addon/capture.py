@@ -20,6 +20,8 @@ except ImportError:  # `addon` imported as a top-level package (tests)
 
 #: How long Cancel waits for the engine to acknowledge before it stops a hung engine (Blender waits meanwhile).
 CANCEL_ANSWER_S = 5.0
+#: How long pump() waits for the reader thread's EngineDied event once the engine process is seen gone.
+DEATH_EVENT_WAIT_S = 1.0
 
 RUNNING = "RUNNING"
 FINISHED = "FINISHED"
@@ -157,7 +159,13 @@ class CaptureSession:
             if not self.running:
                 break
             if not events and not self.client.alive:
-                self._end(FAILED, "The engine exited unexpectedly; see its log")
+                # The process is gone; its reader thread is about to queue the EngineDied event that carries the
+                # exit status and the log's last line: give it a moment rather than report a vaguer message.
+                late = self._late_events(DEATH_EVENT_WAIT_S)
+                for event in late:
+                    self._handle(event)
+                if self.running:
+                    self._end(FAILED, "The engine exited unexpectedly; see its log")
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -165,6 +173,14 @@ class CaptureSession:
             if not events:
                 time.sleep(min(0.02, remaining))
         return self.running
+
+    def _late_events(self, wait_s: float) -> list[Any]:
+        deadline = time.monotonic() + wait_s
+        while True:
+            events = self.client.poll()
+            if events or time.monotonic() >= deadline:
+                return events
+            time.sleep(0.02)
 
     def run_to_end(self, timeout_s: float | None = None, step_s: float = 0.25) -> CaptureStatus:
         """Blocking loop for scripts and headless runs."""

@@ -314,7 +314,8 @@ class REEL2RIG_OT_capture(_Reel2RigOperator):
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
         session = engine_session.active_session()
-        return (session is None or not session.running) and engine_session.pending_start() is None
+        return ((session is None or not session.running) and engine_session.pending_start() is None
+                and not engine_session.setup_running())
 
     def run(self, context: bpy.types.Context) -> Result:
         session = begin_capture(context, capture_settings(context, self.video))

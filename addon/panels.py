@@ -61,6 +61,8 @@ class REEL2RIG_PT_capture(_SidebarPanel):
             else:
                 box.label(text=f"Onto: {ob.name}", icon="ARMATURE_DATA")
             box.prop(settings, "rig_map")
+            if ob is not None and ob.type == "ARMATURE" and settings.rig_map == "AUTO":
+                box.label(text=detected_map_text(context, ob), icon="VIEWZOOM")
 
         if status.running:
             text = status.stage or "Running…"
@@ -105,6 +107,8 @@ class REEL2RIG_PT_retarget(_SidebarPanel):
             col.label(text=f"Target: {ob.name}", icon="ARMATURE_DATA")
         col.prop(settings, "retarget_take", text="")
         col.prop(settings, "rig_map")
+        if ob is not None and ob.type == "ARMATURE" and settings.rig_map == "AUTO":
+            col.label(text=detected_map_text(context, ob), icon="VIEWZOOM")
         col.prop(settings, "foot_lock")
         row = layout.row()
         row.scale_y = 1.3
@@ -143,3 +147,29 @@ def draw_status_bar(self: bpy.types.Header, context: bpy.types.Context) -> None:
     if progress is not None:
         progress(factor=status.progress, type="RING", text="")
     row.label(text=f"Reel2Rig: {status.stage or 'running'}")
+
+
+_DETECTED: dict[tuple, str] = {}
+
+
+def detected_map_text(context: bpy.types.Context, obj: bpy.types.Object) -> str:
+    """'Detected: Mixamo (100 %)' — the bone map Auto will use for ``obj``; remembered per armature and bone set,
+    since panels redraw often."""
+    from . import retarget_apply
+    from .preferences import presets_folder
+
+    folder = presets_folder(context)
+    key = (obj.name, obj.data.name, tuple(b.name for b in obj.data.bones), folder)
+    text = _DETECTED.get(key)
+    if text is None:
+        try:
+            matches = retarget_apply.detect_map(obj, folder)
+            best = matches[0] if matches else None
+            text = (f"Detected: {best.map.name} ({best.score * 100:.0f} %)" if best is not None and best.score > 0
+                    else "No bone map fits: choose one, or Save Bone Map and edit it")
+        except Exception as exc:  # noqa: BLE001 - drawing must not fail; applying reports the problem
+            text = f"Bone map not detected: {exc}"
+        if len(_DETECTED) > 64:
+            _DETECTED.clear()
+        _DETECTED[key] = text
+    return text

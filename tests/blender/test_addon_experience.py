@@ -171,6 +171,37 @@ def test_set_up_engine_operator_makes_a_working_engine(bpy: ModuleType, empty_sc
         addon_module("engine_session").shutdown()
 
 
+def test_cancel_setup_operator_stops_a_running_setup(bpy: ModuleType, empty_scene: ModuleType,
+                                                     tmp_path: Path) -> None:
+    """Set up Engine runs modal in a window; headless, its runner is started here and Cancel Setup stops it."""
+    import time
+
+    from engine_setup_helpers import requirements, slow_index
+
+    engine_setup = addon_module("engine_setup")
+    engine_session = addon_module("engine_session")
+    assert not bpy.ops.reel2rig.setup_engine_cancel.poll()
+    server, index = slow_index()
+    try:
+        plan = engine_setup.SetupPlan(folder=tmp_path / "engine", base_python=ENGINE_PYTHON,
+                                      requirements=requirements(tmp_path), warm=False,
+                                      pip_args=("--index-url", index, "--timeout", "120", "--retries", "0"))
+        runner = engine_setup.SetupRunner(plan)
+        runner.start()
+        engine_session.set_active_setup(runner)
+        deadline = time.monotonic() + 300
+        while not runner.status.stage.startswith("Installing") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert runner.running and bpy.ops.reel2rig.setup_engine_cancel.poll()
+        assert not bpy.ops.reel2rig.capture.poll() and not bpy.ops.reel2rig.check_engine.poll()
+        assert bpy.ops.reel2rig.setup_engine_cancel() == {"FINISHED"}
+        assert runner.wait(30).state == engine_setup.CANCELLED
+        assert not bpy.ops.reel2rig.setup_engine_cancel.poll()
+    finally:
+        engine_session.set_active_setup(None)
+        server.shutdown()
+
+
 def test_clear_cache_operator_keeps_takes_and_models(bpy: ModuleType, empty_scene: ModuleType,
                                                      tmp_path: Path) -> None:
     cache = tmp_path / "cache"
@@ -277,6 +308,22 @@ def test_target_selected_armature_retargets_instead_of_importing(bpy: ModuleType
     with pytest.raises(operators.Reel2RigError, match="is gone; the take is kept"):
         on_finished(str(take), "")
     settings.target = "NEW"
+
+
+def test_the_panels_name_the_detected_bone_map(bpy: ModuleType, empty_scene: ModuleType) -> None:
+    import rig_builders
+
+    panels = addon_module("panels")
+    settings = bpy.context.scene.reel2rig
+    rig = rig_builders.build_mixamo(bpy)
+    bpy.context.view_layer.objects.active = rig
+    settings.target = "SELECTED"
+    try:
+        for panel in (panels.REEL2RIG_PT_capture, panels.REEL2RIG_PT_retarget):
+            labels = _labels(_draw(panel.draw, {}, bpy.context))
+            assert any(t.startswith("Detected: Mixamo") for t in labels), labels
+    finally:
+        settings.target = "NEW"
 
 
 # ----------------------------------------------------------------------------------------------------------------

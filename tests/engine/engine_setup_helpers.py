@@ -3,7 +3,10 @@ offline wheel, a package list, and a venv that borrows this checkout's heavy pac
 tests in other folders can import it."""
 from __future__ import annotations
 
+import http.server
 import sys
+import threading
+import time
 import sysconfig
 import zipfile
 from pathlib import Path
@@ -42,3 +45,20 @@ def lend_checkout_packages(env_folder: Path) -> None:
     targets = list(env_folder.glob("lib/python3*/site-packages")) + list(env_folder.glob("Lib/site-packages"))
     assert targets, f"no site-packages in {env_folder}"
     (targets[0] / "reel2rig_checkout.pth").write_text(str(site) + "\n")
+
+
+class _SlowIndex(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        time.sleep(60)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def slow_index() -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A package index on localhost that never answers in time (pip waits on it): for cancel tests. Returns the
+    server (call .shutdown()) and its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowIndex)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/simple"

@@ -5,17 +5,15 @@ checkout's .venv — so the whole path, from ``python -m venv`` to the engine an
 seconds instead of installing 3 GB."""
 from __future__ import annotations
 
-import http.server
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from addon import engine_setup as es
-from engine_setup_helpers import PROBE, lend_checkout_packages, make_wheel, requirements
+from engine_setup_helpers import PROBE, lend_checkout_packages, make_wheel, requirements, slow_index
 
 ROOT = Path(__file__).resolve().parents[2]
 def test_a_new_environment_without_the_engine_packages_fails_with_the_fix(tmp_path: Path) -> None:
@@ -70,20 +68,9 @@ def test_setup_succeeds_and_the_engine_answers(tmp_path: Path) -> None:
     assert "Requirement already satisfied" in again.log_path.read_text()
 
 
-class _SlowIndex(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        time.sleep(60)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_cancel_stops_pip_and_leaves_the_environment_incomplete(tmp_path: Path) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowIndex)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, index = slow_index()
     try:
-        index = f"http://127.0.0.1:{server.server_address[1]}/simple"
         plan = es.SetupPlan(folder=tmp_path / "engine", base_python=sys.executable,
                             requirements=requirements(tmp_path),
                             pip_args=("--index-url", index, "--timeout", "120", "--retries", "0"), root=ROOT,
