@@ -666,3 +666,66 @@ def clear_cache(cache_dir: str | Path) -> int:
             except OSError:  # not empty (it holds something kept)
                 pass
     return freed
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# command line: the same setup and check without Blender (provisioning machines, timing a setup)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m addon.engine_setup setup FOLDER [...]`` / ``check PYTHON``: what the preferences' buttons do."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m addon.engine_setup",
+                                     description="Set up or check a Reel2Rig engine environment (as the add-on's "
+                                                 "Set up Engine / Check Engine buttons do)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    setup = sub.add_parser("setup", help="create FOLDER's environment and install the engine's packages")
+    setup.add_argument("folder", type=Path)
+    setup.add_argument("--python", default=default_base_python(), help="base Python (3.10-3.12)")
+    setup.add_argument("--torch", default="AUTO", choices=("AUTO", "CPU", "CUDA", "PIP"), type=str.upper,
+                       help="PyTorch build (AUTO: CUDA when nvidia-smi finds a GPU; PIP: pip.conf decides)")
+    setup.add_argument("--pip-option", action="append", default=[], help="extra pip argument (repeatable)")
+    setup.add_argument("--cache", default=None, help="the engine's cache folder (the model build goes there)")
+    setup.add_argument("--no-warm", action="store_true", help="skip building the Anny model cache")
+    setup.add_argument("--requirements", type=Path, default=PACKAGE_ROOT / REQUIREMENTS_NAME,
+                       help="package list with '# --- step N' sections (default: the extension's requirements.txt)")
+    check = sub.add_parser("check", help="check the engine environment of PYTHON")
+    check.add_argument("python")
+    check.add_argument("--cache", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        report = check_engine(args.python, PACKAGE_ROOT, args.cache)
+        print(report.text())
+        return 0 if report.ok else 1
+    try:
+        build = resolve_torch_build(args.torch, detect_nvidia())
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    plan = SetupPlan(folder=args.folder.resolve(), base_python=args.python, torch_build=build,
+                     requirements=args.requirements,
+                     pip_args=tuple(args.pip_option), cache_dir=args.cache, warm=not args.no_warm)
+    runner = SetupRunner(plan)
+    started = time.monotonic()
+    runner.start()
+    last = ""
+    try:
+        while runner.running:
+            status = runner.status
+            if status.stage != last:
+                last = status.stage
+                print(f"[{time.monotonic() - started:6.0f} s] {status.fraction * 100:3.0f}%  {status.stage}",
+                      flush=True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        runner.cancel()
+    status = runner.wait()
+    print(f"[{time.monotonic() - started:6.0f} s] {status.state}: {status.message}")
+    if runner.report is not None:
+        print(runner.report.text())
+    return {FINISHED: 0, CANCELLED: 130}.get(status.state, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -104,3 +104,23 @@ def test_check_engine_on_the_checkout_environment() -> None:
 def test_check_engine_names_what_is_missing(tmp_path: Path) -> None:
     report = es.check_engine(str(tmp_path / "nope" / "python"), ROOT)
     assert not report.ok and "does not exist" in report.first_problem() and "Set up Engine" in report.first_problem()
+
+
+def test_command_line_sets_up_and_checks(tmp_path: Path) -> None:
+    """``python -m addon.engine_setup``: the buttons' work for provisioning machines without Blender."""
+    import subprocess
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels)
+    folder = tmp_path / "engine"
+    lend_checkout_packages(folder)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "addon.engine_setup", "setup", str(folder), "--python",
+                           sys.executable, "--torch", "pip", "--requirements", str(requirements(tmp_path)),
+                           "--pip-option=--no-index", f"--pip-option=--find-links={wheels}", "--no-warm"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FINISHED: Engine ready" in proc.stdout and "Installing reel2rig_probe_pkg (1/1)" in proc.stdout
+    check = subprocess.run([sys.executable, "-m", "addon.engine_setup", "check", str(tmp_path / "none")],
+                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert check.returncode == 1 and "[FAIL] Engine Python" in check.stdout
