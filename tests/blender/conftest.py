@@ -38,6 +38,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if mod is not None:
         mod.shutdown()
     shutil.rmtree(_USER_RESOURCES, ignore_errors=True)
+    _skip_broken_bpy_teardown(int(exitstatus))
+
+
+def _skip_broken_bpy_teardown(exitstatus: int) -> None:
+    """bpy 4.2 and 4.5 as Python modules fail in their C++ static destructors after Python has finished: 4.2.23
+    segfaults in ``SpaceType::~SpaceType`` -> ``bpy_class_free`` (e.g. after any glTF export), 4.5.15 deadlocks in
+    a ``GlobalState`` destructor waiting on its ``delayed_close`` thread. Blender itself exits through ``WM_exit``
+    and is not affected, nor are bpy 5.0.1 and 5.2.4. So under those modules, end the process from an ``atexit``
+    handler (registered last, so run first) with pytest's own exit status, once all output is flushed."""
+    bpy = sys.modules.get("bpy")
+    if bpy is None or bpy.app.version >= (5, 0, 0):
+        return
+    import atexit
+
+    def exit_now() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exitstatus)
+
+    atexit.register(exit_now)
 
 
 @pytest.fixture(scope="session")

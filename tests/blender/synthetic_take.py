@@ -1,8 +1,14 @@
 """Synthetic Takes and clips with known answers (numpy + cv2; no bpy). Also imported by fake_engine.py."""
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -145,6 +151,8 @@ def anny_motion_take(path: str | Path, n_frames: int = 40) -> tuple[Path, dict[s
 def add_anny_mesh(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Give a Take on Anny's skeleton its mesh sidecar as the engine does (``anny_mesh.write_take_mesh``) and rewrite
     its sidecar naming it. Returns the sidecar's ``"mesh"`` entry. Needs Anny's mesh cache (built on first use)."""
+    if _anny_elsewhere():
+        return _in_engine_python("add_anny_mesh", arrays, path=str(path), meta=meta)
     from inference_server.anny_mesh import write_take_mesh
 
     entry = write_take_mesh(path, [str(n) for n in arrays["bone_names"]])
@@ -156,6 +164,9 @@ def add_anny_mesh(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any]
 def sample_truth_take(path: str | Path, video: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """The sample clip's ground truth as a Take (every frame; the motion that rendered the clip), so what Blender
     draws from it must land on the clip's own body."""
+    if _anny_elsewhere():
+        return Path(path), _in_engine_python("sample_truth_take", None, path=str(path),
+                                             video=None if video is None else str(video))
     from inference_server.anny_skeleton import load_skeleton
 
     d = np.load(SAMPLE_TRUTH)
@@ -174,3 +185,63 @@ def sample_truth_take(path: str | Path, video: str | Path | None = None) -> tupl
     if video is not None:
         meta["video"] = str(video)
     return take.write_take(path, arrays, meta), arrays
+
+
+def anny_skinning(arrays: dict[str, Any], rows: Sequence[int]) -> dict[str, Any]:
+    """The engine's numpy skinning of Anny's mesh posed by the Take's ``rows`` (its forward kinematics):
+    ``vertices`` (len(rows), V, 3) world-space and ``n_faces``."""
+    if _anny_elsewhere():
+        return _in_engine_python("anny_skinning", arrays, rows=[int(r) for r in rows])
+    from inference_server.anny_mesh import load_mesh, skin
+    from inference_server.anny_skeleton import load_skeleton
+
+    mesh = load_mesh()
+    rows = list(rows)
+    W = fk.forward_kinematics(arrays["rest_matrices"], arrays["bone_parents"], arrays["local_rotations_aa"][rows],
+                              arrays["root_position_world"][rows])
+    return {"vertices": skin(mesh, load_skeleton().rest, W), "n_faces": np.array(mesh.faces.shape[0])}
+
+
+# --- Anny from another Blender's environment ---------------------------------------------------------------------
+# `./reel2rig test --blender X.Y` runs these tests with .venv-blender-X.Y's Python (bpy, NumPy, OpenCV, SciPy only);
+# the helpers above that need Anny (torch) then run themselves in the engine's Python (the checkout's .venv, exported
+# as REEL2RIG_ENGINE_PYTHON): this file as a script, arrays in and out as .npz, the rest as JSON.
+
+
+def _anny_elsewhere() -> bool:
+    engine = os.environ.get("REEL2RIG_ENGINE_PYTHON") or sys.executable
+    return engine != sys.executable and importlib.util.find_spec("anny") is None
+
+
+def _in_engine_python(func: str, arrays: dict[str, Any] | None, **kwargs: Any) -> Any:
+    """``func(arrays=arrays, **kwargs)`` of this module run by the engine's Python; its arrays (or, for a
+    ``(path, arrays)`` result, those arrays), or its JSON result."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    with tempfile.TemporaryDirectory(prefix="reel2rig-engine-call-") as tmp:
+        given, result = Path(tmp, "arrays.npz"), Path(tmp, "result.npz")
+        np.savez(given, **(arrays or {}))
+        proc = subprocess.run([os.environ["REEL2RIG_ENGINE_PYTHON"], __file__, func, str(given), str(result),
+                               json.dumps(kwargs)], capture_output=True, text=True, env=env, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{func} in the engine's Python failed:\n{proc.stderr[-3000:]}")
+        with np.load(result) as out:
+            values = {name: out[name] for name in out.files}
+    return json.loads(str(values["json"])) if set(values) == {"json"} else values
+
+
+if __name__ == "__main__":  # python synthetic_take.py FUNC ARRAYS.npz RESULT.npz KWARGS_JSON (see _in_engine_python)
+    from inference_server.config import prepare_environment
+
+    prepare_environment()
+    _func, _given, _result, _kwargs = sys.argv[1:5]
+    _args = json.loads(_kwargs)
+    with np.load(_given) as _npz:
+        if _npz.files:
+            _args["arrays"] = {name: _npz[name] for name in _npz.files}
+    _value = globals()[_func](**_args)
+    if isinstance(_value, tuple):  # (path, arrays)
+        _value = _value[1]
+    if not all(isinstance(v, np.ndarray) for v in _value.values()):
+        _value = {"json": np.array(json.dumps(_value))}
+    np.savez(_result, **_value)

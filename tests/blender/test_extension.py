@@ -37,7 +37,7 @@ def test_zip_contents(extension_zip: Path) -> None:
         top = name.split("/")[0]
         assert top not in {"tests", "bench", "tools", "docs", "samples", ".venv", ".cache", ".ci", "dist", "out"}, name
         assert "__pycache__" not in name and not name.endswith((".pyc", ".blend1")), name
-        assert not top.startswith(".git") and name not in {"mypy.ini", "pytest.ini"}, name
+        assert not top.startswith(".git") and name not in {"mypy.ini", "pytest.ini", "requirements-blender.txt"}, name
     assert Path(info["checkout"]) == ROOT
     assert info["version"] == "0.1.0" and info["built"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 import synthetic_take as synthetic
-from blender_env import ROOT, addon_module, id_counts
+from blender_env import ENGINE_PYTHON, ROOT, addon_module, id_counts
 
 SAMPLE = ROOT / "samples" / "sample_wave.mp4"
 DOCS_IMAGES = ROOT / "docs" / "images"
@@ -149,7 +148,7 @@ def test_preview_of_a_captured_take(empty_scene: ModuleType, tmp_path: Path) -> 
     and previewed; the README's picture."""
     bpy = empty_scene
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "inference_server", "capture", str(SAMPLE), "--out",
+    proc = subprocess.run([ENGINE_PYTHON, "-m", "inference_server", "capture", str(SAMPLE), "--out",
                            str(tmp_path / "out"), "--no-overlay", "--json"], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]

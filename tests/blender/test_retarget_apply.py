@@ -134,8 +134,9 @@ def _fcurves(ob):
     from bpy_extras import anim_utils
 
     ad = ob.animation_data
-    bag = anim_utils.animdata_get_channelbag_for_assigned_slot(ad) if hasattr(ad, "action_slot") else ad.action
-    return list(bag.fcurves)
+    if hasattr(anim_utils, "animdata_get_channelbag_for_assigned_slot"):  # 5.0+ (no Action.fcurves)
+        return list(anim_utils.animdata_get_channelbag_for_assigned_slot(ad).fcurves)
+    return list(ad.action.fcurves)  # 4.2-4.5: the legacy API (4.4/4.5: the first slot's curves)
 
 
 def test_existing_action_is_kept_and_a_second_apply_makes_a_new_one(empty_scene: ModuleType, take_path: Path,

@@ -52,10 +52,6 @@ def evaluated_vertices(bpy: ModuleType, obj) -> np.ndarray:
 
 
 def test_anny_take_imports_a_mesh_skinned_like_the_engine(empty_scene: ModuleType, anny_take) -> None:
-    from inference_server.anny_mesh import load_mesh, skin
-    from inference_server.anny_skeleton import load_skeleton
-    from rigs.fk import forward_kinematics
-
     bpy = empty_scene
     path, arrays = anny_take
     take_import = addon_module("take_import")
@@ -73,20 +69,17 @@ def test_anny_take_imports_a_mesh_skinned_like_the_engine(empty_scene: ModuleTyp
     assert len(modifiers) == 1 and modifiers[0].object == armature and modifiers[0].use_vertex_groups
     assert [g.name for g in body.vertex_groups] == [str(n) for n in arrays["bone_names"]]
     assert len(body.data.materials) == 1 and body.data.materials[0] is not None
-    mesh = load_mesh()
-    assert len(body.data.vertices) == mesh.n_vertices and len(body.data.polygons) == mesh.faces.shape[0]
-
     # Blender's deformation against the engine's numpy skinning of the Take's forward kinematics
     rows = [0, 13, 26, 39]
-    W = forward_kinematics(arrays["rest_matrices"], arrays["bone_parents"], arrays["local_rotations_aa"][rows],
-                           arrays["root_position_world"][rows])
-    expected = skin(mesh, load_skeleton().rest, W)                         # (4, V, 3)
+    skinned = synthetic.anny_skinning(arrays, rows)
+    expected, n_faces = skinned["vertices"], int(skinned["n_faces"])     # (4, V, 3)
+    assert len(body.data.vertices) == expected.shape[1] and len(body.data.polygons) == n_faces
     scene = bpy.context.scene
     worst = 0.0
     for i, row in enumerate(rows):
         scene.frame_set(scene.frame_start + row)
         worst = max(worst, float(np.abs(evaluated_vertices(bpy, body) - expected[i]).max()))
-    print(f"mesh import: {mesh.n_vertices} vertices, {mesh.faces.shape[0]} triangles, import {seconds:.2f} s; "
+    print(f"mesh import: {expected.shape[1]} vertices, {n_faces} triangles, import {seconds:.2f} s; "
           f"worst vertex vs numpy skinning {worst * 1000:.4f} mm")
     assert worst < 0.1 * MM, f"Blender's skinned mesh is {worst * 1000:.3f} mm off the engine's"
 
