@@ -159,6 +159,26 @@ def test_preview_of_a_captured_take(empty_scene: ModuleType, tmp_path: Path) -> 
     assert result.mesh and result.clip, result.warnings
     take = addon_module("take_prepare").take_format.read_take(take_path)
     arrays = dict(take.arrays)
-    _, picture, _ = check_mask_and_picture(bpy, result.armature, arrays, tmp_path,
-                                           bpy.context.scene.frame_start + ROW)
+    picture_mask, picture, _ = check_mask_and_picture(bpy, result.armature, arrays, tmp_path,
+                                                      bpy.context.scene.frame_start + ROW)
     write_doc_image(picture, "preview_sample_wave.png")
+    # the same take on another character's rig (a Mixamo armature, bones only): the README's second picture
+    import rig_builders
+
+    rig = rig_builders.build_mixamo(bpy)
+    rig["reel2rig_camera"] = bpy.data.objects[result.armature].get("reel2rig_camera")
+    applied = addon_module("retarget_apply").apply_take(bpy.context, rig, str(take_path), "AUTO")
+    assert applied.map_id == "mixamo", applied.report
+    frame = bpy.context.scene.frame_start + ROW
+    on_rig = read_png(render(bpy, rig.name, tmp_path / "on_rig.png", frame, mesh=False))
+    clip = clip_frame(int(arrays["frame_ids"][ROW]))
+    bones = np.abs(on_rig.astype(int) - clip.astype(int)).sum(axis=2) > 30
+    preview_prepare = addon_module("preview_prepare")
+    rig_box, body_box = preview_prepare.mask_box(bones), preview_prepare.mask_box(picture_mask)
+    inter = max(0, min(rig_box[2], body_box[2]) - max(rig_box[0], body_box[0])) * \
+        max(0, min(rig_box[3], body_box[3]) - max(rig_box[1], body_box[1]))
+    union = ((rig_box[2] - rig_box[0]) * (rig_box[3] - rig_box[1]) +
+             (body_box[2] - body_box[0]) * (body_box[3] - body_box[1]) - inter)
+    print(f"the take on a Mixamo rig: its bones' box overlaps the body's by {inter / union:.2f} (IoU)")
+    assert inter / union > 0.6, (rig_box, body_box)
+    write_doc_image(on_rig, "preview_on_mixamo.png")
