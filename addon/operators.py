@@ -582,7 +582,7 @@ class REEL2RIG_OT_setup_engine(_Reel2RigOperator):
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
-        return self._end(context, runner)
+        return REEL2RIG_OT_setup_engine._end(self, context, runner)  # (tests call modal on a stand-in)
 
 
 class REEL2RIG_OT_setup_engine_cancel(_Reel2RigOperator):

@@ -194,9 +194,24 @@ def test_cancel_setup_operator_stops_a_running_setup(bpy: ModuleType, empty_scen
             time.sleep(0.1)
         assert runner.running and bpy.ops.reel2rig.setup_engine_cancel.poll()
         assert not bpy.ops.reel2rig.capture.poll() and not bpy.ops.reel2rig.check_engine.poll()
+        # the operator's modal() (Set up Engine in a window) passes events through while the runner works ...
+        from types import SimpleNamespace
+
+        reports: list = []
+        stand_in = SimpleNamespace(_runner=runner, _timer=None, report=lambda kind, text: reports.append((kind, text)))
+        tick = SimpleNamespace(type="TIMER", value="NOTHING")
+        assert addon_module("operators").REEL2RIG_OT_setup_engine.modal(stand_in, bpy.context, tick) \
+            == {"PASS_THROUGH"}
+        st = bpy.context.window_manager.reel2rig_status
+        assert st.setup_running and st.setup_stage.startswith("Installing")
         assert bpy.ops.reel2rig.setup_engine_cancel() == {"FINISHED"}
         assert runner.wait(30).state == engine_setup.CANCELLED
         assert not bpy.ops.reel2rig.setup_engine_cancel.poll()
+        # ... and, once it stops, reports how it ended
+        assert addon_module("operators").REEL2RIG_OT_setup_engine.modal(stand_in, bpy.context, tick) \
+            == {"CANCELLED"}
+        assert reports[-1][0] == {"WARNING"} and "run it again to resume" in reports[-1][1]
+        assert not st.setup_running and not st.setup_is_error
     finally:
         engine_session.set_active_setup(None)
         server.shutdown()
