@@ -1,5 +1,5 @@
 """``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py, ``fit``:
-bench/fit.py, ``batch``: bench/batch.py)."""
+bench/fit.py, ``batch``: bench/batch.py, ``stage-memory``: bench/stage_memory.py)."""
 import sys
 
 if len(sys.argv) > 1 and sys.argv[1] == "fit":
@@ -11,6 +11,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "batch":
     from bench.batch import main as batch_main
 
     sys.exit(batch_main(sys.argv[2:]))
+
+if len(sys.argv) > 1 and sys.argv[1] == "stage-memory":
+    from bench.stage_memory import main as stage_memory_main
+
+    sys.exit(stage_memory_main(sys.argv[2:]))
 
 if len(sys.argv) > 1 and sys.argv[1] == "perception":
     from bench.perception import main as perception_main

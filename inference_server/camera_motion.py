@@ -208,8 +208,10 @@ class _Series:
         self.n = 0
 
     def append(self, value) -> None:
-        if self.n == len(self.a):
-            self.a = np.concatenate([self.a, np.zeros_like(self.a)])
+        if self.n == len(self.a):   # np.zeros of a large array is untouched (unresident) memory until written
+            grown = np.zeros((2 * len(self.a), *self.a.shape[1:]), self.a.dtype)
+            grown[:self.n] = self.a
+            self.a = grown
         self.a[self.n] = value
         self.n += 1
 

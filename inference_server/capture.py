@@ -4,6 +4,7 @@ No bpy. Heavy packages are imported inside the stage functions.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import hashlib
 import io
@@ -116,10 +117,12 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     if not frame_ids:
         raise RpcError(JOB_FAILED, f"{video}: no frame in the range [{options.frame_start}, {end}) could be decoded",
                        fix="check the frame range against the clip's length")
+    from .detect import stacked
+
     ids, ts = np.asarray(frame_ids, dtype=np.int64), np.asarray(stamps, dtype=np.float64)
     out = []
     for found in people:
-        stack = lambda name: np.stack([getattr(lm, name) for lm in found])  # noqa: E731
+        stack = lambda name: stacked(found, name)  # noqa: E731   # a FrameStore's own arrays, no copy
         out.append(Detections(ids, ts, stack("pose_2d"), stack("pose_world"), stack("hands_2d"), stack("hands_world"),
                               stack("hand_score"), stack("hand_source").astype(np.int8), t_decode, t_detect,
                               dict(counts), *_camera_fields(camera)))
@@ -143,8 +146,8 @@ class _Decoded:
 
     def __init__(self, frames, scale: float, cancelled: CancelledFn):
         self.frames, self.scale, self.cancelled = frames, scale, cancelled
-        self.frame_ids: list[int] = []
-        self.stamps: list[float] = []
+        self.frame_ids = array.array("q")   # compact: no Python object per frame (hours of frames)
+        self.stamps = array.array("d")
         self.seconds = 0.0
 
     def __iter__(self):
@@ -169,10 +172,10 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
     """The main person, frame by frame, with `detect.Perception` (MediaPipe's graphs); the camera's rotation from
     the same frames' background, the person masked out (`camera_motion.CameraTracker`; timed with detection)."""
     from .camera_motion import CameraTracker
-    from .detect import Perception
+    from .detect import FrameStore, Perception
 
     decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
-    found = []  # FrameLandmarks per frame (a few KB each)
+    found = FrameStore(total)  # every frame's landmarks as whole-clip arrays (3.6 KB a frame, no object each)
     t_detect = 0.0
     started = time.perf_counter()
     tracker = CameraTracker(default_intrinsics(info.width, info.height, options.focal_px), (info.width, info.height))
@@ -267,7 +270,8 @@ def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool
                  K: np.ndarray, confidence: np.ndarray):
     """The fit placed in the world (world.py): camera motion out, floor at z = 0, contacts, planted feet. A hands-only
     capture keeps its body at rest on a still camera (no feet to plant). The fit's per-frame camera shift (the
-    handheld residual, fit.py) is added to ``t_world2cam``."""
+    handheld residual, fit.py) is added to ``t_world2cam``. The fit's rotations become the world's (changed in place:
+    no copy of a long clip's)."""
     from .world import WorldSettings, ground, image_foot_speed
 
     settings = WorldSettings(space=options.space, foot_lock=options.foot_lock and not hands_only)
@@ -275,7 +279,7 @@ def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool
     speed = image_foot_speed(det.pose_2d, K, R_rel if options.space == "world" else None, det.timestamps)
     world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, valid & ~hands_only,
                    confidence, R_rel, settings, image_speed=speed,
-                   camera_may_travel=camera_may_travel(det.camera_info))
+                   camera_may_travel=camera_may_travel(det.camera_info), consume=True)
     if fit.camera_shift is not None:
         world.t_world2cam = world.t_world2cam + fit.camera_shift
     if hands_only:
@@ -391,6 +395,13 @@ def _source_meta(video: Path, info: VideoInfo) -> dict:
             "frame_count": info.frame_count, "rotation": info.rotation, "kind": info.kind}
 
 
+def _to_float32(det: Detections, names: tuple[str, ...]) -> None:
+    """Replace these landmark arrays of ``det`` by their float32 copies (what the Take stores), freeing the float64
+    ones: for a capture's own Detections, once its fit and world stages are past them."""
+    for name in names:
+        setattr(det, name, getattr(det, name).astype(np.float32, copy=False))
+
+
 def _stage_times(det: Detections, t_fit: float) -> dict:
     """Seconds and frames/s of the decode, detect and fit stages of one Take."""
     n = len(det.frame_ids)
@@ -420,21 +431,29 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     t_fit = time.perf_counter() - t0
     if cancelled():
         raise Cancelled("cancelled after fit")
+    # Long clips (README › Batch figures): each whole-clip float64 array is let go once nothing needs it in float64.
+    # Past the fit only the Take reads these landmarks, and it stores them as float32.
+    _to_float32(det, ("pose_world", "hands_2d", "hands_world"))
 
     t0 = time.perf_counter()
     progress("world", 0, 1, 0.0)
     confidence = _confidence(det.pose_2d, fit.residual_px, valid)
     world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
+    _to_float32(det, ("pose_2d",))
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
+    bone_fitted, residual_px = fit.bone_fitted, fit.residual_px
+    del fit   # its rotations are the world's now (`_world_stage`)
     t_world = time.perf_counter() - t0
     progress("world", 1, 1, 0.0)
     t0 = time.perf_counter()
     progress("write", 0, 1, 0.0)
-    joints = bone_heads(skel.rest, skel.parents, world.local_rotations_aa, root_world)
+    # Anny's joints go into the Take as float32 as they are posed; a target model's transfer fits them in float64.
+    joints = bone_heads(skel.rest, skel.parents, world.local_rotations_aa, root_world,
+                        dtype=np.float32 if target_model is None else np.float64)
     # The Take's skeleton: Anny's own, or the user's model carried over from the Anny fit (joints fitted to the
     # corresponding Anny points; one shape for the take).
     out_names, out_parents, out_rest, out_lengths = skel.names, skel.parents, skel.rest, skel.lengths
-    local, fitted = world.local_rotations_aa, fit.bone_fitted
+    local, fitted = world.local_rotations_aa, bone_fitted
     from .body_models import ANNY_PHENOTYPE
 
     shape = np.full(len(ANNY_PHENOTYPE), 0.5)   # the fit's default phenotype
@@ -453,7 +472,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         local, root_world, joints, shape, model_pose = (moved.local_aa, moved.root_world, moved.joints,
                                                          moved.shape, moved.model_pose)
         anny_bone = [skel.names.index(p) if p != "mid-hips" else 0 for p in map(anny_point, tsk.names)]
-        fitted = fit.bone_fitted[:, anny_bone]
+        fitted = bone_fitted[:, anny_bone]
         extra["model_transfer_error_mm"] = moved.error_mm.astype(np.float32)
         model_meta = {"name": target_model.name, "convention": tsk.convention, "file": str(target_model.path),
                       "shape_names": list(target_model.shape_names),
@@ -464,23 +483,30 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         progress("transfer", 1, 1, 0.0)
         t0 = time.perf_counter()   # the write stage's time starts after the transfer
     root_cam = np.einsum("tij,tj->ti", R_w2c, root_world) + t_w2c
+    # The rotations' float32 copies, then the float64 ones let go before the rest is copied (long clips); Anny's
+    # model pose is its bone-local rotations: one array for both.
+    local32 = local.astype(np.float32)
+    model_pose32 = local32 if model_pose is local else np.asarray(model_pose, dtype=np.float32)
+    del local, model_pose
+    world.local_rotations_aa = None   # type: ignore[assignment]
     arrays = dict(
         frame_ids=det.frame_ids, timestamps=det.timestamps, fps=np.float64(info.fps),
         image_size=np.array([info.width, info.height], dtype=np.int64), K=K,
         R_world2cam=R_w2c, t_world2cam=t_w2c,
         bone_names=np.array(out_names), bone_parents=np.asarray(out_parents).astype(np.int32),
         rest_matrices=out_rest.astype(np.float32), bone_lengths=out_lengths.astype(np.float32),
-        local_rotations_aa=local.astype(np.float32),
-        root_position_world=root_world.astype(np.float32), joints_world=joints.astype(np.float32),
-        bone_fitted=fitted, valid=valid, fit_residual_px=fit.residual_px.astype(np.float32),
-        shape=np.asarray(shape, dtype=np.float32), model_pose_aa=np.asarray(model_pose, dtype=np.float32),
+        local_rotations_aa=local32,
+        root_position_world=root_world.astype(np.float32), joints_world=joints.astype(np.float32, copy=False),
+        bone_fitted=fitted, valid=valid, fit_residual_px=residual_px.astype(np.float32),
+        shape=np.asarray(shape, dtype=np.float32), model_pose_aa=model_pose32,
         root_position_camera=root_cam.astype(np.float32),
         fit_confidence=confidence.astype(np.float32), **extra,
         foot_contact=world.foot_contact.astype(np.float32),
-        pose_landmarks_2d=det.pose_2d.astype(np.float32), pose_landmarks_world=det.pose_world.astype(np.float32),
-        hand_landmarks_2d=det.hands_2d.astype(np.float32),
-        hand_landmarks_world=det.hands_world.astype(np.float32), hand_score=det.hand_score.astype(np.float32),
-        hand_source=det.hand_source.astype(np.int8),
+        pose_landmarks_2d=det.pose_2d.astype(np.float32, copy=False),
+        pose_landmarks_world=det.pose_world.astype(np.float32, copy=False),
+        hand_landmarks_2d=det.hands_2d.astype(np.float32, copy=False),
+        hand_landmarks_world=det.hands_world.astype(np.float32, copy=False),
+        hand_score=det.hand_score.astype(np.float32), hand_source=det.hand_source.astype(np.int8),
     )
     n = len(det.frame_ids)
     stages = {**_stage_times(det, t_fit), "world": {"seconds": t_world, "fps": n / t_world if t_world else None},

@@ -77,6 +77,66 @@ def empty_frame() -> FrameLandmarks:
                           np.zeros(2), np.zeros(2, dtype=np.int8))
 
 
+class FrameStore:
+    """Every frame's landmarks of one capture, filled in order, kept as whole-clip arrays (one per `FrameLandmarks`
+    field, the detectors' own dtypes, so the values are the ones a list of frames stacked would give) instead of a
+    Python object per frame: a long clip costs its landmarks' bytes and no more (README › Batch figures). Sized up
+    front for ``expected`` frames (a clip's frame count); pages are only touched as frames arrive, and a clip that
+    runs longer grows the arrays by half.
+
+    ``store[t]`` is a `FrameLandmarks` of views into the arrays: edits in place land in the store; a frame whose
+    fields were replaced (`sides.unmirror`) is put back with ``store[t] = frame``. ``array(name)`` is the (T, ...)
+    array of a field (a view, no copy)."""
+
+    FIELDS = tuple(f.name for f in dataclasses.fields(FrameLandmarks))
+    MAX_EXPECTED = 216_000   # two hours at 30 fps: a clip's frame count past this is not trusted up front
+
+    def __init__(self, expected: int = 0) -> None:
+        self._capacity = max(16, min(int(expected), self.MAX_EXPECTED))
+        self._arrays: dict[str, np.ndarray] = {}
+        self._n = 0
+
+    def append(self, lm: FrameLandmarks) -> None:
+        if not self._arrays:   # the first frame sets each field's shape and dtype
+            self._arrays = {name: np.empty((self._capacity, *np.shape(getattr(lm, name))),
+                                           np.asarray(getattr(lm, name)).dtype) for name in self.FIELDS}
+        elif self._n == self._capacity:
+            self._capacity += self._capacity // 2
+            for name, old in self._arrays.items():
+                grown = np.empty((self._capacity, *old.shape[1:]), old.dtype)
+                grown[:self._n] = old[:self._n]
+                self._arrays[name] = grown
+        for name in self.FIELDS:
+            self._arrays[name][self._n] = getattr(lm, name)
+        self._n += 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, t: int) -> FrameLandmarks:
+        t = range(self._n)[t]
+        return FrameLandmarks(*(self._arrays[name][t] for name in self.FIELDS))
+
+    def __setitem__(self, t: int, lm: FrameLandmarks) -> None:
+        t = range(self._n)[t]
+        for name in self.FIELDS:
+            self._arrays[name][t] = getattr(lm, name)
+
+    def __iter__(self):
+        return (self[t] for t in range(self._n))
+
+    def array(self, name: str) -> np.ndarray:
+        """The field's (T, ...) array over the frames so far (a view into the store)."""
+        if not self._arrays:
+            return np.stack([getattr(empty_frame(), name)])[:0]
+        return self._arrays[name][:self._n]
+
+
+def stacked(frames, name: str) -> np.ndarray:
+    """A `FrameLandmarks` field over frames, (T, ...): a `FrameStore`'s own array, or a list's stacked."""
+    return frames.array(name) if isinstance(frames, FrameStore) else np.stack([getattr(f, name) for f in frames])
+
+
 def subject_side(label: str, mirrored: bool = False) -> int:
     """MediaPipe's handedness label → the subject's own side.
 
@@ -300,18 +360,21 @@ def _put_hand(out: FrameLandmarks, side: int, hand: HandObservation, source: int
     out.hand_source[side] = source
 
 
-def unmirror_by_chirality(frames: list[FrameLandmarks], mirrored: bool = False) -> int:
+def unmirror_by_chirality(frames: "list[FrameLandmarks] | FrameStore", mirrored: bool = False) -> int:
     """Swap back, in place, the frames where the pose network mirrored the body (a front/back-ambiguous silhouette
     read as seen from behind: the subject's left arm labelled right, both hands swapped with it). The evidence is
     the hands' own chirality against the wrist that holds them (`sides.chirality_votes`), chained over the clip by
     `sides.mirrored_frames`. Returns the number of frames swapped."""
     if not frames:
         return 0
-    pose = np.stack([f.pose_2d for f in frames])
-    votes = chirality_votes(pose, np.stack([f.hands_2d for f in frames]), mirrored)
+    pose = stacked(frames, "pose_2d")
+    votes = chirality_votes(pose, stacked(frames, "hands_2d"), mirrored)
     swap = mirrored_frames(pose, votes, lam=CHIRALITY_LAMBDA, mu=CHIRALITY_MU)
+    del pose
     for t in np.flatnonzero(swap):
-        unmirror(frames[t])
+        frame = frames[t]
+        unmirror(frame)
+        frames[t] = frame   # a `FrameStore` takes the swapped fields back (a list holds the same object)
     return int(swap.sum())
 
 
@@ -500,7 +563,7 @@ class Perception:
             out.pose_world[:] = np.nan
             _read_without_body(out, found)
 
-    def finish(self, frames: list[FrameLandmarks]) -> None:
+    def finish(self, frames: "list[FrameLandmarks] | FrameStore") -> None:
         """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`);
         body+hands mode swaps back the frames where the pose network mirrored the body (`unmirror_by_chirality`).
         `frames` are this detector's outputs, in order; they are updated in place."""

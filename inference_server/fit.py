@@ -449,21 +449,31 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
         hands_world = np.full_like(hands_2d, np.nan)
     windows = [(s, min(s + settings.window, n_frames)) for s in range(0, n_frames, settings.window)]
     total = 1000 * len(windows)
-    parts = []
+    if not windows:
+        raise ValueError("fit_sequence: no frames to fit")
+    out: FitResult | None = None   # the whole clip's, filled window by window (no copy of every window's at the end)
     for w, (a, b) in enumerate(windows):
         def window_progress(i: int, n: int, offset=w * 1000) -> None:
             if progress:
                 progress(offset + int(1000 * i / max(n, 1)), total)
         fit_window = _fit_window_lm if settings.solver == "lm" else _fit_window
-        parts.append(fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
-                                 window_progress, cancelled, hands_world[a:b], hands_only))
-    return FitResult(
-        local_rotations_aa=np.concatenate([p.local_rotations_aa for p in parts]),
-        root_position_world=np.concatenate([p.root_position_world for p in parts]),
-        bone_fitted=np.concatenate([p.bone_fitted for p in parts]),
-        residual_px=np.concatenate([p.residual_px for p in parts]),
-        camera_shift=np.concatenate([p.camera_shift if p.camera_shift is not None else
-                                     np.zeros((len(p.residual_px), 3)) for p in parts]))
+        part = fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
+                          window_progress, cancelled, hands_world[a:b], hands_only)
+        if out is None:
+            whole = lambda x: np.empty((n_frames, *x.shape[1:]), x.dtype)  # noqa: E731
+            out = FitResult(local_rotations_aa=whole(part.local_rotations_aa),
+                            root_position_world=whole(part.root_position_world),
+                            bone_fitted=whole(part.bone_fitted), residual_px=whole(part.residual_px),
+                            camera_shift=np.zeros((n_frames, 3)))
+        out.local_rotations_aa[a:b] = part.local_rotations_aa
+        out.root_position_world[a:b] = part.root_position_world
+        out.bone_fitted[a:b] = part.bone_fitted
+        out.residual_px[a:b] = part.residual_px
+        if part.camera_shift is not None:
+            out.camera_shift[a:b] = part.camera_shift   # type: ignore[index]
+        del part
+    assert out is not None
+    return out
 
 
 _OBSERVATION_KEYS = ("body_vis", "body_used", "w_b2", "size", "seg_a", "seg_b", "w_b3", "obs_b3", "hands_2d",

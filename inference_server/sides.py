@@ -79,7 +79,6 @@ def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, l
     out = np.zeros(n, dtype=bool)
     if len(frames) == 0:
         return out
-    mirror = pose_2d[:, POSE_MIRROR]
     votes = np.zeros((n, 2)) if hand_votes is None else np.nan_to_num(np.asarray(hand_votes, dtype=float))
     unary = np.zeros((len(frames), 2))
     for i, t in enumerate(frames):
@@ -87,8 +86,11 @@ def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, l
         agree = float(np.clip(votes[t], 0, None).sum())
         disagree = float(np.clip(-votes[t], 0, None).sum())
         unary[i] = (mu * disagree, lam * vbar + mu * agree + TIE)
-    states = (pose_2d, mirror)
-    out[frames] = _viterbi(frames, unary, lambda t0, a, t1, b: _distance(states[a][t0], states[b][t1]))
+
+    def state(t: int, s: int) -> np.ndarray:   # frame t's pose, mirrored when s (per frame: no mirrored clip copy)
+        return pose_2d[t, POSE_MIRROR] if s else pose_2d[t]
+
+    out[frames] = _viterbi(frames, unary, lambda t0, a, t1, b: _distance(state(t0, a), state(t1, b)))
     return out
 
 

@@ -105,7 +105,8 @@ def _rot_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rotation_between(np.asarray(a, float)[None], np.asarray(b, float)[None])[0]
 
 
-CHUNK = 2000   # frames posed at once: a (T,J,4,4) float64 pose of an hour's clip would be ~1.4 GB
+CHUNK = 500    # frames posed at once: a (T,J,4,4) float64 pose of an hour's clip would be ~1.4 GB; 500 frames'
+               # posing takes ~15 MB (2,000 took ~60 MB, above the rest of a long capture's peak; README › Batch)
 
 
 def _posed(skel, local_aa: np.ndarray, root: np.ndarray, bones: list[int] | None = None) -> np.ndarray:
@@ -113,8 +114,13 @@ def _posed(skel, local_aa: np.ndarray, root: np.ndarray, bones: list[int] | None
     from rigs.fk import forward_kinematics
 
     keep = slice(None) if bones is None else list(bones)
-    return np.concatenate([forward_kinematics(skel.rest, skel.parents, local_aa[a:a + CHUNK], root[a:a + CHUNK])[:, keep]
-                           for a in range(0, len(root), CHUNK)]) if len(root) else np.zeros((0, 0, 4, 4))
+    if not len(root):
+        return np.zeros((0, 0, 4, 4))
+    out = np.empty((len(root), len(skel.parents) if bones is None else len(bones), 4, 4))  # filled chunk by chunk
+    for a in range(0, len(root), CHUNK):
+        posed = forward_kinematics(skel.rest, skel.parents, local_aa[a:a + CHUNK], root[a:a + CHUNK])  # (C,J,4,4)
+        out[a:a + CHUNK] = posed[:, keep]
+    return out
 
 
 def _soles(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
@@ -321,10 +327,10 @@ def _capped_reach(H: np.ndarray, Kn: np.ndarray, A: np.ndarray, target: np.ndarr
     return to / np.maximum(d_want, 1e-12)[:, None] * reach(phi)[:, None]
 
 
-def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray, s: WorldSettings
-              ) -> tuple[np.ndarray, int]:
+def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray, s: WorldSettings,
+              in_place: bool = False) -> tuple[np.ndarray, int]:
     """Plant each foot while it is in contact (T,2) probabilities [left, right]. Returns new local rotations and the
-    frames planted (c > 0.5).
+    frames planted (c > 0.5); ``in_place``: the new rotations are written into ``local_aa`` (no copy of a long clip's).
 
     1. Targets: the ankle's path and the foot's orientation made still during contacts (:func:`planted_series`;
        the orientation as sign-continuous quaternions, renormalised).
@@ -360,7 +366,7 @@ def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray,
         q = planted_series(q, c, s.sigma_plant_fit_m * 5, s.sigma_plant_still_m * 5, s.sigma_plant_acc_m * 5)
         F_new = Rotation.from_quat(q / np.linalg.norm(q, axis=1, keepdims=True)).as_matrix()
         sides.append((c, thigh, shin, foot, target, F_new))
-    out = local_aa.copy()
+    out = local_aa if in_place else local_aa.copy()
     for c, thigh, shin, foot, target, F_new in sides:
         H, Kn, A = (W[b][:, :3, 3] for b in (thigh, shin, foot))
         Q1, Q2 = two_bone_ik(H, Kn, A, H + _capped_reach(H, Kn, A, target, cap))
@@ -380,13 +386,14 @@ def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray,
     return out, pinned
 
 
-def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The whole posed body turned by world rotations G (T,3,3) about the origin."""
+def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray, in_place: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The whole posed body turned by world rotations G (T,3,3) about the origin (``in_place``: into ``local_aa``)."""
     from rigs.rotations import aa_to_matrix, matrix_to_aa
 
     rest_root = skel.rest[0, :3, :3]
     L0 = aa_to_matrix(local_aa[:, 0])
-    out = local_aa.copy()
+    out = local_aa if in_place else local_aa.copy()
     out[:, 0] = matrix_to_aa(rest_root.T @ G @ rest_root @ L0)                # W_root' = G W_root
     return out, np.einsum("tij,tj->ti", G, root)
 
@@ -394,12 +401,13 @@ def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray) ->
 def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndarray, valid: np.ndarray,
            confidence: np.ndarray, R_cam_from_cam0: np.ndarray | None = None,
            settings: WorldSettings = WorldSettings(), image_speed: np.ndarray | None = None,
-           camera_may_travel: bool = True) -> World:
+           camera_may_travel: bool = True, consume: bool = False) -> World:
     """Steps 1–7 of the module docstring. local_aa (T,J,3) and root_fit (T,3) are the fit's (level camera at the
     origin); valid (T,) frames with a fitted body; confidence (T,) 0..1; R_cam_from_cam0 (T,3,3) or None (still);
     image_speed (T,4) or None: the soles' speed in the picture (:func:`image_foot_speed`), the contacts' evidence
     unless the camera travels. camera_may_travel: False when the background, seen well, showed no translation
-    (``capture.camera_may_travel``): the feet's odometry then never declares a tracking shot."""
+    (``capture.camera_may_travel``): the feet's odometry then never declares a tracking shot. consume: the caller
+    gives ``local_aa`` up: it becomes the World's rotations, changed in place (no copy of a long clip's)."""
     from .fit import R_WORLD2CAM_LEVEL as R_L
 
     s = settings
@@ -411,7 +419,8 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     moving = bool(np.any(np.abs(R_rel - np.eye(3)) > 1e-9))
     # 1. camera rotation out
     G = R_L.T @ np.swapaxes(R_rel, 1, 2) @ R_L                                 # (T,3,3)
-    local, root = _rotate_root(skel, np.asarray(local_aa, np.float64), np.asarray(root_fit, np.float64), G)
+    local, root = _rotate_root(skel, np.asarray(local_aa, np.float64), np.asarray(root_fit, np.float64), G,
+                               in_place=consume)
     R_w2c = R_rel @ R_L
     centre = np.zeros((n, 3))                                                 # camera centre (the fit's origin)
     info: dict = {"space": s.space, "camera": "rotating" if moving else "still"}
@@ -427,7 +436,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     info["floor_tilt_deg"] = round(angle, 2)
     if angle > MIN_TILT_DEG:
         Gt = np.broadcast_to(tilt, (n, 3, 3))
-        local, root = _rotate_root(skel, local, root, Gt)
+        local, root = _rotate_root(skel, local, root, Gt, in_place=True)   # `local` is this function's own
         R_w2c = R_w2c @ tilt.T
         soles = _soles(skel, local, root)
         lowest = np.where(valid, soles[..., 2].min(axis=1), np.nan)
@@ -471,7 +480,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     # 6. foot lock
     if s.foot_lock:
         feet = np.stack([contact[:, :2].max(axis=1), contact[:, 2:].max(axis=1)], axis=1)
-        local, info["pinned_frames"] = lock_feet(skel, local, root, feet, s)
+        local, info["pinned_frames"] = lock_feet(skel, local, root, feet, s, in_place=True)
     info["contact_frames"] = {"left": int((contact[:, :2].max(1) > 0.5).sum()),
                               "right": int((contact[:, 2:].max(1) > 0.5).sum())}
 

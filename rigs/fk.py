@@ -69,11 +69,12 @@ def forward_kinematics(rest_matrices: np.ndarray, parents: np.ndarray, local_rot
 HEADS_CHUNK = 1000
 
 
-def bone_heads(rest_matrices, parents, local_rotations_aa, root_position) -> np.ndarray:
-    """(T, J, 3) bone head positions, posed :data:`HEADS_CHUNK` frames at a time (memory bounded in T)."""
+def bone_heads(rest_matrices, parents, local_rotations_aa, root_position, dtype=np.float64) -> np.ndarray:
+    """(T, J, 3) bone head positions, posed :data:`HEADS_CHUNK` frames at a time (memory bounded in T). ``dtype``:
+    the result's (float32: what a Take stores; each chunk is posed in float64 and rounded once)."""
     local = np.asarray(local_rotations_aa)
     root = np.asarray(root_position)
-    heads = np.empty(local.shape[:2] + (3,))
+    heads = np.empty(local.shape[:2] + (3,), dtype)
     for a in range(0, local.shape[0], HEADS_CHUNK):
         b = a + HEADS_CHUNK
         heads[a:b] = forward_kinematics(rest_matrices, parents, local[a:b], root[a:b])[..., :3, 3]
