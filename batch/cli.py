@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo clips that are already finished")
     p.add_argument("--dry-run", action="store_true", help="list the clips and what would be skipped, run nothing")
     p.add_argument("--mode", choices=("body+hands", "body", "hands"), default="body+hands")
+    p.add_argument("--model", default="anny", type=str.lower,
+                   help="body model of the Takes: anny (default, built in), smpl, smplh, smplx (need --model-dir)")
+    p.add_argument("--model-dir", default=None, metavar="DIR",
+                   help="folder of your licensed SMPL / SMPL-H / SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing 0..1 (default 0.5)")
     p.add_argument("--space", choices=("world", "camera"), default="world")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet")
@@ -81,13 +85,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SettingsError(f"--part-frames {args.part_frames}", "give 0 (never split) or a frame count")
         if not 0.0 <= args.smoothing <= 1.0:
             raise SettingsError(f"--smoothing {args.smoothing} is outside 0..1", "give a value from 0 to 1")
+        model_dir = BatchSettings.check_model(args.model, args.model_dir)
         settings = BatchSettings(
             out=Path(args.out).expanduser().absolute(), formats=formats, rig=rig, rig_object=rig_object,
             bone_map="AUTO" if args.map.lower() == "auto" else args.map, fbx_preset=args.fbx_preset,
             device=args.device, mode=args.mode, smoothing=args.smoothing, space=args.space,
             foot_lock=not args.no_foot_lock, sequence_fps=args.fps,
             presets_dir=Path(args.presets_dir).expanduser().absolute() if args.presets_dir else None,
-            thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout, part_frames=args.part_frames)
+            thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout, part_frames=args.part_frames,
+            model=args.model, model_dir=model_dir)
         clips = expand(args.inputs).clips
     except (SettingsError, InputError) as exc:
         return _usage_error(str(exc), exc.fix)

@@ -13,6 +13,7 @@ from pathlib import Path
 FORMATS = ("fbx", "bvh", "glb", "gltf", "blend", "npz")
 FBX_PRESETS = ("default", "unity", "unreal")
 DEVICES = ("auto", "cpu", "cuda")
+BODY_MODELS = ("anny", "smpl", "smplh", "smplx")
 
 
 class SettingsError(Exception):
@@ -40,6 +41,8 @@ class BatchSettings:
     clip_timeout_s: float | None = None  # a clip running longer is stopped and reported (None: no limit)
     part_frames: int = 9000            # Blender step: longer Takes are built and exported in parts of this many
                                        # frames (5 min at 30 fps), so its memory does not grow with the clip; 0 = whole
+    model: str = "anny"                # body model of the Takes: anny, or smpl / smplh / smplx from model_dir
+    model_dir: Path | None = None      # the studio's licensed SMPL-family files (or $REEL2RIG_MODEL_DIR)
 
     @staticmethod
     def parse_formats(text: str) -> tuple[str, ...]:
@@ -74,7 +77,33 @@ class BatchSettings:
                    "foot_lock": self.foot_lock, "device": device or self.device}
         if self.sequence_fps:
             options["fps"] = self.sequence_fps
+        if self.model != "anny":
+            options["model"] = self.model
+            if self.model_dir is not None:
+                options["model_dir"] = str(self.model_dir)
         return options
+
+    @staticmethod
+    def check_model(model: str, model_dir: str | None, environ: dict | None = None) -> Path | None:
+        """The model folder for ``--model`` (None for Anny). One Take per clip: hand models are refused."""
+        import os
+
+        environ = dict(os.environ) if environ is None else environ
+        if model not in BODY_MODELS:
+            raise SettingsError(f"--model {model}", f"the batch takes a body model ({', '.join(BODY_MODELS)}); hand "
+                                "models (anny_hand, mano) make one Take per hand: capture those in the add-on or with "
+                                "./reel2rig capture --mode hands")
+        if model == "anny":
+            return None
+        folder = model_dir or environ.get("REEL2RIG_MODEL_DIR", "")
+        if not folder:
+            raise SettingsError(f"--model {model} needs its model files",
+                                "give the folder of your licensed files with --model-dir DIR (or set "
+                                "REEL2RIG_MODEL_DIR); Anny (the default) needs none")
+        path = Path(folder).expanduser().absolute()
+        if not path.is_dir():
+            raise SettingsError(f"--model-dir {folder}: no such folder", "give the folder that holds the model files")
+        return path
 
     def key(self) -> str:
         """A hash of everything that changes a clip's outputs: a finished clip is redone when it differs."""
@@ -91,7 +120,7 @@ class BatchSettings:
     def from_json(cls, data: dict) -> "BatchSettings":
         """The inverse of :meth:`to_json` (what a Ray worker receives)."""
         data = dict(data)
-        for name in ("out", "rig", "presets_dir"):
+        for name in ("out", "rig", "presets_dir", "model_dir"):
             data[name] = Path(data[name]) if data.get(name) else None
         data["formats"] = tuple(data.get("formats", ()))
         return cls(**data)

@@ -261,3 +261,23 @@ def test_a_started_ray_cluster_is_joined_by_its_address(shoot, tmp_path):
         check_converted(out, "good", summary(out)["good"])
     finally:
         subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_a_licensed_body_model_reaches_the_rig(shoot, tmp_path):
+    """--model smplx with the studio's files (a synthetic SMPL-X with the official structure here): the Takes are
+    SMPL-X's and they still land on the Mixamo rig."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from synthetic_models import write_model_file
+
+    models = tmp_path / "models"
+    write_model_file(models, "smplx")
+    out = shoot["base"] / "out_smplx"
+    proc = run_batch(shoot, out, "--model", "smplx", "--model-dir", str(models),
+                     inputs=[str(shoot["clips"] / "good.mp4")])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = summary(out)["good"]
+    assert record["status"] == "ok" and record["map_id"] == "mixamo", record
+    assert {"good.fbx", "good.bvh", "good.take.npz"} <= {p.name for p in (out / "good").iterdir()}
+    names = [str(n) for n in np.load(out / "good" / "good.take.npz")["bone_names"]]
+    assert len(names) == 55 and names[:3] == ["pelvis", "left_hip", "right_hip"]   # SMPL-X's 55 joints, not Anny's
+    assert "ROOT mixamorig" in (out / "good" / "good.bvh").read_text()[:2000]

@@ -104,6 +104,26 @@ def test_the_settings_key_follows_what_changes_the_outputs(tmp_path):
         assert other.key() != base.key()
     again = BatchSettings.from_json(json.loads(json.dumps(BatchSettings(out=tmp_path, rig=None).to_json())))
     assert again == BatchSettings(out=tmp_path)
+    smplx = BatchSettings(out=tmp_path, model="smplx", model_dir=tmp_path / "models")
+    assert smplx.key() != base.key() and BatchSettings.from_json(json.loads(json.dumps(smplx.to_json()))) == smplx
+
+
+def test_the_body_model_reaches_the_engine_and_hand_models_are_refused(tmp_path, capsys):
+    assert "model" not in BatchSettings(out=tmp_path).capture_options()          # Anny: the engine's default
+    models = tmp_path / "models"
+    models.mkdir()
+    assert BatchSettings.check_model("smplh", str(models), environ={}) == models.absolute()
+    assert BatchSettings.check_model("smpl", None, environ={"REEL2RIG_MODEL_DIR": str(models)}) == models.absolute()
+    options = BatchSettings(out=tmp_path, model="smplh", model_dir=models).capture_options()
+    assert options["model"] == "smplh" and options["model_dir"] == str(models)
+    with pytest.raises(SettingsError, match="needs its model files") as err:
+        BatchSettings.check_model("smplx", None, environ={})
+    assert "--model-dir" in err.value.fix
+    with pytest.raises(SettingsError, match="no such folder"):
+        BatchSettings.check_model("smplx", str(tmp_path / "nope"), environ={})
+    touch(tmp_path / "a.mp4")
+    assert cli.main([str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o"), "--model", "mano"]) == cli.EXIT_USAGE
+    assert "one Take per hand" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 # --- the output folder ------------------------------------------------------------------------------------------------
