@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inference_server.take import atomic_write_bytes
+from inference_server.take import atomic_write_bytes, make_shareable
 
 from .inputs import Clip
 
@@ -90,7 +90,9 @@ class OutputFolder:
         return self.root / clip.name
 
     def scratch(self, clip: Clip) -> Path:
-        return Path(tempfile.mkdtemp(prefix=f"{clip.name}-", dir=self.staging))
+        scratch = Path(tempfile.mkdtemp(prefix=f"{clip.name}-", dir=self.staging))
+        make_shareable(scratch, directory=True)  # it becomes the clip's folder: not mkdtemp's private 0700
+        return scratch
 
     def finished(self, clip: Clip, settings_key: str) -> dict | None:
         """The earlier result of ``clip`` if it is finished with these settings on this input; None otherwise."""

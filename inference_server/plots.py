@@ -17,6 +17,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from .take import make_shareable
+
 CAMERA_COLOUR = "#7f7f7f"
 _COLOURS = ["#444444", "#ff7f0e", "#2ca02c", "#1f77b4", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 MIN_SPAN_M = 1.0  # the view shows at least this many metres each way (an in-place motion is not zoomed into noise)
@@ -53,6 +55,7 @@ def atomic_write_file(path: str | os.PathLike[str], write: Callable[[str], objec
     os.close(fd)
     try:
         write(tmp)
+        make_shareable(tmp)  # mkstemp's file is private (0600); a picture is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -159,11 +159,35 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], where: str = "take") -> tu
     return sizes.get("T", 0), sizes.get("J", 0)
 
 
+def _process_umask() -> int:
+    """The process's umask (Linux: read from /proc, elsewhere by setting and restoring it once, at import)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
+def make_shareable(path: str | os.PathLike[str], directory: bool = False) -> None:
+    """Give a file (or folder) made by ``tempfile`` — which makes them private, 0600 / 0700 — the mode an ordinary
+    one gets (0666 / 0777 less the umask), so the results a studio shares are readable by the others who use them."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_UMASK)
+
+
 def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX)."""
+    """Write through a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX); the file
+    gets an ordinary file's permissions, not the temp file's private ones."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        make_shareable(tmp)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -155,6 +155,21 @@ def test_a_clip_is_finished_only_when_ok_same_settings_same_input_and_whole(tmp_
     store.close()
 
 
+def test_a_published_clip_folder_is_not_private(tmp_path):
+    import stat
+
+    from inference_server.take import _UMASK
+
+    store = OutputFolder(tmp_path / "out")
+    store.open()
+    try:
+        clip = Clip(name="a", source=touch(tmp_path / "a.mp4"), kind="video")
+        folder = finished_clip(store, clip, "k")
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_UMASK     # mkdtemp alone would leave 0700
+    finally:
+        store.close()
+
+
 def test_a_killed_run_leaves_nothing_half_written_and_one_batch_per_folder(tmp_path):
     store = OutputFolder(tmp_path / "out")
     store.open()

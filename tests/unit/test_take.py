@@ -131,3 +131,22 @@ def test_mesh_sidecar_round_trip_and_validation(tmp_path):
         tk.read_mesh(path)
     with pytest.raises(tk.TakeError, match="not found"):
         tk.read_mesh(tmp_path / "none.mesh.npz")
+
+
+def test_atomically_written_files_get_ordinary_permissions(tmp_path):
+    """tempfile makes private files (0600); a Take, its sidecar and pictures are shared in studios."""
+    import os
+    import stat
+
+    from inference_server import plots, take
+
+    path = tmp_path / "a.take.json"
+    take.atomic_write_bytes(path, b"{}")
+    expected = 0o666 & ~take._UMASK
+    assert stat.S_IMODE(os.stat(path).st_mode) == expected
+    picture = plots.atomic_write_file(tmp_path / "p.png", lambda name: open(name, "wb").write(b"png"))
+    assert stat.S_IMODE(os.stat(picture).st_mode) == expected
+    folder = tmp_path / "d"
+    folder.mkdir(mode=0o700)
+    take.make_shareable(folder, directory=True)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777 & ~take._UMASK
