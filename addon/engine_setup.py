@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -39,6 +40,8 @@ LOG_NAME = "setup.log"
 #: The engine's packages have wheels for these Python versions (mediapipe 0.10.21: 3.9-3.12; torch 2.13 / bpy 5.0: 3.11).
 SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12))
 RECOMMENDED_PYTHON = "3.11"
+#: The Anny model build's usual length (1-2 minutes here; 3.8 measured on 2 busy cores): paces its progress bar.
+WARM_EXPECTED_S = 120.0
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 #: Imported by the check, in this order; (module, distribution name for pip).
@@ -356,7 +359,7 @@ class SetupRunner:
             if plan.cache_dir:
                 env["REEL2RIG_CACHE"] = plan.cache_dir
             self._call([str(python), "-m", "inference_server", "warm"], _CREATE + _INSTALL, _WARM,
-                       env=env, cwd=plan.root)
+                       env=env, cwd=plan.root, expected_s=WARM_EXPECTED_S)
         self._set(stage="Checking the engine", fraction=_CREATE + _INSTALL + _WARM)
         self.report = check_engine(str(python), plan.root, plan.cache_dir)
         self._log.write("\n" + self.report.text() + "\n")
@@ -366,8 +369,10 @@ class SetupRunner:
         return python
 
     def _call(self, args: list[str], start: float, share: float, expected: int = 0,
-              env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        """Run one child, streaming its output to the log; progress moves within [start, start+share]."""
+              env: dict[str, str] | None = None, cwd: Path | None = None, expected_s: float | None = None) -> None:
+        """Run one child, streaming its output to the log; progress moves within [start, start+share]: by the
+        lines pip writes (``expected`` packages), or by the time it has run against ``expected_s`` for a child that
+        stays quiet (the model build)."""
         if self._cancel.is_set():
             raise _Cancelled
         self._log.write(f"\n$ {' '.join(args)}\n")
@@ -386,6 +391,8 @@ class SetupRunner:
         self._proc = proc
         if self._cancel.is_set():  # cancelled between the check above and Popen
             _kill_tree(proc)
+        if expected_s:
+            threading.Thread(target=self._tick, args=(proc, start, share, expected_s), daemon=True).start()
         tail: list[str] = []
         seen = 0
         assert proc.stdout is not None
@@ -408,6 +415,17 @@ class SetupRunner:
         if code != 0:
             raise SetupError(explain_failure(args, tail, code))
         self._set(fraction=start + share)
+
+
+    def _tick(self, proc: subprocess.Popen, start: float, share: float, expected_s: float) -> None:
+        """Move the bar while a quiet child runs: 1 − exp(−t / expected) of its share, never quite full."""
+        began = time.monotonic()
+        while proc.poll() is None:
+            within = 0.95 * (1.0 - math.exp(-(time.monotonic() - began) / expected_s))
+            with self._lock:
+                if self._status.state == RUNNING:
+                    self._status.fraction = max(self._status.fraction, start + share * within)
+            time.sleep(0.5)
 
 
 class _Cancelled(Exception):

@@ -119,3 +119,14 @@ def test_time_left() -> None:
     assert estimate_time_left(30.0, 0.25) == pytest.approx(90.0)
     assert estimate_time_left(30.0, 1.0) is None
     assert [format_duration(s) for s in (4.4, 65, 3723)] == ["4 s", "1:05", "1:02:03"]
+
+
+def test_a_quiet_step_still_moves_the_bar(tmp_path: Path) -> None:
+    """The model build prints nothing for minutes: its share of the bar fills with time instead."""
+    import subprocess
+
+    runner = es.SetupRunner(es.SetupPlan(folder=tmp_path / "engine", base_python=sys.executable))
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    runner._tick(proc, 0.5, 0.2, expected_s=1.0)                  # returns when the child ends
+    fraction = runner.status.fraction
+    assert 0.5 + 0.2 * 0.5 < fraction < 0.5 + 0.2 * 0.95, fraction   # more than half its share, never all of it
