@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from inference_server.take import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
@@ -194,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"work folder kept: {work}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"batch-{args.suite}{'-memory' if args.no_throughput else ''}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(report, indent=1).encode())
     print(table(report))
     print(f"\nwritten: {path}")
     return 0

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from inference_server.take import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("body_pa_mpjpe_mm", "hands_pa_mpjpe_mm", "hands_2d_px", "body_2d_box_pct", "accel_error_mm_f2",
         "foot_sliding_mm_f", "root_trajectory_pct", "camera_rotation_deg", "foot_contact_f1", "wrist_peak_speed_pct")
@@ -206,9 +208,7 @@ def main(argv=None) -> int:
         report["command"] += f" --scenes {args.scenes}"
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / (f"fit-{args.suite}.json" if not args.scenes else f"fit-{args.suite}-partial.json")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=float))
-    tmp.replace(path)
+    atomic_write_bytes(path, json.dumps(report, indent=1, default=float).encode())
     print(table(report))
     print(f"\nwritten {path}")
     return 0

@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from inference_server.take import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
@@ -171,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
               "command": "./reel2rig bench stage-memory " + " ".join(argv if argv is not None else sys.argv[1:])}
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"stage-memory-{args.suite}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(report, indent=1).encode())
     print(table(report))
     print(f"\nwritten: {path}")
     return 0
