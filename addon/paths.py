@@ -30,7 +30,8 @@ BUILD_INFO_NAME = "build_info.json"
 ENGINE_PYTHON_ENV = "REEL2RIG_ENGINE_PYTHON"
 CACHE_ENV = "REEL2RIG_CACHE"
 ENGINE_PYTHON_HELP = (
-    "Set Preferences › Add-ons › Reel2Rig › Engine Python, or run ./reel2rig setup in the checkout")
+    "Press Set up Engine in Preferences › Add-ons › Reel2Rig (it installs the engine in its own environment), or "
+    "set Engine Python there to an existing engine (a checkout's .venv/bin/python)")
 
 
 class EngineSetupError(Exception):

@@ -127,7 +127,7 @@ def test_engine_python_resolution_order(tmp_path: Path) -> None:
     env_python = _fake_python(tmp_path / "env")
 
     # nothing configured: a clear error naming the fix
-    with pytest.raises(paths.EngineSetupError, match=r"Engine Python, or run \./reel2rig setup"):
+    with pytest.raises(paths.EngineSetupError, match=r"No engine Python found\. Press Set up Engine"):
         paths.resolve_engine_python("", {}, package)
     # the checkout named by build_info.json
     (package / paths.BUILD_INFO_NAME).write_text(json.dumps({"checkout": str(checkout)}))
