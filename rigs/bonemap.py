@@ -111,7 +111,10 @@ def from_dict(data: Mapping[str, object], where: str, path: str | None = None, b
     if not isinstance(bones, dict) or not bones:
         raise MapError(f"{where}: the [bones] table is missing or empty")
     props = []
-    for i, entry in enumerate(data.get("properties", []) or []):  # type: ignore[union-attr]
+    raw_props = data.get("properties") or []
+    if not isinstance(raw_props, list):
+        raise MapError(f"{where}: properties must be a list of {{bone, name, value}} tables")
+    for i, entry in enumerate(raw_props):
         try:
             props.append(PropertyKey(str(entry["bone"]), str(entry["name"]), float(entry["value"])))
         except (KeyError, TypeError, ValueError) as exc:

@@ -283,7 +283,7 @@ def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, ta
     for bone, parent in (effective_parents or {}).items():
         if bone in t_index and parent in t_index:
             eff[t_index[bone]] = t_index[parent]
-    order = tuple(topological_order(eff))
+    order = tuple(topological_order(eff.tolist()))
     # Aims index the canonical joint → bone per side.
     align, aim_local = _rest_alignment(pairs, common, s_bones, t_bones, s_rot, s_heads, t_rot, t_heads)
 
@@ -307,12 +307,13 @@ def plan(source: Skeleton, source_bones: Mapping[str, str], target: Skeleton, ta
 
     mapped_t = {p.target for p in pairs}
     keyed = set(mapped_t)
-    for bone in mapped_t:  # unmapped bones between a mapped bone and its nearest mapped ancestor
-        path, p = [], int(eff[bone])
-        while p >= 0 and p not in mapped_t:
-            path.append(p)
-            p = int(eff[p])
-        if p >= 0:
+    for mapped in mapped_t:  # unmapped bones between a mapped bone and its nearest mapped ancestor
+        path: list[int] = []
+        above = int(eff[mapped])
+        while above >= 0 and above not in mapped_t:
+            path.append(above)
+            above = int(eff[above])
+        if above >= 0:
             keyed.update(path)
     if trans >= 0:
         keyed.add(trans)

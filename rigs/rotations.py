@@ -181,16 +181,10 @@ def euler_continuous(angles: np.ndarray, order: str = "XYZ", axis: int = 0) -> n
         second[..., i] += np.pi
         second[..., j] = np.pi - second[..., j]
         second[..., k] += np.pi
-        best = None
-        best_dist = None
-        for cand in (first, second):
-            cand = cand + two_pi * np.round((prev - cand) / two_pi)
-            dist = np.sum((cand - prev) ** 2, axis=-1)
-            if best is None:
-                best, best_dist = cand, dist
-            else:
-                closer = dist < best_dist
-                best = np.where(closer[..., None], cand, best)
-                best_dist = np.where(closer, dist, best_dist)
-        e[t] = best
+        best = first + two_pi * np.round((prev - first) / two_pi)
+        best_dist = np.sum((best - prev) ** 2, axis=-1)
+        cand = second + two_pi * np.round((prev - second) / two_pi)
+        dist = np.sum((cand - prev) ** 2, axis=-1)
+        closer = dist < best_dist
+        e[t] = np.where(closer[..., None], cand, best)
     return np.moveaxis(e, 0, axis)
