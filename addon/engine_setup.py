@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .paths import PACKAGE_ROOT
+from .paths import PACKAGE_ROOT, env_python
 
 REQUIREMENTS_NAME = "requirements.txt"
 STAMP_NAME = ".reel2rig-engine"
@@ -188,8 +188,8 @@ def describe_gpus(gpus: Sequence[GpuInfo]) -> str:
 # Pythons and environments
 
 
-def venv_python(folder: Path, platform: str = sys.platform) -> Path:
-    return folder / ("Scripts/python.exe" if platform == "win32" else "bin/python")
+#: The interpreter of the environment in ``folder`` (paths.env_python: one layout rule for the add-on).
+venv_python = env_python
 
 
 def python_version(python: str | Path, timeout: float = 30.0) -> tuple[int, int, int]:

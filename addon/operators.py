@@ -72,13 +72,18 @@ def _message(exc: Exception) -> str:
 # capture
 
 
-def _redraw_panels() -> None:
+def _redraw(area_type: str = "VIEW_3D") -> None:
+    """Redraw every area of this type (the sidebar panels live in VIEW_3D, the add-on's settings in PREFERENCES)."""
     wm = bpy.context.window_manager
     for window in getattr(wm, "windows", []):
         screen = window.screen
         for area in screen.areas if screen else []:
-            if area.type == "VIEW_3D":
+            if area.type == area_type:
                 area.tag_redraw()
+
+
+def _redraw_panels() -> None:
+    _redraw("VIEW_3D")
 
 
 _last_console_line: list[Any] = ["", 0.0]
@@ -452,12 +457,7 @@ class REEL2RIG_OT_cancel(_Reel2RigOperator):
 
 
 def _redraw_preferences() -> None:
-    wm = bpy.context.window_manager
-    for window in getattr(wm, "windows", []):
-        screen = window.screen
-        for area in screen.areas if screen else []:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+    _redraw("PREFERENCES")
 
 
 def _show_setup(runner: Any) -> None:

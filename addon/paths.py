@@ -47,11 +47,14 @@ class EngineConfig:
     cache_dir: str | None
 
 
+def env_python(env: Path, platform: str = sys.platform) -> Path:
+    """The interpreter of the virtual environment ``env`` (POSIX or Windows layout)."""
+    return env / ("Scripts/python.exe" if platform == "win32" else "bin/python")
+
+
 def venv_python(folder: Path) -> Path:
-    """The interpreter of a virtual environment in ``folder/.venv`` (POSIX or Windows layout)."""
-    if sys.platform == "win32":
-        return folder / ".venv" / "Scripts" / "python.exe"
-    return folder / ".venv" / "bin" / "python"
+    """The interpreter of a virtual environment in ``folder/.venv``."""
+    return env_python(folder / ".venv")
 
 
 def read_build_info(package_root: Path = PACKAGE_ROOT) -> dict[str, Any]:
