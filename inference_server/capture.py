@@ -7,7 +7,6 @@ from __future__ import annotations
 import array
 import dataclasses
 import hashlib
-import io
 import json
 import logging
 import os
@@ -22,7 +21,9 @@ from . import __version__
 from .config import stage_cache_dir
 from .pipeline import HAND_MODELS, CancelledFn, CaptureOptions, CaptureResult, Cancelled, ProgressFn
 from .protocol import JOB_FAILED, NO_PERSON, OUTPUT_NOT_WRITABLE, RpcError
-from .take import TAKE_SUFFIX, atomic_write_bytes, sidecar_path, write_take
+from . import scratch
+from .take import (TAKE_SUFFIX, Stored, atomic_write, read_npz_member, sidecar_path, write_npz,
+                   write_take)
 from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
@@ -241,25 +242,38 @@ def _camera_fields(camera) -> tuple[np.ndarray | None, dict]:
 
 
 def _save_detections(cache_file: Path, people: list[Detections], counts: dict, camera=None) -> None:
-    buf = io.BytesIO()
-    arrays = {name: np.stack([getattr(d, name) for d in people]) for name in Detections.ARRAYS
-              if name not in ("frame_ids", "timestamps")}
+    """The detection cache entry: (people, T, ...) arrays, written a block of frames at a time (`take.write_npz`)
+    so a long clip's landmarks on disk (scratch.py) are not all read into memory at once."""
+    arrays: dict[str, np.ndarray] = {
+        name: getattr(people[0], name)[None] if len(people) == 1 else np.stack([getattr(d, name) for d in people])
+        for name in Detections.ARRAYS if name not in ("frame_ids", "timestamps")}
     if camera is not None:
         arrays.update(camera.as_dict())
-    np.savez_compressed(buf, counts=np.array(json.dumps(counts)), frame_ids=people[0].frame_ids,
-                        timestamps=people[0].timestamps, **arrays)
-    atomic_write_bytes(cache_file, buf.getvalue())
+    entries = {"counts": np.array(json.dumps(counts)), "frame_ids": people[0].frame_ids,
+               "timestamps": people[0].timestamps, **arrays}
+    atomic_write(cache_file, lambda handle: write_npz(handle, entries, scratch.trim))
 
 
 def _load_detections(cache_file: Path) -> list[Detections]:
-    with np.load(cache_file, allow_pickle=False) as f:
-        counts = json.loads(str(f["counts"]))
-        shared = {"frame_ids": f["frame_ids"], "timestamps": f["timestamps"]}
-        per = {k: f[k] for k in Detections.ARRAYS if k not in shared}
-        camera = None
-        if "camera_R_cam_from_cam0" in f.files:
-            from .camera_motion import CameraMotion
-            camera = CameraMotion.from_dict(f)
+    """Read a detection cache entry back, a block of frames at a time: one person's whole-clip arrays go to the
+    scratch folder when the clip is long (scratch.py), several people's stay in memory."""
+    import zipfile
+
+    def allocate(shape: tuple[int, ...], dtype) -> np.ndarray:
+        if len(shape) > 1 and shape[0] == 1:   # (1, T, ...): one person
+            return scratch.empty(shape[1:], dtype)[None]
+        return np.empty(shape, dtype)
+
+    with zipfile.ZipFile(cache_file) as archive:
+        names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+        data = {name: read_npz_member(archive, name, allocate, scratch.trim) for name in names}
+    counts = json.loads(str(data["counts"]))
+    shared = {"frame_ids": data["frame_ids"], "timestamps": data["timestamps"]}
+    per = {k: data[k] for k in Detections.ARRAYS if k not in shared}
+    camera = None
+    if "camera_R_cam_from_cam0" in data:
+        from .camera_motion import CameraMotion
+        camera = CameraMotion.from_dict(data)
     n_people = len(per["pose_2d"])
     cam_R, cam_info = _camera_fields(camera)
     return [Detections(**shared, **{k: v[p] for k, v in per.items()}, decode_seconds=0.0, detect_seconds=0.0,
@@ -344,8 +358,26 @@ def _confidence(pose_2d: np.ndarray, residual_px: np.ndarray, valid: np.ndarray)
     return np.where(valid, np.clip(conf, 0.0, 1.0), 0.0)
 
 
+def per_frame(array: np.ndarray, fn) -> np.ndarray:
+    """``fn(array)`` for a function of each frame's rows alone, computed a window of frames at a time: a long
+    clip's array on disk (scratch.py) is read window by window, not all at once."""
+    if len(array) == 0:
+        return fn(array)
+    return np.concatenate([fn(array[a:b]) for a, b in scratch.windows(len(array))])
+
+
 def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
         cancelled: CancelledFn) -> CaptureResult:
+    """One capture (see the module docstring). A long clip's whole-clip arrays live in a scratch folder under the
+    cache while it runs (scratch.py), so an hour of video does not grow the engine's memory."""
+    from .config import cache_dir
+
+    with scratch.opened(cache_dir() / "scratch"):
+        return _run(video, out_dir, options, progress, cancelled)
+
+
+def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
+         cancelled: CancelledFn) -> CaptureResult:
     from .anny_skeleton import load_skeleton
 
     started = time.perf_counter()
@@ -358,8 +390,8 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     progress("decode", 0, max(1, info.frame_count), 0.0)
 
     people = detect_stage(video, info, options, progress, cancelled)
-    body_seen = [np.isfinite(d.pose_2d[:, 0, 0]) for d in people]                    # (T,) per person
-    hands_seen = [np.isfinite(d.hands_2d[:, :, 0, 0]).any(axis=1) for d in people]  # (T,) per person
+    body_seen = [per_frame(d.pose_2d, lambda p: np.isfinite(p[:, 0, 0])) for d in people]       # (T,) per person
+    hands_seen = [per_frame(d.hands_2d, lambda h: np.isfinite(h[:, :, 0, 0]).any(axis=1)) for d in people]
     # Hands only when asked, or when a body+hands capture never saw a body but saw hands (a close-up).
     hands_only = options.mode == "hands" or (options.mode == "body+hands" and not any(b.any() for b in body_seen))
     valid = hands_seen if hands_only else body_seen
@@ -399,7 +431,8 @@ def _to_float32(det: Detections, names: tuple[str, ...]) -> None:
     """Replace these landmark arrays of ``det`` by their float32 copies (what the Take stores), freeing the float64
     ones: for a capture's own Detections, once its fit and world stages are past them."""
     for name in names:
-        setattr(det, name, getattr(det, name).astype(np.float32, copy=False))
+        if not scratch.on_disk(getattr(det, name)):   # on disk it costs no memory; the Take converts as it writes
+            setattr(det, name, getattr(det, name).astype(np.float32, copy=False))
 
 
 def _stage_times(det: Detections, t_fit: float) -> dict:
@@ -437,7 +470,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
 
     t0 = time.perf_counter()
     progress("world", 0, 1, 0.0)
-    confidence = _confidence(det.pose_2d, fit.residual_px, valid)
+    confidence = np.concatenate([_confidence(det.pose_2d[a:b], fit.residual_px[a:b], valid[a:b])
+                                 for a, b in scratch.windows(len(valid))]) if len(valid) else np.zeros(0)
     world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
     _to_float32(det, ("pose_2d",))
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
@@ -448,8 +482,10 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     t0 = time.perf_counter()
     progress("write", 0, 1, 0.0)
     # Anny's joints go into the Take as float32 as they are posed; a target model's transfer fits them in float64.
-    joints = bone_heads(skel.rest, skel.parents, world.local_rotations_aa, root_world,
-                        dtype=np.float32 if target_model is None else np.float64)
+    n = len(det.frame_ids)
+    joints = bone_heads(skel.rest, skel.parents, world.local_rotations_aa, root_world,   # (T, J, 3)
+                        out=scratch.empty((n, len(skel.names), 3), np.float32 if target_model is None else np.float64),
+                        after_chunk=scratch.trim)
     # The Take's skeleton: Anny's own, or the user's model carried over from the Anny fit (joints fitted to the
     # corresponding Anny points; one shape for the take).
     out_names, out_parents, out_rest, out_lengths = skel.names, skel.parents, skel.rest, skel.lengths
@@ -483,32 +519,26 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         progress("transfer", 1, 1, 0.0)
         t0 = time.perf_counter()   # the write stage's time starts after the transfer
     root_cam = np.einsum("tij,tj->ti", R_w2c, root_world) + t_w2c
-    # The rotations' float32 copies, then the float64 ones let go before the rest is copied (long clips); Anny's
-    # model pose is its bone-local rotations: one array for both.
-    local32 = local.astype(np.float32)
-    model_pose32 = local32 if model_pose is local else np.asarray(model_pose, dtype=np.float32)
-    del local, model_pose
-    world.local_rotations_aa = None   # type: ignore[assignment]
+    # Whole-clip arrays go into the Take as float32 a block of frames at a time (`take.Stored`): no float32 copy of
+    # a long clip's in memory. Anny's model pose is its bone-local rotations.
+    f32 = lambda a: Stored(a, np.dtype(np.float32))  # noqa: E731
     arrays = dict(
         frame_ids=det.frame_ids, timestamps=det.timestamps, fps=np.float64(info.fps),
         image_size=np.array([info.width, info.height], dtype=np.int64), K=K,
         R_world2cam=R_w2c, t_world2cam=t_w2c,
         bone_names=np.array(out_names), bone_parents=np.asarray(out_parents).astype(np.int32),
         rest_matrices=out_rest.astype(np.float32), bone_lengths=out_lengths.astype(np.float32),
-        local_rotations_aa=local32,
-        root_position_world=root_world.astype(np.float32), joints_world=joints.astype(np.float32, copy=False),
+        local_rotations_aa=f32(local),
+        root_position_world=root_world.astype(np.float32), joints_world=f32(joints),
         bone_fitted=fitted, valid=valid, fit_residual_px=residual_px.astype(np.float32),
-        shape=np.asarray(shape, dtype=np.float32), model_pose_aa=model_pose32,
+        shape=np.asarray(shape, dtype=np.float32), model_pose_aa=f32(model_pose),
         root_position_camera=root_cam.astype(np.float32),
         fit_confidence=confidence.astype(np.float32), **extra,
         foot_contact=world.foot_contact.astype(np.float32),
-        pose_landmarks_2d=det.pose_2d.astype(np.float32, copy=False),
-        pose_landmarks_world=det.pose_world.astype(np.float32, copy=False),
-        hand_landmarks_2d=det.hands_2d.astype(np.float32, copy=False),
-        hand_landmarks_world=det.hands_world.astype(np.float32, copy=False),
-        hand_score=det.hand_score.astype(np.float32), hand_source=det.hand_source.astype(np.int8),
+        pose_landmarks_2d=f32(det.pose_2d), pose_landmarks_world=f32(det.pose_world),
+        hand_landmarks_2d=f32(det.hands_2d), hand_landmarks_world=f32(det.hands_world),
+        hand_score=f32(det.hand_score), hand_source=Stored(det.hand_source, np.dtype(np.int8)),
     )
-    n = len(det.frame_ids)
     stages = {**_stage_times(det, t_fit), "world": {"seconds": t_world, "fps": n / t_world if t_world else None},
               **extra_stages}
     meta = {
@@ -517,8 +547,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         "camera": _camera_words(world.info, options),
         "world": dict(world.info),
         "detected_frames": int(valid.sum()),
-        "hands_detected_frames": {"left": int(np.isfinite(det.hands_2d[:, 0, 0, 0]).sum()),
-                                  "right": int(np.isfinite(det.hands_2d[:, 1, 0, 0]).sum())},
+        "hands_detected_frames": dict(zip(("left", "right"), per_frame(
+            det.hands_2d, lambda h: np.isfinite(h[:, :, 0, 0])).sum(axis=0).tolist())),
         "hands_only": bool(hands_only),
         "detection": dict(det.counts),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -528,7 +558,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
     if target_model is None:   # Anny: its skinned mesh for the add-on's preview, written before the sidecar
         _add_mesh(meta, take_path, list(out_names))
-    write_take(take_path, arrays, meta)
+    write_take(take_path, arrays, meta, after_block=scratch.trim)
     stages["write"] = {"seconds": time.perf_counter() - t0, "fps": None}
     progress("write", 1, 1, 0.0)
     return CaptureResult(take_path=take_path, sidecar_path=sidecar_path(take_path), frames=n,

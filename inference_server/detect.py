@@ -33,6 +33,7 @@ import dataclasses
 
 import numpy as np
 
+from . import scratch
 from .protocol import MODEL_MISSING, RpcError
 from .sides import CHIRALITY_LAMBDA, CHIRALITY_MU, chirality_votes, mirrored_frames, unmirror
 
@@ -98,17 +99,20 @@ class FrameStore:
 
     def append(self, lm: FrameLandmarks) -> None:
         if not self._arrays:   # the first frame sets each field's shape and dtype
-            self._arrays = {name: np.empty((self._capacity, *np.shape(getattr(lm, name))),
-                                           np.asarray(getattr(lm, name)).dtype) for name in self.FIELDS}
+            self._arrays = {name: scratch.empty((self._capacity, *np.shape(getattr(lm, name))),
+                                                np.asarray(getattr(lm, name)).dtype) for name in self.FIELDS}
         elif self._n == self._capacity:
             self._capacity += self._capacity // 2
             for name, old in self._arrays.items():
-                grown = np.empty((self._capacity, *old.shape[1:]), old.dtype)
-                grown[:self._n] = old[:self._n]
+                grown = scratch.empty((self._capacity, *old.shape[1:]), old.dtype)
+                for a, b in scratch.windows(self._n):
+                    grown[a:b] = old[a:b]
                 self._arrays[name] = grown
         for name in self.FIELDS:
             self._arrays[name][self._n] = getattr(lm, name)
         self._n += 1
+        if self._n % scratch.WINDOW == 0:
+            scratch.trim()   # a long clip's frames go to disk as they come (scratch.py)
 
     def __len__(self) -> int:
         return self._n
@@ -367,8 +371,9 @@ def unmirror_by_chirality(frames: "list[FrameLandmarks] | FrameStore", mirrored:
     `sides.mirrored_frames`. Returns the number of frames swapped."""
     if not frames:
         return 0
-    pose = stacked(frames, "pose_2d")
-    votes = chirality_votes(pose, stacked(frames, "hands_2d"), mirrored)
+    pose, hands = stacked(frames, "pose_2d"), stacked(frames, "hands_2d")
+    votes = np.concatenate([chirality_votes(pose[a:b], hands[a:b], mirrored)   # (T, 2)
+                            for a, b in scratch.windows(len(pose))])
     swap = mirrored_frames(pose, votes, lam=CHIRALITY_LAMBDA, mu=CHIRALITY_MU)
     del pose
     for t in np.flatnonzero(swap):

@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import scratch
 from .anny_skeleton import Skeleton, attached_points
 
 # Level camera: world X → image right, world Z → image up (−y), world Y → forward (z).
@@ -460,7 +461,7 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
         part = fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
                           window_progress, cancelled, hands_world[a:b], hands_only)
         if out is None:
-            whole = lambda x: np.empty((n_frames, *x.shape[1:]), x.dtype)  # noqa: E731
+            whole = lambda x: scratch.empty((n_frames, *x.shape[1:]), x.dtype)  # noqa: E731   # on disk if long
             out = FitResult(local_rotations_aa=whole(part.local_rotations_aa),
                             root_position_world=whole(part.root_position_world),
                             bone_fitted=whole(part.bone_fitted), residual_px=whole(part.residual_px),
@@ -472,6 +473,7 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
         if part.camera_shift is not None:
             out.camera_shift[a:b] = part.camera_shift   # type: ignore[index]
         del part
+        scratch.trim()   # the window's landmarks read and rotations written leave memory (scratch.py)
     assert out is not None
     return out
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import scratch
+
 # MediaPipe pose landmarks: pairs of (left, right) the subject's own.
 POSE_PAIRS = ((1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20), (21, 22),
               (23, 24), (25, 26), (27, 28), (29, 30), (31, 32))
@@ -82,6 +84,8 @@ def mirrored_frames(pose_2d: np.ndarray, hand_votes: np.ndarray | None = None, l
     votes = np.zeros((n, 2)) if hand_votes is None else np.nan_to_num(np.asarray(hand_votes, dtype=float))
     unary = np.zeros((len(frames), 2))
     for i, t in enumerate(frames):
+        if i % scratch.WINDOW == 0:
+            scratch.trim()   # a long clip's landmarks are read from disk window by window (scratch.py)
         vbar = float(np.nanmean(np.nan_to_num(pose_2d[t, ARMS, 2])))
         agree = float(np.clip(votes[t], 0, None).sum())
         disagree = float(np.clip(-votes[t], 0, None).sum())
@@ -141,6 +145,8 @@ def _viterbi(frames: np.ndarray, unary: np.ndarray, distance) -> np.ndarray:
     cost = unary[0].copy()
     back = np.zeros((len(frames), 2), dtype=np.int8)
     for i in range(1, len(frames)):
+        if i % scratch.WINDOW == 0:
+            scratch.trim()
         t0, t1 = frames[i - 1], frames[i]
         damp = 1.0 + GAMMA * (t1 - t0 - 1)
         new = np.empty(2)

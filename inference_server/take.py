@@ -39,8 +39,9 @@ import dataclasses
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -143,8 +144,10 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], where: str = "take") -> tu
             if field.required:
                 raise TakeError(f"{where}: field '{field.name}' is missing ({field.doc})")
             continue
-        value = np.asarray(arrays[field.name])
-        if value.dtype.kind != field.dtype and not (field.dtype == "f" and value.dtype.kind in "iu"):
+        value = arrays[field.name]
+        value = value if isinstance(value, Stored) else np.asarray(value)
+        kind = np.dtype(value.dtype).kind
+        if kind != field.dtype and not (field.dtype == "f" and kind in "iu"):
             raise TakeError(f"{where}: field '{field.name}' has dtype {value.dtype}, expected kind '{field.dtype}'")
         if value.ndim != len(field.shape):
             raise TakeError(f"{where}: field '{field.name}' has shape {value.shape}, expected {field.shape}")
@@ -181,7 +184,7 @@ def make_shareable(path: str | os.PathLike[str], directory: bool = False) -> Non
     os.chmod(path, (0o777 if directory else 0o666) & ~_UMASK)
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through a temp file in the same folder, fsync, then rename over `path` (atomic on POSIX); the file
     gets an ordinary file's permissions, not the temp file's private ones."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +203,79 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    _atomic_write(Path(path), lambda handle: handle.write(data))
+    atomic_write(Path(path), lambda handle: handle.write(data))
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """An array to be written as ``dtype`` (a float64 working array stored as float32), converted a block of rows
+    at a time as it is written (:func:`write_npz`): no whole converted copy in memory."""
+    array: np.ndarray
+    dtype: np.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+
+NPZ_BLOCK_BYTES = 2 << 20   # bytes per block of rows written or read by the streaming npz functions (a few
+                            # MB: a block's memory, a long clip's whole arrays never)
+
+
+def write_npz(handle, arrays: Mapping[str, Any], after_block: Callable[[], None] | None = None) -> None:
+    """``numpy.savez_compressed(handle, **arrays)`` (the same file, ``np.load`` reads it), written a block of rows
+    at a time: an array on disk (``scratch.py``) is never all in memory. ``arrays`` values: arrays or `Stored`;
+    ``after_block`` runs after each block (``scratch.trim``)."""
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            source = value.array if isinstance(value, Stored) else np.asarray(value)
+            dtype = np.dtype(value.dtype) if isinstance(value, Stored) else source.dtype
+            if dtype.hasobject:
+                raise TakeError(f"{name}: object arrays cannot be stored")
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                      "shape": tuple(source.shape)}
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_2_0(member, header)
+                if source.ndim == 0:
+                    member.write(np.asarray(source, dtype).tobytes())
+                    continue
+                row = max(dtype.itemsize, source.dtype.itemsize) * int(np.prod(source.shape[1:]))
+                rows = max(1, NPZ_BLOCK_BYTES // max(1, row))
+                for a in range(0, len(source), rows):
+                    member.write(np.ascontiguousarray(source[a:a + rows], dtype=dtype).tobytes())
+                    if after_block is not None:
+                        after_block()
+
+
+def read_npz_member(archive: zipfile.ZipFile, name: str, allocate: Callable[[tuple[int, ...], np.dtype], np.ndarray],
+                    after_block: Callable[[], None] | None = None) -> np.ndarray:
+    """One array of an open npz, read a block of rows at a time into ``allocate(shape, dtype)`` (an array on disk
+    for a long clip, ``scratch.empty``); ``after_block`` runs after each block."""
+    with archive.open(name + ".npy") as member:
+        version = np.lib.format.read_magic(member)
+        shape, fortran, dtype = (np.lib.format.read_array_header_1_0(member) if version == (1, 0)
+                                 else np.lib.format.read_array_header_2_0(member))
+        if fortran or dtype.hasobject:
+            raise TakeError(f"{name}: a Fortran-ordered or object array is not supported here")
+        out = allocate(tuple(shape), dtype)
+        if not shape:
+            out[...] = np.frombuffer(member.read(dtype.itemsize), dtype)[0]
+            return out
+        row = dtype.itemsize * int(np.prod(shape[1:]))
+        rows = max(1, NPZ_BLOCK_BYTES // max(1, row))
+        for a in range(0, shape[0], rows):
+            b = min(a + rows, shape[0])
+            data = member.read((b - a) * row)
+            if len(data) != (b - a) * row:
+                raise TakeError(f"{name}: the file ends inside the array (truncated)")
+            out[a:b] = np.frombuffer(data, dtype).reshape((b - a, *shape[1:]))
+            if after_block is not None:
+                after_block()
+        return out
 
 
 def sidecar_path(take_path: str | os.PathLike[str]) -> Path:
@@ -269,7 +344,7 @@ def write_mesh(path: str | os.PathLike[str], arrays: Mapping[str, Any]) -> Path:
     _validate_mesh(arrays, str(path))
     payload = dict(arrays)
     payload["mesh_version"] = np.array(MESH_VERSION)
-    _atomic_write(path, lambda handle: np.savez_compressed(handle, **payload))
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **payload))
     return path
 
 
@@ -290,19 +365,21 @@ def read_mesh(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def write_take(path: str | os.PathLike[str], arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
-    """Validate and write a Take (npz, then sidecar; both atomic). Returns the npz path."""
+def write_take(path: str | os.PathLike[str], arrays: Mapping[str, Any], meta: Mapping[str, Any],
+               after_block: Callable[[], None] | None = None) -> Path:
+    """Validate and write a Take (npz, then sidecar; both atomic). Returns the npz path. ``arrays`` values: arrays
+    or `Stored`; written a block of rows at a time (`write_npz`, ``after_block`` after each)."""
     path = Path(path)
     if not path.name.endswith(TAKE_SUFFIX):
         raise TakeError(f"{path}: a Take file name must end in '{TAKE_SUFFIX}'")
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    arrays = {k: v if isinstance(v, Stored) else np.asarray(v) for k, v in arrays.items()}
     unknown = sorted(set(arrays) - set(FIELDS_BY_NAME))
     if unknown:
         raise TakeError(f"{path}: fields {unknown} are not in the Take schema (add them to take.FIELDS)")
     n_frames, n_bones = validate_arrays(arrays, where=str(path))
     payload = dict(arrays)
     payload["schema_version"] = np.array(SCHEMA_VERSION)
-    _atomic_write(path, lambda handle: np.savez_compressed(handle, **payload))
+    atomic_write(path, lambda handle: write_npz(handle, payload, after_block))
     sidecar = {"schema_version": SCHEMA_VERSION, "frames": n_frames, "bones": n_bones, **dict(meta)}
     atomic_write_bytes(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=True).encode("utf-8"))
     return path

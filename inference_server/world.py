@@ -46,8 +46,11 @@ Input: the fit (``fit.fit_sequence``), made in the frame of a level camera at th
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
+
+from . import scratch
 
 SOLE_MARKERS = (29, 31, 30, 32)        # MediaPipe heel.L, toe.L, heel.R, toe.R: the Take's foot_contact order
 LEG_BONES = ("upperleg01", "lowerleg01", "foot")
@@ -116,10 +119,10 @@ def _posed(skel, local_aa: np.ndarray, root: np.ndarray, bones: list[int] | None
     keep = slice(None) if bones is None else list(bones)
     if not len(root):
         return np.zeros((0, 0, 4, 4))
-    out = np.empty((len(root), len(skel.parents) if bones is None else len(bones), 4, 4))  # filled chunk by chunk
-    for a in range(0, len(root), CHUNK):
-        posed = forward_kinematics(skel.rest, skel.parents, local_aa[a:a + CHUNK], root[a:a + CHUNK])  # (C,J,4,4)
-        out[a:a + CHUNK] = posed[:, keep]
+    out = scratch.empty((len(root), len(skel.parents) if bones is None else len(bones), 4, 4))  # on disk if long
+    for a, b in scratch.windows(len(root), CHUNK):   # filled chunk by chunk
+        posed = forward_kinematics(skel.rest, skel.parents, local_aa[a:b], root[a:b])  # (C,J,4,4)
+        out[a:b] = posed[:, keep]
     return out
 
 
@@ -127,11 +130,16 @@ def _soles(skel, local_aa: np.ndarray, root: np.ndarray) -> np.ndarray:
     """(T,4,3) sole points of a pose, posing only the foot bones' chains a chunk at a time."""
     from .anny_skeleton import attached_points
 
+    from rigs.fk import forward_kinematics
+
     idx = list(SOLE_MARKERS)
     bones = sorted(set(int(b) for b in skel.body_marker_bone[idx]))
-    W = _posed(skel, local_aa, root, bones)                                   # (T,B,4,4)
     where = np.array([bones.index(int(b)) for b in skel.body_marker_bone[idx]])
-    return attached_points(W, where, skel.body_marker_local[idx])
+    out = np.empty((len(root), len(idx), 3))
+    for a, b in scratch.windows(len(root), CHUNK):   # posed a chunk at a time; only the points are kept
+        W = forward_kinematics(skel.rest, skel.parents, local_aa[a:b], root[a:b])[:, bones]   # (C,B,4,4)
+        out[a:b] = attached_points(W, where, skel.body_marker_local[idx])
+    return out
 
 
 def contact_probability(points: np.ndarray, timestamps: np.ndarray, floor_z: float, valid: np.ndarray,
@@ -181,8 +189,17 @@ def image_foot_speed(pose_2d: np.ndarray, K: np.ndarray, R_cam_from_cam0: np.nda
     evidence for a camera that does not travel. A sole landmark the detector does not see (visibility under
     ``UNSEEN_VISIBILITY``: out of the picture in an upper-body shot, hidden) gets +inf: no evidence either way
     (:func:`contact_probability` then presumes a foot it cannot see is planted)."""
-    pts = np.asarray(pose_2d, dtype=np.float64)[:, list(SOLE_MARKERS), :2]    # (T,4,2)
-    unseen = ~(np.nan_to_num(np.asarray(pose_2d, dtype=np.float64)[:, list(SOLE_MARKERS), 2]) >= UNSEEN_VISIBILITY)
+    sole = list(SOLE_MARKERS)
+    pts = np.empty((len(pose_2d), 4, 2))                                      # (T,4,2)
+    unseen = np.empty((len(pose_2d), 4), dtype=bool)
+    height = np.empty(len(pose_2d))                                           # (T,) px, the person's extent
+    for a, b in scratch.windows(len(pose_2d)):   # a window at a time (a long clip's landmarks are on disk)
+        p = np.asarray(pose_2d[a:b], dtype=np.float64)
+        pts[a:b] = p[:, sole, :2]
+        unseen[a:b] = ~(np.nan_to_num(p[:, sole, 2]) >= UNSEEN_VISIBILITY)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN frames: no person
+            height[a:b] = np.nanmax(p[..., 1], axis=1) - np.nanmin(p[..., 1], axis=1)
     n = len(pts)
     out = np.full((n, 4), np.nan)
     if n < 2:
@@ -195,9 +212,6 @@ def image_foot_speed(pose_2d: np.ndarray, K: np.ndarray, R_cam_from_cam0: np.nda
         H = K @ (R[1:] @ np.swapaxes(R[:-1], 1, 2)) @ np.linalg.inv(K)          # (T-1,3,3)
         h = np.einsum("tij,tkj->tki", H, np.concatenate([prev, np.ones((n - 1, 4, 1))], axis=2))
         prev = h[..., :2] / h[..., 2:3]
-    body = np.asarray(pose_2d, dtype=np.float64)[..., 1]
-    with np.errstate(all="ignore"):
-        height = np.nanmax(body, axis=1) - np.nanmin(body, axis=1)                    # (T,) px, person's extent
     height = np.where(np.isfinite(height) & (height > 10), height, np.nan)
     step = np.linalg.norm(pts[1:] - prev, axis=-1) / dt[:, None] / height[1:, None]  # (T-1,4)
     out[1:] = step
@@ -235,58 +249,61 @@ def floor_tilt(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, floa
 def solve_trajectory(root: np.ndarray, offsets: np.ndarray, contact: np.ndarray, confidence: np.ndarray,
                      R_cam: np.ndarray, s: WorldSettings, use_picture: bool = True) -> np.ndarray:
     """The root path x (T,3) of step 4 in the module docstring. root (T,3) the fitted path; offsets (T,K,3) sole
-    points minus root; contact (T,K) 0..1; confidence (T,) 0..1; R_cam (T,3,3) world→camera rotations."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
+    points minus root; contact (T,K) 0..1; confidence (T,) 0..1; R_cam (T,3,3) world→camera rotations.
+
+    Least squares in the corrections δ = x − root, unknowns ordered (t, axis) → 3t + axis. Every term couples
+    frames at most two apart, so the normal equations JᵀJ δ = Jᵀb are banded (half-bandwidth 6) and are built and
+    solved in that form (``scipy.linalg.solveh_banded``, a banded Cholesky): memory O(T) with 7 bands, no sparse
+    Jacobian of a long clip's."""
+    from scipy.linalg import solveh_banded
 
     n, k = contact.shape
     if n < 3:
         return root.copy()
-    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []   # (cols (R,m), vals (R,m), rhs (R,)) per term
+    u = 6
+    ab = np.zeros((u + 1, 3 * n))          # upper bands: ab[u + i − j, j] = (JᵀJ)[i, j], i ≤ j
+    rhs = np.zeros(3 * n)                  # Jᵀb
 
-    def term(cols: np.ndarray, vals: np.ndarray, rhs: np.ndarray) -> None:
-        blocks.append((np.asarray(cols, np.int64), np.asarray(vals, np.float64), np.asarray(rhs, np.float64)))
+    def add(i: np.ndarray, j: np.ndarray, v: np.ndarray) -> None:   # (JᵀJ)[i, j] += v (and [j, i]), i ≤ j
+        ab[u + i - j, j] += v   # each (i, j) once per call
 
     axis = np.arange(3)
     f = root[:, None] + offsets                                               # (T,K,3) sole points now
-    # planted points stay: δ_{t+1} − δ_t = −(f_{t+1} − f_t), per axis
+    # planted points stay: w (δ_{t+1} − δ_t) = −w (f_{t+1} − f_t), per axis
     still = np.sqrt(contact[1:] * contact[:-1]) / s.sigma_contact_m          # (T-1,K)
-    t, j = np.nonzero(still > 1e-3)
-    if len(t):
-        w = np.repeat(still[t, j], 3)
-        tt, aa = np.repeat(t, 3), np.tile(axis, len(t))
-        step = (f[t + 1, j] - f[t, j]).reshape(-1)
-        term(np.stack([3 * (tt + 1) + aa, 3 * tt + aa], 1), np.stack([w, -w], 1), -w * step)
-    # planted points on the floor (z = 0 here)
+    still = np.where(still > 1e-3, still, 0.0)
+    w2 = (still ** 2).sum(axis=1)                                             # (T-1,) Σ_K w²
+    w2_step = np.einsum("tk,tka->ta", still ** 2, f[1:] - f[:-1])            # (T-1,3) Σ_K w² (f_{t+1} − f_t)
+    t = np.arange(n - 1)
+    for a in axis:
+        add(3 * t + a, 3 * t + a, w2)
+        add(3 * (t + 1) + a, 3 * (t + 1) + a, w2)
+        add(3 * t + a, 3 * (t + 1) + a, -w2)
+        rhs[3 * t + a] += w2_step[:, a]
+        rhs[3 * (t + 1) + a] -= w2_step[:, a]
+    # planted points on the floor (z = 0 here): on δ_z = −on f_z
     on = contact / s.sigma_floor_m
-    t, j = np.nonzero(on > 1e-3)
-    if len(t):
-        term((3 * t + 2)[:, None], on[t, j][:, None], -on[t, j] * f[t, j, 2])
-    # the picture: δ_t small across the line of sight, loose along it
+    on = np.where(on > 1e-3, on, 0.0)                                         # (T,K)
+    ab[u, 2::3] += (on ** 2).sum(axis=1)
+    rhs[2::3] -= (on ** 2 * f[..., 2]).sum(axis=1)
+    # the picture: δ_t small across the line of sight, loose along it: A_t δ_t = 0, A_t = √c diag(scale) R_cam[t]
     if use_picture:
-        t = np.nonzero(confidence > 1e-3)[0]
+        c = np.where(confidence > 1e-3, confidence, 0.0)
         scale = np.array([1 / s.sigma_lateral_m, 1 / s.sigma_lateral_m, 1 / s.sigma_depth_m])
-        A = np.sqrt(confidence[t])[:, None, None] * scale[None, :, None] * R_cam[t]   # (m,3,3) rows: camera x,y,z
-        term(np.repeat(3 * t[:, None] + axis, 3, axis=0), A.reshape(-1, 3), np.zeros(3 * len(t)))
-    # smooth
-    t = np.repeat(np.arange(1, n - 1), 3)
-    aa = np.tile(axis, n - 2)
-    term(np.stack([3 * (t - 1) + aa, 3 * t + aa, 3 * (t + 1) + aa], 1),
-         np.tile([1.0, -2.0, 1.0], (len(t), 1)) / s.sigma_smooth_m, np.zeros(len(t)))
+        t = np.arange(n)
+        for a in axis:
+            for b in range(a, 3):   # (A_tᵀ A_t)[a, b] = c Σ_r scale_r² R[r, a] R[r, b]
+                add(3 * t + a, 3 * t + b, c * np.einsum("r,tr,tr->t", scale ** 2, R_cam[:, :, a], R_cam[:, :, b]))
+    # smooth: (δ_{t−1} − 2 δ_t + δ_{t+1}) / σ = 0 for t = 1 .. n−2
+    v = np.array([1.0, -2.0, 1.0]) / s.sigma_smooth_m
+    t = np.arange(1, n - 1)
+    for a in axis:
+        for p in range(3):
+            for q in range(p, 3):
+                add(3 * (t - 1 + p) + a, 3 * (t - 1 + q) + a, np.full(len(t), v[p] * v[q]))
     # a weak pull to no change (keeps the system definite where nothing else speaks: unseen frames, no contacts)
-    term(np.arange(3 * n)[:, None], np.full((3 * n, 1), 1e-3), np.zeros(3 * n))
-
-    rows, cols, vals, rhs, row = [], [], [], [], 0
-    for c, v, b_ in blocks:
-        rows.append(np.repeat(np.arange(row, row + len(c)), c.shape[1]))
-        cols.append(c.reshape(-1))
-        vals.append(v.reshape(-1))
-        rhs.append(b_)
-        row += len(c)
-    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    J = coo_matrix((vals, (rows, cols)), shape=(row, 3 * n)).tocsr()
-    b = np.concatenate(rhs)
-    delta = spsolve((J.T @ J).tocsc(), J.T @ b)
+    ab[u] += 1e-6
+    delta = solveh_banded(ab, rhs)
     return root + delta.reshape(n, 3)
 
 
@@ -298,19 +315,23 @@ def planted_series(x: np.ndarray, contact: np.ndarray, sigma_fit: float, sigma_s
 
     (c (T,) contact probability). No pin is chosen by hand: where the foot stands, the solution is the weighted
     mean of where the fit put it; the soft contacts and the acceleration term ease it in and out without a step.
-    A sparse symmetric positive-definite system (pentadiagonal), solved once for all D columns."""
-    from scipy.sparse import diags, identity
-    from scipy.sparse.linalg import splu
+    A symmetric positive-definite pentadiagonal system, solved once for all D columns in its banded form (O(T)
+    memory: 3 bands, no sparse matrix and factor of a long clip's)."""
+    from scipy.linalg import solveh_banded
+
+    from .smoothing import _second_difference_bands
 
     n = len(x)
     if n < 3:
         return np.asarray(x, dtype=np.float64).copy()
     c = np.clip(np.nan_to_num(np.asarray(contact, dtype=np.float64)), 0.0, 1.0)
-    D1 = diags([-np.ones(n - 1), np.ones(n - 1)], [0, 1], shape=(n - 1, n))
-    D2 = diags([np.ones(n - 2), -2 * np.ones(n - 2), np.ones(n - 2)], [0, 1, 2], shape=(n - 2, n))
-    still = diags(c[1:] * c[:-1] / sigma_still ** 2)
-    A = identity(n) / sigma_fit ** 2 + D1.T @ still @ D1 + (D2.T @ D2) / sigma_acc ** 2
-    return splu(A.tocsc()).solve(np.asarray(x, dtype=np.float64) / sigma_fit ** 2)
+    ab = _second_difference_bands(n) / sigma_acc ** 2                     # (3, n) upper bands: D2ᵀD2 / σ_acc²
+    still = c[1:] * c[:-1] / sigma_still ** 2                              # D1ᵀ diag(still) D1
+    ab[2] += 1.0 / sigma_fit ** 2
+    ab[2, :-1] += still
+    ab[2, 1:] += still
+    ab[1, 1:] -= still
+    return solveh_banded(ab, np.asarray(x, dtype=np.float64) / sigma_fit ** 2)
 
 
 def _capped_reach(H: np.ndarray, Kn: np.ndarray, A: np.ndarray, target: np.ndarray, cap: float) -> np.ndarray:
@@ -354,34 +375,40 @@ def lock_feet(skel, local_aa: np.ndarray, root: np.ndarray, contact: np.ndarray,
     W = {b: Wb[:, k] for k, b in enumerate(need)}
     O = rest_offsets(skel.rest, skel.parents)[:, :3, :3]
     cap = np.radians(s.knee_cap_deg)
+    n = len(root)
     sides = []
     for side, suffix in enumerate((".L", ".R")):
         c = np.asarray(contact[:, side], dtype=np.float64)
         if not (c > 0.5).any():
             continue
         thigh, shin, foot = (skel.index(b + suffix) for b in LEG_BONES)
-        A, F = W[foot][:, :3, 3], W[foot][:, :3, :3]
+        # The foot's path (T,3) and orientation (T,4), read a window at a time (a long clip's poses are on disk).
+        A = np.concatenate([W[foot][a:b, :3, 3] for a, b in scratch.windows(n)])
+        q = np.concatenate([Rotation.from_matrix(W[foot][a:b, :3, :3]).as_quat()   # x, y, z, w
+                            for a, b in scratch.windows(n)])
         target = planted_series(A, c, s.sigma_plant_fit_m, s.sigma_plant_still_m, s.sigma_plant_acc_m)
-        q = make_continuous(Rotation.from_matrix(F).as_quat())                   # (T,4) x, y, z, w
-        q = planted_series(q, c, s.sigma_plant_fit_m * 5, s.sigma_plant_still_m * 5, s.sigma_plant_acc_m * 5)
-        F_new = Rotation.from_quat(q / np.linalg.norm(q, axis=1, keepdims=True)).as_matrix()
-        sides.append((c, thigh, shin, foot, target, F_new))
+        q = planted_series(make_continuous(q), c, s.sigma_plant_fit_m * 5, s.sigma_plant_still_m * 5,
+                           s.sigma_plant_acc_m * 5)
+        sides.append((c, thigh, shin, foot, target, q / np.linalg.norm(q, axis=1, keepdims=True)))
     out = local_aa if in_place else local_aa.copy()
-    for c, thigh, shin, foot, target, F_new in sides:
-        H, Kn, A = (W[b][:, :3, 3] for b in (thigh, shin, foot))
-        Q1, Q2 = two_bone_ik(H, Kn, A, H + _capped_reach(H, Kn, A, target, cap))
-        # New world rotations: the thigh turns by Q1 (and everything below it), the shin by Q2 after Q1; the foot
-        # takes F_new. Locals from L_j = O_jᵀ W_pᵀ W_j with the parents' new world rotations.
+    T = lambda M: np.swapaxes(M, -1, -2)  # noqa: E731
+    for c, thigh, shin, foot, target, q_new in sides:
         p_thigh, p_shin, p_foot = (int(skel.parents[b]) for b in (thigh, shin, foot))
-        Wp_thigh = W[p_thigh][:, :3, :3]
-        Wp_shin = Q1 @ W[p_shin][:, :3, :3]
-        Wp_foot = Q2 @ Q1 @ W[p_foot][:, :3, :3]
-        T = lambda M: np.swapaxes(M, -1, -2)  # noqa: E731
-        new = {thigh: T(O[thigh]) @ T(Wp_thigh) @ (Q1 @ W[thigh][:, :3, :3]),
-               shin: T(O[shin]) @ T(Wp_shin) @ (Q2 @ Q1 @ W[shin][:, :3, :3]),
-               foot: T(O[foot]) @ T(Wp_foot) @ F_new}
-        for b, L in new.items():
-            out[:, b] = matrix_to_aa(L)
+        for a, b in scratch.windows(n, CHUNK):   # the legs' new rotations, a chunk of frames at a time
+            Wc = {j: W[j][a:b] for j in (thigh, shin, foot, p_thigh, p_shin, p_foot)}
+            H, Kn, A = (Wc[j][:, :3, 3] for j in (thigh, shin, foot))
+            Q1, Q2 = two_bone_ik(H, Kn, A, H + _capped_reach(H, Kn, A, target[a:b], cap))
+            F_new = Rotation.from_quat(q_new[a:b]).as_matrix()
+            # New world rotations: the thigh turns by Q1 (and everything below it), the shin by Q2 after Q1; the
+            # foot takes F_new. Locals from L_j = O_jᵀ W_pᵀ W_j with the parents' new world rotations.
+            Wp_thigh = Wc[p_thigh][:, :3, :3]
+            Wp_shin = Q1 @ Wc[p_shin][:, :3, :3]
+            Wp_foot = Q2 @ Q1 @ Wc[p_foot][:, :3, :3]
+            new = {thigh: T(O[thigh]) @ T(Wp_thigh) @ (Q1 @ Wc[thigh][:, :3, :3]),
+                   shin: T(O[shin]) @ T(Wp_shin) @ (Q2 @ Q1 @ Wc[shin][:, :3, :3]),
+                   foot: T(O[foot]) @ T(Wp_foot) @ F_new}
+            for j, L in new.items():
+                out[a:b, j] = matrix_to_aa(L)
     pinned = int(sum((c > 0.5).sum() for c, *_ in sides))
     return out, pinned
 
@@ -392,9 +419,10 @@ def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray, in
     from rigs.rotations import aa_to_matrix, matrix_to_aa
 
     rest_root = skel.rest[0, :3, :3]
-    L0 = aa_to_matrix(local_aa[:, 0])
-    out = local_aa if in_place else local_aa.copy()
-    out[:, 0] = matrix_to_aa(rest_root.T @ G @ rest_root @ L0)                # W_root' = G W_root
+    out = local_aa if in_place else scratch.copy_of(local_aa)
+    for a, b in scratch.windows(len(root)):   # a window at a time (a long clip's rotations are on disk)
+        L0 = aa_to_matrix(local_aa[a:b, 0])
+        out[a:b, 0] = matrix_to_aa(rest_root.T @ G[a:b] @ rest_root @ L0)     # W_root' = G W_root
     return out, np.einsum("tij,tj->ti", G, root)
 
 

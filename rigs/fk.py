@@ -69,15 +69,20 @@ def forward_kinematics(rest_matrices: np.ndarray, parents: np.ndarray, local_rot
 HEADS_CHUNK = 1000
 
 
-def bone_heads(rest_matrices, parents, local_rotations_aa, root_position, dtype=np.float64) -> np.ndarray:
+def bone_heads(rest_matrices, parents, local_rotations_aa, root_position, dtype=np.float64,
+               out: np.ndarray | None = None, after_chunk=None) -> np.ndarray:
     """(T, J, 3) bone head positions, posed :data:`HEADS_CHUNK` frames at a time (memory bounded in T). ``dtype``:
-    the result's (float32: what a Take stores; each chunk is posed in float64 and rounded once)."""
+    the result's (float32: what a Take stores; each chunk is posed in float64 and rounded once). ``out``: a (T, J, 3)
+    array to fill instead (its dtype wins; an array on disk for a long clip); ``after_chunk()`` runs after each
+    chunk (the engine drops the pages of its arrays on disk there)."""
     local = np.asarray(local_rotations_aa)
     root = np.asarray(root_position)
-    heads = np.empty(local.shape[:2] + (3,), dtype)
+    heads = np.empty(local.shape[:2] + (3,), dtype) if out is None else out
     for a in range(0, local.shape[0], HEADS_CHUNK):
         b = a + HEADS_CHUNK
         heads[a:b] = forward_kinematics(rest_matrices, parents, local[a:b], root[a:b])[..., :3, 3]
+        if after_chunk is not None:
+            after_chunk()
     return heads
 
 

@@ -92,7 +92,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        tk._atomic_write(target, failing)
+        tk.atomic_write(target, failing)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["file.bin"]
 
@@ -150,3 +150,63 @@ def test_atomically_written_files_get_ordinary_permissions(tmp_path):
     folder.mkdir(mode=0o700)
     take.make_shareable(folder, directory=True)
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777 & ~take._UMASK
+
+
+def test_streamed_npz_is_what_numpy_writes_and_reads(tmp_path, monkeypatch):
+    """`write_npz` writes a block of rows at a time; np.load reads the file as it reads savez_compressed's, and
+    `read_npz_member` reads it back a block at a time into the array it is given."""
+    import zipfile
+
+    monkeypatch.setattr(tk, "NPZ_BLOCK_BYTES", 1000)   # many blocks per array
+    rng = np.random.default_rng(1)
+    arrays = {"a": rng.normal(size=(1234, 7, 3)), "names": np.array(["left", "right"]), "scalar": np.float64(2.5),
+              "empty": np.zeros((0, 3)), "flags": rng.uniform(size=(300, 5)) > 0.5, "text": np.array('{"k": 1}')}
+    blocks = []
+    path = tmp_path / "x.npz"
+    tk.atomic_write(path, lambda handle: tk.write_npz(handle, {**arrays, "a32": tk.Stored(arrays["a"], np.float32)},
+                                                         after_block=lambda: blocks.append(1)))
+    assert len(blocks) > 200
+    with np.load(path, allow_pickle=False) as f:
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(f[name], value)
+            assert f[name].dtype == np.asarray(value).dtype
+        assert f["a32"].dtype == np.float32
+        np.testing.assert_array_equal(f["a32"], arrays["a"].astype(np.float32))
+    with zipfile.ZipFile(path) as archive:
+        given = []
+
+        def allocate(shape, dtype):
+            given.append(shape)
+            return np.empty(shape, dtype)
+
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(tk.read_npz_member(archive, name, allocate), value)
+        assert given[0] == (1234, 7, 3)
+    legacy = tmp_path / "legacy.npz"                  # a file numpy wrote (header version 1.0) reads the same way
+    np.savez_compressed(legacy, a=arrays["a"])
+    with zipfile.ZipFile(legacy) as archive:
+        np.testing.assert_array_equal(tk.read_npz_member(archive, "a", np.empty), arrays["a"])
+
+
+def test_a_truncated_npz_member_is_an_error_not_short_data(tmp_path):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(1000.0))
+    path = tmp_path / "cut.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.npy", buf.getvalue()[:-80])
+    with zipfile.ZipFile(path) as archive, pytest.raises(tk.TakeError, match="truncated"):
+        tk.read_npz_member(archive, "a", np.empty)
+
+
+def test_a_take_written_from_stored_arrays_converts_them(tmp_path):
+    arrays = minimal_arrays(n_frames=50)
+    stored = {**arrays, "local_rotations_aa": tk.Stored(arrays["local_rotations_aa"], np.float32)}
+    take = tk.read_take(tk.write_take(tmp_path / "clip.take.npz", stored, {}))
+    assert take["local_rotations_aa"].dtype == np.float32
+    np.testing.assert_array_equal(take["local_rotations_aa"], arrays["local_rotations_aa"].astype(np.float32))
+    wrong = {**arrays, "bone_fitted": tk.Stored(arrays["bone_fitted"], np.float32)}   # kinds are still checked
+    with pytest.raises(tk.TakeError, match="bone_fitted"):
+        tk.write_take(tmp_path / "bad.take.npz", wrong, {})
