@@ -372,8 +372,12 @@ def run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressF
     cache while it runs (scratch.py), so an hour of video does not grow the engine's memory."""
     from .config import cache_dir
 
-    with scratch.opened(cache_dir() / "scratch"):
-        return _run(video, out_dir, options, progress, cancelled)
+    with scratch.opened(cache_dir() / "scratch") as opened:
+        result = _run(video, out_dir, options, progress, cancelled)
+        if opened.bytes:
+            log.info("%s: %.0f MB of whole-clip arrays went through the scratch folder (%.1f KB a frame)", video,
+                     opened.bytes / 1e6, opened.bytes / 1e3 / max(1, result.frames))
+        return result
 
 
 def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: ProgressFn,
