@@ -313,6 +313,11 @@ def ensure_rendered(scenes) -> dict[str, float]:
     from inference_server.anny_skeleton import load_anny_model
 
     model = load_anny_model()
+    mocap = [m for s in missing if s.plays_mocap() for m in (s.motion, *(o.motion for o in s.others))]
+    if mocap:   # CMU motions (bench/mocap_motions.py) join the renderer's table
+        from bench.mocap_motions import register
+
+        register(mocap, model)
     for i, scene in enumerate(missing, 1):
         log(f"rendering {i}/{len(missing)}: {scene.name} ({scene.describe()})")
         t0 = time.perf_counter()

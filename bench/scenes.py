@@ -13,6 +13,8 @@ Suites
               hand close-up framings.
 ``heldout``   9 clips: the standard suite's motions on other people, views, lights and cameras (640×480 but one),
               never tuned on.
+``mocap``     5 clips of real motion capture held out of the motion network's training (CMU subjects 2 and 8:
+              walks, a run, punches, a bend-and-scoop; bench/mocap_motions.py), 30 fps; needs ../shared/mocap.
 ``multi``     3 clips with several people (``Scene.others``) for multi-person tracking (scored with
               ``bench.metrics.track_metrics`` and ``hand_track_metrics``), 25 fps, 60-75 frames:
               ``multi_two_wave`` two people side by side 1.3 m apart facing the camera, one waving its right hand
@@ -137,10 +139,15 @@ class Scene:
     def key(self) -> str:
         """The render cache key: a hash of the description, the renderer version and the source of the code that
         decides the pixels and the truth (motions, renderer), so editing either re-renders."""
-        code = hashlib.sha256(b"".join((_HERE / n).read_bytes() for n in ("motions.py", "render.py"))).hexdigest()
+        sources = ("motions.py", "render.py") + (("mocap_motions.py",) if self.plays_mocap() else ())
+        code = hashlib.sha256(b"".join((_HERE / n).read_bytes() for n in sources)).hexdigest()
         blob = json.dumps({"scene": dataclasses.asdict(self), "render": RENDER_VERSION, "code": code},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def plays_mocap(self) -> bool:
+        """Whether a person of the scene plays a CMU motion (bench/mocap_motions.py: registered before rendering)."""
+        return any(m.startswith("cmu_") for m in (self.motion, *(o.motion for o in self.others)))
 
     def describe(self) -> str:
         w, h = self.resolution
@@ -229,6 +236,17 @@ SUITES: dict[str, list[Scene]] = {
               background="cluttered", seed=77),
         Scene("ho_fist_closeup", "fist_open", framing="hands", phenotype="female", skin="dark",
               lighting="outdoor", seed=78),
+    ],
+    # Real motion held out of the motion network's training: CMU subjects 2 and 8 (bench/mocap_motions.py; needs
+    # ../shared/mocap), the average body, at the packs' 30 fps.
+    "mocap": [
+        Scene("cmu_walk_34", "cmu_walk", fps=30, view_yaw_deg=-30, skin="light", background="textured", seed=80),
+        Scene("cmu_stride_pan", "cmu_stride", fps=30, camera="pan", view_yaw_deg=60, skin="dark",
+              lighting="outdoor", seed=81),
+        Scene("cmu_run", "cmu_run", fps=30, view_yaw_deg=20, skin="olive", background="cluttered", seed=82),
+        Scene("cmu_punch", "cmu_punch", fps=30, resolution=HD, skin="brown", lighting="rim", seed=83),
+        Scene("cmu_scoop_handheld", "cmu_scoop", fps=30, camera="shake", view_yaw_deg=35, lighting="basic",
+              background="textured", seed=84),
     ],
     "multi": [
         # Side by side 1.3 m apart, facing the camera: the subject waves with its right hand, toward the other
