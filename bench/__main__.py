@@ -1,5 +1,5 @@
 """``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py, ``fit``:
-bench/fit.py, ``batch``: bench/batch.py, ``stage-memory``: bench/stage_memory.py)."""
+bench/fit.py, ``batch``: bench/batch.py, ``stage-memory``: bench/stage_memory.py, ``detector-errors``: bench/detector_errors.py)."""
 import sys
 
 if len(sys.argv) > 1 and sys.argv[1] == "fit":
@@ -16,6 +16,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "stage-memory":
     from bench.stage_memory import main as stage_memory_main
 
     sys.exit(stage_memory_main(sys.argv[2:]))
+
+if len(sys.argv) > 1 and sys.argv[1] == "detector-errors":
+    from bench.detector_errors import main as detector_errors_main
+
+    sys.exit(detector_errors_main(sys.argv[2:]))
 
 if len(sys.argv) > 1 and sys.argv[1] == "perception":
     from bench.perception import main as perception_main
