@@ -2,7 +2,9 @@
 
 ``track(frames, kind=..., image_size=...)`` gives every detection of every frame a persistent track id (or −1 for
 a detection judged spurious), so one person — or one hand — keeps one id through brief occlusions, detector dropouts
-and crossings. The whole clip is known in advance, so the tracker runs in three passes:
+and crossings; ``track_ids`` does the same over a stream of frames (any iterable, read once) and answers with one
+array of ids for all detections (`TrackIds`). The whole clip is known in advance, so the tracker runs in three
+passes:
 
 1. an online pass (frame by frame, constant-velocity prediction, gated Hungarian assignment) that builds fragments;
 2. an offline stitching pass that joins fragments across gaps longer than the online pass could bridge, when the
@@ -103,15 +105,31 @@ Limitations
   stitching cannot bridge gaps of several frames on a tight curve, so a blip of a frame or two may come back −1.
 * Cost: pure Python over tracks × detections per frame; a 3000-frame clip with three people and a false detection
   in every third frame takes a few seconds on one core.
+
+Memory
+------
+An hour of video must not grow the engine (README › Batch figures), so nothing here is a Python object per frame
+or per observation of the clip. The observations (keypoints, confidences, box, centre, scale, score, label, parent)
+go into whole-clip column arrays as the frames stream in (`ArrayRows`: `scratch.empty`, on disk for a long clip,
+trimmed a window at a time); a track or fragment is an array of observation ids (4 bytes an observation), and its
+end states and votes are read back from the columns when the stitching needs them. Only the live tracks of the
+online pass hold state of their own. The offline assignment works on the pairs a gap allows (ends and starts at
+most ``max_stitch_gap`` frames apart), not on a fragments × fragments matrix: up to DENSE_STITCH fragments the
+matrix is filled as before; beyond, each connected group of admissible pairs is assigned on its own, which is the
+same optimum (the groups share no row or column; only an exact tie between two optimal assignments could resolve
+differently).
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
 import math
-from typing import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from . import scratch
 
 KINDS = ("body", "hand")
 
@@ -123,6 +141,7 @@ TENTATIVE_MISSES = 1      # frames a tentative track may miss
 STITCH_WINDOW = 6        # observations used to fit a fragment's end / start motion
 QUADRATIC_MIN = 5        # observations from which the end fit is quadratic (velocity at the very end)
 STITCH_MAX_SCALE = 1.6    # largest scale ratio across a stitched gap
+DENSE_STITCH = 256        # up to this many long fragments the stitching fills one fragments × fragments matrix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,12 +197,69 @@ class TrackResult:
     tracks: dict[int, TrackInfo]   # ids 0..N−1 in order of first appearance
 
 
+@dataclasses.dataclass
+class TrackIds:
+    """`track_ids`' answer: the track id of every detection of the clip in one array (no list per frame).
+    ``result[t]`` is frame t's ids, parallel to its detections (a view)."""
+    ids: np.ndarray                # (D,) int32 over the detections of every frame in order; −1 = dropped as spurious
+    offsets: np.ndarray            # (T + 1,) int64: frame t's detections are ids[offsets[t]:offsets[t + 1]]
+    tracks: dict[int, TrackInfo]   # ids 0..N−1 in order of first appearance
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        return self.ids[self.offsets[t]:self.offsets[t + 1]]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Observations
 
 
+class ArrayRows:
+    """Rows appended one at a time into whole-clip column arrays (``rows[name]``: (N, ...) over the rows so far, a
+    view), instead of a Python object per row: each column is made by `scratch.empty` (a memory map in the capture's
+    scratch folder once it is long), grown by half when full, and the scratch is trimmed every `scratch.WINDOW`
+    rows, so a long clip's rows cost disk, not memory. ``dtypes`` names the columns; a column's shape comes from
+    its first row."""
+
+    def __init__(self, dtypes: dict[str, type], capacity: int = 1024) -> None:
+        self._dtypes = dict(dtypes)
+        self._capacity = max(16, int(capacity))
+        self._columns: dict[str, np.ndarray] = {}
+        self._n = 0
+
+    def append(self, **values) -> int:
+        """Add one row (a value for every column); returns its row number."""
+        if not self._columns:
+            self._columns = {name: scratch.empty((self._capacity, *np.shape(values[name])), dtype)
+                             for name, dtype in self._dtypes.items()}
+        elif self._n == self._capacity:
+            self._capacity += self._capacity // 2
+            for name, old in self._columns.items():
+                grown = scratch.empty((self._capacity, *old.shape[1:]), old.dtype)
+                for a, b in scratch.windows(self._n):
+                    grown[a:b] = old[a:b]
+                self._columns[name] = grown
+        for name, column in self._columns.items():
+            column[self._n] = values[name]
+        self._n += 1
+        if self._n % scratch.WINDOW == 0:
+            scratch.trim()
+        return self._n - 1
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if not self._columns:
+            return np.zeros(0, self._dtypes[name])
+        return self._columns[name][:self._n]
+
+
 @dataclasses.dataclass
 class _Obs:
+    """One observation of the frame being tracked (the online pass's view; the clip's are in `_Observations`)."""
     frame: int
     index: int              # position in the frame's detection list
     xy: np.ndarray          # (K, 2) px, NaN where unseen
@@ -194,6 +270,47 @@ class _Obs:
     score: float
     label: str | None
     parent: int | None      # parent BODY TRACK id, None when unknown
+    id: int = -1            # row in the clip's `_Observations`
+
+
+class _Observations(ArrayRows):
+    """Every observation of the clip as columns (`ArrayRows`); labels and parents as codes (−1: none)."""
+
+    def __init__(self) -> None:
+        super().__init__({"frame": np.int32, "index": np.int32, "xy": np.float64, "conf": np.float64,
+                          "box": np.float64, "centre": np.float64, "scale": np.float64, "score": np.float64,
+                          "label": np.int16, "parent": np.int32})
+        self.label_values: list = []          # label code → the detections' own label
+        self._label_codes: dict = {}
+
+    def add(self, o: _Obs) -> int:
+        label = -1
+        if o.label is not None:
+            label = self._label_codes.setdefault(o.label, len(self.label_values))
+            if label == len(self.label_values):
+                self.label_values.append(o.label)
+        return self.append(frame=o.frame, index=o.index, xy=o.xy, conf=o.conf, box=o.box, centre=o.centre,
+                           scale=o.scale, score=o.score, label=label, parent=-1 if o.parent is None else o.parent)
+
+    def votes(self, ids: np.ndarray) -> tuple[dict, dict]:
+        """Score-weighted (label, parent) votes of these observations, summed in their order (`_add_vote`)."""
+        if not len(ids):
+            return {}, {}
+        weights = np.maximum(self["score"][ids], 1e-3)
+        return (_summed_votes(self["label"][ids], weights, self.label_values.__getitem__),
+                _summed_votes(self["parent"][ids], weights, int))
+
+
+def _summed_votes(codes: np.ndarray, weights: np.ndarray, value_of) -> dict:
+    """``{value_of(code): Σ weights}`` over codes ≥ 0, keys in order of first appearance, each sum taken left to
+    right (a cumulative sum: the same rounding as adding the votes one by one)."""
+    seen = codes >= 0
+    codes, weights = codes[seen], weights[seen]
+    if not len(codes):
+        return {}
+    distinct, first = np.unique(codes, return_index=True)
+    return {value_of(int(code)): float(np.cumsum(weights[codes == code])[-1])
+            for code in distinct[np.argsort(first)]}
 
 
 def _observation(det: Detection, frame: int, index: int, parent: int | None) -> _Obs | None:
@@ -357,7 +474,8 @@ def _gated_assignment(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
 
 class _Track:
     def __init__(self, obs: _Obs, max_gap: int, alpha: float):
-        self.obs: list[_Obs] = [obs]
+        self.ids = array.array("i", [obs.id])                            # its observations' rows, in frame order
+        self.last = obs.frame                                            # frame of its last observation
         self.max_gap = max_gap
         self.alpha = alpha
         self.mem_xy = obs.xy.copy()                                      # (K, 2) keypoints as of t_last
@@ -373,10 +491,6 @@ class _Track:
         self.parents: dict = {}
         _add_vote(self.labels, obs.label, obs.score)
         _add_vote(self.parents, obs.parent, obs.score)
-
-    @property
-    def last(self) -> int:
-        return self.obs[-1].frame
 
     def predict(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """(keypoints (K, 2), weights (K,), box (4,), centre (2,), scale) predicted at frame t."""
@@ -414,7 +528,8 @@ class _Track:
         self.mem_xy[stale] = np.nan
         self.mem_conf[stale] = 0.0
         self.centre, self.scale, self.box = obs.centre.copy(), obs.scale, obs.box.copy()
-        self.obs.append(obs)
+        self.ids.append(obs.id)
+        self.last = obs.frame
         _add_vote(self.labels, obs.label, obs.score)
         _add_vote(self.parents, obs.parent, obs.score)
 
@@ -452,23 +567,30 @@ def _box_outside(box: np.ndarray, image_size: tuple[int, int]) -> bool:
     return bool(box[2] < 0 or box[3] < 0 or box[0] > w or box[1] > h)
 
 
-def _online(obs_frames: list[list[_Obs]], p: TrackerParams, max_gap: int, confirm_hits: int,
-            image_size: tuple[int, int]) -> list[_Track]:
-    live: list[_Track] = []
-    done: list[_Track] = []
-    for t, dets in enumerate(obs_frames):
+class _Online:
+    """The online pass, one frame at a time (`step`); `finish` gives the fragments: the tracks in the order they
+    ended, then those still live at the end."""
+
+    def __init__(self, store: _Observations, p: TrackerParams, max_gap: int, confirm_hits: int,
+                 image_size: tuple[int, int]):
+        self.p, self.max_gap, self.confirm_hits, self.image_size = p, max_gap, confirm_hits, image_size
+        self.live: list[_Track] = []
+        self.done = _Fragments(store)
+
+    def step(self, t: int, dets: list[_Obs]) -> None:
+        p, max_gap, confirm_hits = self.p, self.max_gap, self.confirm_hits
         still: list[_Track] = []
-        for tr in live:
+        for tr in self.live:
             misses = t - tr.last - 1
-            allowed = max_gap if len(tr.obs) >= confirm_hits else TENTATIVE_MISSES
-            if misses > allowed or (misses > 0 and _box_outside(tr.predict(t)[2], image_size)):
-                done.append(tr)
+            allowed = max_gap if len(tr.ids) >= confirm_hits else TENTATIVE_MISSES
+            if misses > allowed or (misses > 0 and _box_outside(tr.predict(t)[2], self.image_size)):
+                self.done.add(tr.ids)
             else:
                 still.append(tr)
         live = still
         free = list(range(len(dets)))
         for stage in (True, False):          # confirmed tracks first, then tentative ones
-            group = [tr for tr in live if (len(tr.obs) >= confirm_hits) == stage]
+            group = [tr for tr in live if (len(tr.ids) >= confirm_hits) == stage]
             if not group or not free:
                 continue
             cost = np.array([_online_costs(tr, [dets[i] for i in free], t, p, max_gap) for tr in group])
@@ -479,33 +601,51 @@ def _online(obs_frames: list[list[_Obs]], p: TrackerParams, max_gap: int, confir
             free = [i for i in free if i not in matched]
         for i in free:
             live.append(_Track(dets[i], max_gap, p.alpha))
-    return done + live
+        self.live = live
+
+    def finish(self) -> _Fragments:
+        for tr in self.live:
+            self.done.add(tr.ids)
+        self.live = []
+        self.done.freeze()
+        return self.done
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Offline pass
 
 
-@dataclasses.dataclass
-class _Fragment:
-    obs: list[_Obs]          # sorted by frame, one per frame
+class _Fragments:
+    """The online pass's fragments as one flat array of observation rows, each fragment's in frame order (fragment
+    k: ``ids[offsets[k]:offsets[k + 1]]``): 4 bytes an observation and 8 a fragment, no object each. Filled by `add`
+    while the pass runs, then `freeze` makes numpy arrays of them."""
 
-    @property
-    def first(self) -> int:
-        return self.obs[0].frame
+    def __init__(self, store: _Observations):
+        self.store = store
+        self._ids = array.array("i")
+        self._offsets = array.array("q", [0])
+        self.ids = np.zeros(0, np.int32)
+        self.offsets = np.zeros(1, np.int64)
 
-    @property
-    def last(self) -> int:
-        return self.obs[-1].frame
+    def add(self, ids: array.array) -> None:
+        self._ids.extend(ids)
+        self._offsets.append(len(self._ids))
 
-    def votes(self) -> tuple[dict, dict]:
-        """Score-weighted (label, parent) votes."""
-        labels: dict = {}
-        parents: dict = {}
-        for o in self.obs:
-            _add_vote(labels, o.label, o.score)
-            _add_vote(parents, o.parent, o.score)
-        return labels, parents
+    def freeze(self) -> None:
+        self.ids, self.offsets = np.array(self._ids, dtype=np.int32), np.array(self._offsets, dtype=np.int64)
+        self._ids, self._offsets = array.array("i"), array.array("q", [0])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return self.ids[self.offsets[k]:self.offsets[k + 1]]
+
+
+def _window(ids: np.ndarray, at_end: bool, upto: int | None = None, since: int = 0) -> np.ndarray:
+    """The rows `_end_state` fits for the end (``at_end``) or the start of ``ids[since:upto]``."""
+    upto = len(ids) if upto is None else upto
+    return ids[max(since, upto - STITCH_WINDOW):upto] if at_end else ids[since:since + STITCH_WINDOW]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -520,21 +660,23 @@ class _EndState:
     edge_centre: np.ndarray     # (2,) box centre of the boundary observation
 
 
-def _end_state(obs: Sequence[_Obs], at_end: bool) -> _EndState:
-    """State at the last (``at_end``) or first observation of ``obs``, from a line through STITCH_WINDOW centres."""
-    window = obs[-STITCH_WINDOW:] if at_end else obs[:STITCH_WINDOW]
-    ref = window[-1].frame if at_end else window[0].frame
-    f = np.array([o.frame - ref for o in window], dtype=np.float64)      # (W,)
-    c = np.array([o.centre for o in window])                              # (W, 2)
-    scale = float(np.median([o.scale for o in window]))
+def _end_state(store: _Observations, window: np.ndarray, at_end: bool) -> _EndState:
+    """State at the last (``at_end``) or first observation of ``window`` (the last / first STITCH_WINDOW rows of a
+    fragment), from a line (or parabola) through their centres."""
+    frames = store["frame"][window]
+    ref = int(frames[-1] if at_end else frames[0])
+    f = (frames - ref).astype(np.float64)                                  # (W,)
+    c = store["centre"][window]                                            # (W, 2)
+    scale = float(np.median(store["scale"][window]))
     edge = window[-1] if at_end else window[0]
+    xy, conf, centre = store["xy"][edge], store["conf"][edge], store["centre"][edge]
     if len(window) < 3:
-        return _EndState(ref, edge.centre, None, np.zeros(2), scale, edge.xy, edge.conf, edge.centre)
+        return _EndState(ref, centre, None, np.zeros(2), scale, xy, conf, centre)
     degree = 2 if len(window) >= QUADRATIC_MIN else 1
     A = np.stack([f ** k for k in range(degree + 1)], axis=1)              # (W, degree + 1)
     coef, *_ = np.linalg.lstsq(A, c, rcond=None)                            # rows: centre at ref, velocity, ...
     acc = 2.0 * coef[2] if degree == 2 else np.zeros(2)
-    return _EndState(ref, coef[0], coef[1], acc, scale, edge.xy, edge.conf, edge.centre)
+    return _EndState(ref, coef[0], coef[1], acc, scale, xy, conf, centre)
 
 
 def _stitch_cost(a: _EndState, b: _EndState, p: TrackerParams, max_stitch_gap: int,
@@ -586,74 +728,150 @@ def _stitch_cost(a: _EndState, b: _EndState, p: TrackerParams, max_stitch_gap: i
             + p.gap_penalty * g / max(max_stitch_gap, 1))
 
 
-def _stitch_long(frags: list[_Fragment], p: TrackerParams, max_stitch_gap: int) -> list[_Fragment]:
-    """Join fragments end-to-start by one gated Hungarian assignment; follow the chains."""
-    n = len(frags)
+def _stitch_long(frags: _Fragments, which: np.ndarray, p: TrackerParams, max_stitch_gap: int) -> list[np.ndarray]:
+    """Join the fragments ``which`` end-to-start by one gated assignment; follow the chains. Returns each chain's
+    observation rows, in order of its first fragment.
+
+    End states, start states and votes are computed from the observations when a pair needs them: the ends in
+    order of their frame, the starts they may join (1..max_stitch_gap frames later) held while still in reach."""
+    store = frags.store
+    n = len(which)
     if n < 2:
-        return frags
-    votes = [f.votes() for f in frags]
-    ends = [_end_state(f.obs, at_end=True) for f in frags]
-    starts = [_end_state(f.obs, at_end=False) for f in frags]
-    cost = np.full((n, n), math.inf)
-    for i in range(n):
-        for j in range(n):
-            if 1 <= starts[j].frame - ends[i].frame <= max_stitch_gap:
-                cost[i, j] = _stitch_cost(ends[i], starts[j], p, max_stitch_gap, votes[i], votes[j])
-    nxt = dict(_gated_assignment(cost, p.stitch_gate))
-    heads = set(range(n)) - set(nxt.values())
+        return [frags[int(k)] for k in which]
+    first_rows = frags.ids[frags.offsets[which]]
+    last_rows = frags.ids[frags.offsets[which + 1] - 1]
+    start_frames = store["frame"][first_rows].astype(np.int64)
+    end_frames = store["frame"][last_rows].astype(np.int64)
+    by_start = np.argsort(start_frames, kind="stable")
+    sorted_starts = start_frames[by_start]
+    rows, cols, costs = array.array("q"), array.array("q"), array.array("d")
+    held: dict[int, tuple[_EndState, tuple[dict, dict]]] = {}    # starts still in reach: state, votes
+    for count, i in enumerate(np.argsort(end_frames, kind="stable").tolist()):
+        if count % 256 == 255:
+            scratch.trim()
+        end = int(end_frames[i])
+        for j in [j for j in held if start_frames[j] <= end]:     # the ends to come are later: out of reach
+            del held[j]
+        lo = int(np.searchsorted(sorted_starts, end + 1, side="left"))
+        hi = int(np.searchsorted(sorted_starts, end + max_stitch_gap, side="right"))
+        if lo >= hi:
+            continue
+        ids_i = frags[int(which[i])]
+        end_i, votes_i = _end_state(store, _window(ids_i, at_end=True), at_end=True), store.votes(ids_i)
+        for j in sorted(by_start[lo:hi].tolist()):
+            if j not in held:
+                ids_j = frags[int(which[j])]
+                held[j] = (_end_state(store, _window(ids_j, at_end=False), at_end=False), store.votes(ids_j))
+            c = _stitch_cost(end_i, held[j][0], p, max_stitch_gap, votes_i, held[j][1])
+            if c < p.stitch_gate:
+                rows.append(i)
+                cols.append(j)
+                costs.append(c)
+    nxt = np.full(n, -1, np.int64)
+    for i, j in _assign_pairs(np.array(rows, np.int64), np.array(cols, np.int64), np.array(costs), n,
+                              p.stitch_gate):
+        nxt[i] = j
+    has_previous = np.zeros(n, bool)
+    has_previous[nxt[nxt >= 0]] = True
     out = []
-    for h in sorted(heads):
-        obs: list[_Obs] = []
-        k: int | None = h
-        while k is not None:
-            obs.extend(frags[k].obs)
-            k = nxt.get(k)
-        out.append(_Fragment(obs))
+    for h in np.flatnonzero(~has_previous).tolist():
+        chain: list[np.ndarray] = []
+        k = h
+        while k >= 0:
+            chain.append(frags[int(which[k])])
+            k = int(nxt[k])
+        out.append(np.concatenate(chain))
     return out
 
 
-def _attach_short(tracks: list[_Fragment], shorts: list[_Fragment], p: TrackerParams,
-                  max_stitch_gap: int) -> list[_Fragment]:
-    """Give each short fragment to the track whose neighbouring observations explain it best, else keep it alone.
+def _assign_pairs(rows: np.ndarray, cols: np.ndarray, costs: np.ndarray, n: int, gate: float
+                  ) -> list[tuple[int, int]]:
+    """`_gated_assignment` of the n × n cost matrix that holds ``costs`` (each < gate) at (rows, cols) and inf
+    elsewhere. Up to DENSE_STITCH rows that matrix is built; beyond, each connected group of entries (no row or
+    column in common with another group) is assigned on its own matrix: the same optimum, in memory that grows
+    with the largest group instead of with n²."""
+    if n <= DENSE_STITCH:
+        cost = np.full((n, n), math.inf)
+        cost[rows, cols] = costs
+        return _gated_assignment(cost, gate)
+    parent = np.arange(2 * n)            # union-find over rows 0..n−1 and columns n..2n−1
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    for i, j in zip(rows.tolist(), cols.tolist()):
+        parent[root(i)] = root(n + j)
+    group = np.array([root(i) for i in rows.tolist()], dtype=np.int64)
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    pairs = []
+    for members in np.split(order, bounds) if len(order) else []:
+        group_rows, row_at = np.unique(rows[members], return_inverse=True)
+        group_cols, col_at = np.unique(cols[members], return_inverse=True)
+        cost = np.full((len(group_rows), len(group_cols)), math.inf)
+        cost[row_at, col_at] = costs[members]
+        pairs += [(int(group_rows[a]), int(group_cols[b])) for a, b in _gated_assignment(cost, gate)]
+    return sorted(pairs)
+
+
+def _attach_short(tracks: list[np.ndarray], frags: _Fragments, shorts: np.ndarray, p: TrackerParams,
+                  max_stitch_gap: int) -> list[np.ndarray]:
+    """Give each short fragment (``shorts``: fragment numbers) to the track (observation rows) whose neighbouring
+    observations explain it best; returns the tracks. A short fragment no track takes stays alone, and is dropped
+    by the length rule: it is not returned.
 
     The short fragment must fit in a gap of the track (or before its start / after its end) without sharing a frame
     with it; the cost is the stitching cost from the track's observations before it into it, from it into the
     track's observations after it, or the mean of both when both are within max_stitch_gap (each must pass).
     """
-    frames = [np.array([o.frame for o in tr.obs]) for tr in tracks]      # sorted frame indices per track
-    votes = [tr.votes() for tr in tracks]
-    alone = []
-    for f in sorted(shorts, key=lambda f: (f.first, f.obs[0].index)):
-        f_votes = f.votes()
-        f_start, f_end = _end_state(f.obs, at_end=False), _end_state(f.obs, at_end=True)
-        best, best_cost = -1, math.inf
-        for k, tr in enumerate(tracks):
-            before = int(np.searchsorted(frames[k], f.first, side="left"))   # tr.obs[:before] precede f
-            after = int(np.searchsorted(frames[k], f.last, side="right"))    # tr.obs[after:] follow f
+    store = frags.store
+    frames = [store["frame"][tr] for tr in tracks]                        # sorted frame indices per track
+    votes = [store.votes(tr) for tr in tracks]
+    firsts = np.array([int(fr[0]) for fr in frames], dtype=np.int64)
+    lasts = np.array([int(fr[-1]) for fr in frames], dtype=np.int64)
+    first_rows = frags.ids[frags.offsets[shorts]]
+    order = np.lexsort((store["index"][first_rows], store["frame"][first_rows]))   # by first frame, then index
+    for count, s in enumerate(shorts[order].tolist()):
+        if count % 256 == 255:
+            scratch.trim()
+        f = frags[s]
+        f_frames = store["frame"][f]
+        f_first, f_last = int(f_frames[0]), int(f_frames[-1])
+        f_votes = store.votes(f)
+        f_start = _end_state(store, _window(f, at_end=False), at_end=False)
+        f_end = _end_state(store, _window(f, at_end=True), at_end=True)
+        best, best_cost, best_at = -1, math.inf, 0
+        # Tracks seen within max_stitch_gap of f on either side (a necessary condition for the tests below).
+        for k in np.flatnonzero((firsts <= f_last + max_stitch_gap) & (lasts >= f_first - max_stitch_gap)).tolist():
+            before = int(np.searchsorted(frames[k], f_first, side="left"))   # tracks[k][:before] precede f
+            after = int(np.searchsorted(frames[k], f_last, side="right"))    # tracks[k][after:] follow f
             if after != before:
                 continue            # the track is observed inside f's span
-            near_before = before > 0 and f.first - frames[k][before - 1] <= max_stitch_gap
-            near_after = after < len(frames[k]) and frames[k][after] - f.last <= max_stitch_gap
+            near_before = before > 0 and f_first - int(frames[k][before - 1]) <= max_stitch_gap
+            near_after = after < len(frames[k]) and int(frames[k][after]) - f_last <= max_stitch_gap
             if not (near_before or near_after):
                 continue
             costs = []             # from the sides within reach (a side beyond max_stitch_gap is not evidence)
             if near_before:
-                costs.append(_stitch_cost(_end_state(tr.obs[:before], at_end=True), f_start, p, max_stitch_gap,
-                                          votes[k], f_votes))
+                costs.append(_stitch_cost(_end_state(store, _window(tracks[k], True, upto=before), at_end=True),
+                                          f_start, p, max_stitch_gap, votes[k], f_votes))
             if near_after:
-                costs.append(_stitch_cost(f_end, _end_state(tr.obs[after:], at_end=False), p, max_stitch_gap,
-                                          f_votes, votes[k]))
+                costs.append(_stitch_cost(f_end, _end_state(store, _window(tracks[k], False, since=after),
+                                                            at_end=False), p, max_stitch_gap, f_votes, votes[k]))
             c = float(np.mean(costs)) if all(np.isfinite(costs)) else math.inf
             if c < p.stitch_gate and c < best_cost:
-                best, best_cost = k, c
+                best, best_cost, best_at = k, c, before
         if best < 0:
-            alone.append(f)
             continue
-        tr = tracks[best]
-        tr.obs = sorted(tr.obs + f.obs, key=lambda o: o.frame)
-        frames[best] = np.array([o.frame for o in tr.obs])
-        votes[best] = tr.votes()
-    return tracks + alone
+        # f fits in the track's gap at best_at: inserted there, the track stays in frame order.
+        tracks[best] = np.concatenate([tracks[best][:best_at], f, tracks[best][best_at:]])
+        frames[best] = np.concatenate([frames[best][:best_at], f_frames, frames[best][best_at:]])
+        firsts[best], lasts[best] = frames[best][0], frames[best][-1]
+        votes[best] = store.votes(tracks[best])
+    return tracks
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -673,22 +891,42 @@ def track(frames: Sequence[Sequence[Detection]], *, max_gap: int = 15, min_lengt
     max_stitch_gap: largest gap in frames the offline stitching bridges (default 4 × max_gap).
     body_ids:       hands only: the body pass's ``TrackResult.ids``, so a hand's ``parent`` (a body detection
                     index) becomes a body track id — a soft cue against hands swapping between people.
+
+    The ids come as a list per frame; `track_ids` gives the same ids in one array, from frames streamed in.
     """
+    result = track_ids(frames, max_gap=max_gap, min_length=min_length, kind=kind, image_size=image_size,
+                       max_stitch_gap=max_stitch_gap, body_ids=body_ids)
+    offsets = result.offsets.tolist()
+    return TrackResult(ids=[result.ids[a:b].tolist() for a, b in zip(offsets, offsets[1:])], tracks=result.tracks)
+
+
+def track_ids(frames: Iterable[Sequence[Detection]], *, max_gap: int = 15, min_length: int = 5, kind: str = "body",
+              image_size: tuple[int, int], max_stitch_gap: int | None = None,
+              body_ids: Sequence[Sequence[int]] | None = None) -> TrackIds:
+    """`track` over a stream: ``frames`` is read once, frame by frame (a generator that makes each frame's
+    detections when asked keeps only that frame's in memory), and the ids come back in one array (`TrackIds`).
+    The observations go to whole-clip columns (`ArrayRows`, on disk in a long capture's scratch folder); see the
+    module docstring's "Memory". ``body_ids``: per frame, the body tracks' ids (``TrackResult.ids`` or a
+    `TrackIds`)."""
     if kind not in PARAMS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if len(image_size) != 2 or not all(int(x) > 0 for x in image_size):
         raise ValueError(f"image_size must be (width, height) in pixels, got {image_size!r}")
     if max_gap < 0 or min_length < 1:
         raise ValueError(f"need max_gap >= 0 and min_length >= 1, got {max_gap}, {min_length}")
-    if body_ids is not None and len(body_ids) != len(frames):
+    if body_ids is not None and isinstance(frames, Sequence) and len(body_ids) != len(frames):
         raise ValueError(f"body_ids has {len(body_ids)} frames, the detections {len(frames)}")
     params = PARAMS[kind]
     max_stitch_gap = 4 * max(max_gap, 1) if max_stitch_gap is None else max_stitch_gap
     size = (int(image_size[0]), int(image_size[1]))
 
-    obs_frames: list[list[_Obs]] = []
+    store = _Observations()
+    online = _Online(store, params, max_gap, min(CONFIRM_HITS, min_length), size)
+    offsets = array.array("q", [0])
     n_keypoints: int | None = None
     for t, dets in enumerate(frames):
+        if body_ids is not None and t >= len(body_ids):
+            raise ValueError(f"body_ids has {len(body_ids)} frames, the detections more")
         row = []
         for i, det in enumerate(dets):
             parent = None
@@ -702,24 +940,32 @@ def track(frames: Sequence[Sequence[Detection]], *, max_gap: int = 15, min_lengt
             elif len(o.xy) != n_keypoints:
                 raise ValueError(f"frame {t}, detection {i}: {len(o.xy)} keypoints, earlier detections had "
                                  f"{n_keypoints}; track one kind of detection per call")
+            o.id = store.add(o)
             row.append(o)
-        obs_frames.append(row)
+        offsets.append(offsets[-1] + len(dets))
+        online.step(t, row)
+    n_frames = len(offsets) - 1
+    if body_ids is not None and len(body_ids) != n_frames:
+        raise ValueError(f"body_ids has {len(body_ids)} frames, the detections {n_frames}")
 
-    confirm_hits = min(CONFIRM_HITS, min_length)
-    online = _online(obs_frames, params, max_gap, confirm_hits, size)
-    frags = [_Fragment(tr.obs) for tr in online]
-    long = [f for f in frags if len(f.obs) >= min_length]
-    short = [f for f in frags if len(f.obs) < min_length]
-    stitched = _attach_short(_stitch_long(long, params, max_stitch_gap), short, params, max_stitch_gap)
-    kept = [f for f in stitched if len(f.obs) >= min_length]
-    kept.sort(key=lambda f: (f.first, f.obs[0].index))
+    frags = online.finish()
+    lengths = np.diff(frags.offsets)
+    tracks = _attach_short(_stitch_long(frags, np.flatnonzero(lengths >= min_length), params, max_stitch_gap),
+                           frags, np.flatnonzero(lengths < min_length), params, max_stitch_gap)
+    del frags
+    # Every track is at least min_length long (short fragments no track took were left out): number them in order
+    # of first appearance (ties: detection order in that frame).
+    firsts = [(int(store["frame"][tr[0]]), int(store["index"][tr[0]])) for tr in tracks]
+    kept = [tracks[k] for k in sorted(range(len(tracks)), key=firsts.__getitem__)]
 
-    ids = [[-1] * len(dets) for dets in frames]
-    tracks: dict[int, TrackInfo] = {}
-    for tid, f in enumerate(kept):
-        for o in f.obs:
-            ids[o.frame][o.index] = tid
-        tracks[tid] = TrackInfo(first=f.first, last=f.last, n_frames=len(f.obs),
-                                mean_score=float(np.mean([o.score for o in f.obs])),
-                                label=_majority(f.votes()[0]), parent=_majority(f.votes()[1]))
-    return TrackResult(ids=ids, tracks=tracks)
+    frame_start = np.array(offsets, dtype=np.int64)
+    ids = np.full(int(frame_start[-1]), -1, np.int32)
+    infos: dict[int, TrackInfo] = {}
+    for tid, rows in enumerate(kept):
+        ids[frame_start[store["frame"][rows]] + store["index"][rows]] = tid
+        labels, parents = store.votes(rows)
+        infos[tid] = TrackInfo(first=int(store["frame"][rows[0]]), last=int(store["frame"][rows[-1]]),
+                               n_frames=len(rows), mean_score=float(np.mean(store["score"][rows])),
+                               label=_majority(labels), parent=_majority(parents))
+        scratch.trim()
+    return TrackIds(ids=ids, offsets=frame_start, tracks=infos)
