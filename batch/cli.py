@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="body model of the Takes: anny (default, built in), smpl, smplh, smplx (need --model-dir)")
     p.add_argument("--model-dir", default=None, metavar="DIR",
                    help="folder of your licensed SMPL / SMPL-H / SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
+    p.add_argument("--motion", choices=("fit", "network", "prior"), default="fit",
+                   help="the body's motion: fit (default, the optimisation), network (the learned motion network) "
+                        "or prior (the fit, started from the network's body)")
+    p.add_argument("--motion-model", default=None, metavar="FILE.onnx",
+                   help="the motion network for --motion network (default: $REEL2RIG_MOTION_MODEL, then the "
+                        "engine cache's models/motion_net.onnx)")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing 0..1 (default 0.5)")
     p.add_argument("--space", choices=("world", "camera"), default="world")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet")
@@ -86,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0.0 <= args.smoothing <= 1.0:
             raise SettingsError(f"--smoothing {args.smoothing} is outside 0..1", "give a value from 0 to 1")
         model_dir = BatchSettings.check_model(args.model, args.model_dir)
+        motion_model = BatchSettings.check_motion(args.motion, args.motion_model)
         settings = BatchSettings(
             out=Path(args.out).expanduser().absolute(), formats=formats, rig=rig, rig_object=rig_object,
             bone_map="AUTO" if args.map.lower() == "auto" else args.map, fbx_preset=args.fbx_preset,
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             foot_lock=not args.no_foot_lock, sequence_fps=args.fps,
             presets_dir=Path(args.presets_dir).expanduser().absolute() if args.presets_dir else None,
             thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout, part_frames=args.part_frames,
-            model=args.model, model_dir=model_dir)
+            model=args.model, model_dir=model_dir, motion=args.motion, motion_model=motion_model)
         clips = expand(args.inputs).clips
     except (SettingsError, InputError) as exc:
         return _usage_error(str(exc), exc.fix)

@@ -43,6 +43,9 @@ class BatchSettings:
                                        # frames (5 min at 30 fps), so its memory does not grow with the clip; 0 = whole
     model: str = "anny"                # body model of the Takes: anny, or smpl / smplh / smplx from model_dir
     model_dir: Path | None = None      # the studio's licensed SMPL-family files (or $REEL2RIG_MODEL_DIR)
+    motion: str = "fit"                # the body's motion: fit (the optimisation), network (the motion network) or
+                                       # prior (the fit started from the network's body)
+    motion_model: Path | None = None   # the motion network's .onnx (None: the engine's default)
 
     @staticmethod
     def parse_formats(text: str) -> tuple[str, ...]:
@@ -77,11 +80,30 @@ class BatchSettings:
                    "foot_lock": self.foot_lock, "device": device or self.device}
         if self.sequence_fps:
             options["fps"] = self.sequence_fps
+        if self.motion != "fit":
+            options["motion"] = self.motion
+            if self.motion_model is not None:
+                options["motion_model"] = str(self.motion_model)
         if self.model != "anny":
             options["model"] = self.model
             if self.model_dir is not None:
                 options["model_dir"] = str(self.model_dir)
         return options
+
+    @staticmethod
+    def check_motion(motion: str, motion_model: str | None) -> Path | None:
+        """The motion network's file for ``--motion network|prior`` (None for the fit): given, or the engine's default
+        (``$REEL2RIG_MOTION_MODEL``, then ``<cache>/models/motion_net.onnx``); it must exist."""
+        if motion == "fit":
+            return None
+        from inference_server.motion_infer import default_model_path
+
+        path = Path(motion_model).expanduser().absolute() if motion_model else default_model_path()
+        if not path.is_file():
+            raise SettingsError(f"--motion {motion}: the motion network {path} does not exist",
+                                "train one (python -m inference_server.motion_train --out DIR) and pass "
+                                "--motion-model DIR/motion_net.onnx, or use --motion fit")
+        return path
 
     @staticmethod
     def check_model(model: str, model_dir: str | None, environ: dict | None = None) -> Path | None:
@@ -120,7 +142,7 @@ class BatchSettings:
     def from_json(cls, data: dict) -> "BatchSettings":
         """The inverse of :meth:`to_json` (what a Ray worker receives)."""
         data = dict(data)
-        for name in ("out", "rig", "presets_dir", "model_dir"):
+        for name in ("out", "rig", "presets_dir", "model_dir", "motion_model"):
             data[name] = Path(data[name]) if data.get(name) else None
         data["formats"] = tuple(data.get("formats", ()))
         return cls(**data)

@@ -8,6 +8,10 @@
                     camera (scored as such: what ignoring camera motion costs); no foot contacts.
 ``reel2rig``        what ``capture`` writes: the Take, read back from disk (the product's own output), with its
                     per-frame camera and, when the Take has them, its foot contacts.
+``motion-net``      the same capture with ``--motion network``: the learned motion network's body, world path,
+                    cameras and contacts (inference_server/motion_stage.py), the hands fitted; scored only when
+                    ``./reel2rig bench --motion-model FILE`` names a trained network.
+``motion-prior``    the capture with ``--motion prior``: the fit, started from the network's body (same condition).
 
 Imports torch only for ``direct-mapping`` (it runs the fit's initialisation). No bpy.
 """
@@ -21,7 +25,8 @@ import numpy as np
 
 from bench.evaluate import FOOT_POINTS, Prediction
 
-METHODS = ("raw-mediapipe", "direct-mapping", "reel2rig")
+METHODS = ("raw-mediapipe", "direct-mapping", "reel2rig", "motion-net", "motion-prior")   # the last two: only
+#                                                                                     with --motion-model
 
 
 def _markers(skel, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,8 +98,9 @@ def direct_mapping(det, skel, K: np.ndarray, device: str = "cpu") -> Prediction:
                       np.zeros((n, 3)), hand_ok, body_ok, {"fit": seconds})
 
 
-def reel2rig(take_path: Path, skel, seconds: dict) -> Prediction:
-    """Our capture, read from the Take it wrote (its own skeleton must be the engine's Anny skeleton)."""
+def reel2rig(take_path: Path, skel, seconds: dict, method: str = "reel2rig") -> Prediction:
+    """Our capture, read from the Take it wrote (its own skeleton must be the engine's Anny skeleton); ``method``
+    names the row (``motion-net`` for a capture with the motion network)."""
     from inference_server.take import read_take
 
     a = read_take(take_path).arrays
@@ -105,6 +111,6 @@ def reel2rig(take_path: Path, skel, seconds: dict) -> Prediction:
     hand_ok = np.stack([fitted[:, names.index("finger2-1.L")], fitted[:, names.index("finger2-1.R")]], 1)
     valid = a["valid"].astype(bool)
     contact = contacts_per_side(a["foot_contact"], valid) if "foot_contact" in a else None  # optional field
-    return _from_pose("reel2rig", skel, a["local_rotations_aa"].astype(np.float64),
+    return _from_pose(method, skel, a["local_rotations_aa"].astype(np.float64),
                       a["root_position_world"].astype(np.float64), a["K"], a["R_world2cam"].astype(np.float64),
                       a["t_world2cam"].astype(np.float64), hand_ok, valid, seconds, contact)

@@ -51,10 +51,11 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Running the product and the baselines
 # ---------------------------------------------------------------------------------------------------------------
-def run_capture(video: Path, out_dir: Path, device: str) -> dict:
-    """The product's capture in its own process; returns its JSON summary, or {"error": ...}."""
+def run_capture(video: Path, out_dir: Path, device: str, *extra: str, fresh: bool = True) -> dict:
+    """The product's capture in its own process (``extra``: more capture flags; ``fresh``: detection recomputed,
+    else the stage cache's); returns its JSON summary, or {"error": ...}."""
     cmd = [sys.executable, "-m", "inference_server", "capture", str(video), "--out", str(out_dir), "--json",
-           "--no-cache", "--no-overlay", "--device", device]
+           *(["--no-cache"] if fresh else []), "--no-overlay", "--device", device, *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(("error:", "fix:"))]
@@ -75,7 +76,10 @@ def empty_prediction(method: str, n: int) -> Prediction:
                       np.full((n, 2, 21, 3), np.nan), np.full((n, 2, 21, 2), np.nan))
 
 
-def predictions(video: Path, summary: dict, skel, device: str) -> tuple[dict[str, Prediction], object]:
+def predictions(video: Path, summary: dict, skel, device: str, network: dict | None = None
+                ) -> tuple[dict[str, Prediction], object]:
+    """Every method's prediction for one clip; ``network``: the summaries of its captures with the motion network,
+    by row (``motion-net``, ``motion-prior``), None to leave those rows out."""
     from bench import methods
     from inference_server.capture import default_intrinsics
     from inference_server.video import probe
@@ -95,6 +99,10 @@ def predictions(video: Path, summary: dict, skel, device: str) -> tuple[dict[str
     else:
         preds["reel2rig"] = methods.reel2rig(Path(summary["take"]), skel,
                                              {k: (v or {}).get("seconds") for k, v in stages.items()})
+    for row, run in (network or {}).items():
+        preds[row] = empty_prediction(row, n) if "error" in run else methods.reel2rig(
+            Path(run["take"]), skel, {k: (v or {}).get("seconds") for k, v in run.get("stages", {}).items()},
+            method=row)
     return preds, det
 
 
@@ -228,10 +236,12 @@ def _nanmean(values) -> float:
 
 
 def aggregate(per_scene: list[dict], methods=None) -> dict:
-    """Mean over scenes of every scalar metric, per method (default: METHODS); stage timings summed into
-    frames/s."""
+    """Mean over scenes of every scalar metric, per method (default: the METHODS the scenes have); stage timings
+    summed into frames/s."""
     summary: dict = {}
-    for method in (METHODS if methods is None else methods):
+    if methods is None:
+        methods = [m for m in METHODS if any(m in s["methods"] for s in per_scene)]
+    for method in methods:
         rows = [s["methods"][method] for s in per_scene if method in s["methods"]]
         keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))] if rows else []
         agg = {k: _nanmean(r.get(k) for r in rows) for k in keys}
@@ -243,7 +253,7 @@ def aggregate(per_scene: list[dict], methods=None) -> dict:
         frames = sum(s["frames"] for s in per_scene)
         seconds = {}
         for s in per_scene:
-            for stage, sec in s["methods"][method].get("seconds", {}).items():
+            for stage, sec in s["methods"].get(method, {}).get("seconds", {}).items():
                 if sec is not None:
                     seconds[stage] = seconds.get(stage, 0.0) + sec
         agg["fps"] = {stage: frames / sec for stage, sec in seconds.items() if sec > 0}
@@ -350,9 +360,12 @@ def select_scenes(suite_name: str, names: str | list[str] | None = None) -> list
     return [s for s in scenes if s.name in wanted]
 
 
-def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, scene_names: str | None = None) -> dict:
+def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, scene_names: str | None = None,
+              motion_model: Path | None = None) -> dict:
     """Run the suite (or the scenes named in ``scene_names``, comma-separated: a partial run, whose latest copy is
-    ``<out>/<suite>-partial.json`` so that it never replaces the whole suite's ``<suite>.json``)."""
+    ``<out>/<suite>-partial.json`` so that it never replaces the whole suite's ``<suite>.json``). ``motion_model``:
+    a trained motion network, scored as the ``motion-net`` and ``motion-prior`` rows (two more captures per scene,
+    from the cached detections)."""
     from inference_server.anny_skeleton import load_skeleton
 
     scenes = select_scenes(name, scene_names)
@@ -369,11 +382,19 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
             truth = {k: f[k] for k in f.files}
         log(f"scene {i}/{len(scenes)}: {scene.name} — capture")
         summary = run_capture(video, run_dir / "takes" / scene.name, device)
-        preds, det = predictions(video, summary, skel, device)
-        results = {m: evaluate(truth, preds[m]) for m in METHODS}
+        network = None
+        if motion_model is not None:   # the same clip's detections (cached by the capture above)
+            log(f"scene {i}/{len(scenes)}: {scene.name} — captures with the motion network")
+            network = {row: run_capture(video, run_dir / f"takes-{row}" / scene.name, device, "--motion", how,
+                                        "--motion-model", str(motion_model), fresh=False)
+                       for row, how in (("motion-net", "network"), ("motion-prior", "prior"))}
+        preds, det = predictions(video, summary, skel, device, network)
+        results = {m: evaluate(truth, preds[m]) for m in METHODS if m in preds}
         n = len(truth["frame_ids"])
         entry = {"scene": scene.name, "description": scene.describe(), "frames": n, "capture": summary,
                  "methods": results}
+        if network is not None:
+            entry["captures_motion"] = network
         if pictures:
             take = Path(summary["take"]) if "take" in summary else None
             entry["pictures"] = scene_pictures(run_dir, scene.name, video, preds, results, truth,
@@ -385,7 +406,8 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
             f"{_fmt(ours['camera_rotation_deg'], 2)}°, contact F1 {_fmt(ours['foot_contact_f1'], 3)}"
             + (f"  [capture failed: {summary['error']}]" if "error" in summary else ""))
     summary = aggregate(per_scene)
-    command = f"./reel2rig bench {name} --device {device}" + (f" --scenes {scene_names}" if scene_names else "")
+    command = (f"./reel2rig bench {name} --device {device}" + (f" --scenes {scene_names}" if scene_names else "")
+               + (f" --motion-model {motion_model}" if motion_model else ""))
     report = {"suite": name, "device": device, "scenes": len(scenes), "frames": sum(s["frames"] for s in per_scene),
               "seconds": time.perf_counter() - started, "render_seconds": render_seconds,
               "command": command, "summary": summary, "per_scene": per_scene,
@@ -396,9 +418,9 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
         from bench.figures import per_joint_error_bars
 
         report["pictures"] = [
-            str(per_joint_error_bars({m: summary[m]["per_joint_body_mm"] for m in METHODS},
+            str(per_joint_error_bars({m: summary[m]["per_joint_body_mm"] for m in summary},
                                      run_dir / "per_joint_body.png", f"{name}: body error per joint (root-aligned)")),
-            str(per_joint_error_bars({m: summary[m]["per_joint_hand_mm"] for m in METHODS},
+            str(per_joint_error_bars({m: summary[m]["per_joint_hand_mm"] for m in summary},
                                      run_dir / "per_joint_hands.png", f"{name}: hand error per joint (PA)")),
         ]
     latest = out_root / (f"{name}-partial.json" if scene_names else f"{name}.json")
@@ -498,7 +520,7 @@ def run_footage(folder: Path, device: str, out_root: Path) -> dict:
             print(f"| {c['clip']} | — | — | — | — | {c['error']} | — | — |")
             continue
         cov = c["coverage"]
-        for m in METHODS:
+        for m in [m for m in METHODS if m in c["methods"]]:
             r = c["methods"][m]
             secs = [v for v in r["seconds"].values() if v]
             fps = c["frames"] / sum(secs) if secs else float("nan")
@@ -520,6 +542,9 @@ def main(argv=None) -> int:
     parser.add_argument("--render-only", action="store_true", help="render the suite's scenes and stop")
     parser.add_argument("--scenes", default=None, metavar="A,B,C",
                         help="only these scenes of the suite (comma-separated names), e.g. for quick iteration")
+    parser.add_argument("--motion-model", type=Path, default=None, metavar="FILE.onnx",
+                        help="also score the learned motion network: the motion-net row (captures with --motion "
+                             "network) and the motion-prior row (--motion prior)")
     args = parser.parse_args(argv)
     from inference_server.config import prepare_environment
 
@@ -538,7 +563,11 @@ def main(argv=None) -> int:
         spent = ensure_rendered(scenes)
         print(f"rendered {len(spent)} scenes in {sum(spent.values()):.0f} s")
         return 0
-    run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures, scene_names=args.scenes)
+    if args.motion_model is not None and not args.motion_model.is_file():
+        raise SystemExit(f"--motion-model {args.motion_model}: no such file (train one: python -m "
+                         "inference_server.motion_train --out DIR, then pass DIR/motion_net.onnx)")
+    run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures, scene_names=args.scenes,
+              motion_model=args.motion_model)
     return 0
 
 

@@ -391,6 +391,10 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
     except OSError as exc:
         raise RpcError(OUTPUT_NOT_WRITABLE, f"{out_dir}: cannot create the output folder ({exc})") from exc
     target_model = _target_model(options)   # a missing model file fails here, before any detection work
+    if options.motion != "fit":              # ... and so does a missing or unreadable motion network
+        from .motion_infer import MotionModel
+
+        MotionModel.load(options.motion_model)
     progress("decode", 0, max(1, info.frame_count), 0.0)
 
     people = detect_stage(video, info, options, progress, cancelled)
@@ -462,9 +466,15 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     K = default_intrinsics(info.width, info.height, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     count = len(all_takes)
+    prior = None
+    if options.motion == "prior" and not hands_only:   # the motion network's body as the fit's starting pose
+        from .motion_stage import network_prior
+
+        prior = network_prior(skel, det, (info.width, info.height), K, options.motion_model)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
-                       hands_world=det.hands_world, hands_only=hands_only)
+                       hands_world=det.hands_world, hands_only=hands_only, prior=prior)
+    del prior
     t_fit = time.perf_counter() - t0
     if cancelled():
         raise Cancelled("cancelled after fit")
@@ -476,7 +486,12 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     progress("world", 0, 1, 0.0)
     confidence = np.concatenate([_confidence(det.pose_2d[a:b], fit.residual_px[a:b], valid[a:b])
                                  for a, b in scratch.windows(len(valid))]) if len(valid) else np.zeros(0)
-    world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
+    if options.motion == "network":   # the learned motion network's body and world (motion_stage.py)
+        from .motion_stage import network_world
+
+        world = network_world(skel, fit, det, (info.width, info.height), K, options, valid, hands_only)
+    else:
+        world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
     _to_float32(det, ("pose_2d",))
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
     bone_fitted, residual_px = fit.bone_fitted, fit.residual_px

@@ -35,6 +35,11 @@ def add_commands(commands) -> None:
                      help="world (default): the camera's own turning taken out, feet planted on a level floor, the "
                           "root pushed by the feet; camera: the motion as the camera saw it, the camera still")
     cap.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet (keep the fitted legs)")
+    cap.add_argument("--motion", choices=("fit", "network", "prior"), default="fit",
+                     help="the body's motion: fit (default: the optimisation), network (the learned motion "
+                          "network; the hands stay fitted) or prior (the fit, started from the network's body)")
+    cap.add_argument("--motion-model", default=None, metavar="FILE.onnx",
+                     help="the motion network (default: $REEL2RIG_MOTION_MODEL, then <cache>/models/motion_net.onnx)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
     cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
@@ -122,7 +127,8 @@ def _capture(args: argparse.Namespace) -> int:
     options = CaptureOptions(mode="body" if args.body_only else args.mode, focal_px=args.focal,
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
                              use_cache=not args.no_cache, fps=args.fps, people=args.people, model=args.model,
-                             model_dir=args.model_dir, space=args.space, foot_lock=not args.no_foot_lock)
+                             model_dir=args.model_dir, space=args.space, foot_lock=not args.no_foot_lock,
+                             motion=args.motion, motion_model=args.motion_model)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)

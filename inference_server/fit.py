@@ -436,7 +436,7 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
                  K: np.ndarray, settings: FitSettings = FitSettings(),
                  progress: Callable[[int, int], None] | None = None,
                  cancelled: Callable[[], bool] | None = None, hands_world: np.ndarray | None = None,
-                 hands_only: bool = False) -> FitResult:
+                 hands_only: bool = False, prior: tuple[np.ndarray, np.ndarray] | None = None) -> FitResult:
     """Fit every frame. pose_2d (T,33,3), pose_world (T,33,3), hands_2d (T,2,21,3), K (3,3). NaN = unseen.
 
     hands_world (T,2,21,3): the hand network's metric landmarks (camera axes) where it ran; their directions
@@ -444,6 +444,9 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
     hands_only: no body was observed (hands mode). The body stays at rest where the camera looks at it; only the
     wrists (their orientation in the camera) and the fingers move, from the hands' 3D shape alone (a body at rest
     cannot put both hands where they are in the picture, so the 2D term is off). The Take marks the body unfitted.
+    prior: (local_aa (T,J,3), root (T,3)) in the fit's frame (level camera at the origin), NaN where not given:
+    where given, the solve starts from it instead of the closed-form initial pose (the motion network's body as
+    the fit's initialisation, ``motion="prior"``).
     """
     n_frames = pose_2d.shape[0]
     if hands_world is None:
@@ -459,7 +462,8 @@ def fit_sequence(skel: Skeleton, pose_2d: np.ndarray, pose_world: np.ndarray, ha
                 progress(offset + int(1000 * i / max(n, 1)), total)
         fit_window = _fit_window_lm if settings.solver == "lm" else _fit_window
         part = fit_window(skel, pose_2d[a:b], pose_world[a:b], hands_2d[a:b], K, settings,
-                          window_progress, cancelled, hands_world[a:b], hands_only)
+                          window_progress, cancelled, hands_world[a:b], hands_only,
+                          None if prior is None else (prior[0][a:b], prior[1][a:b]))
         if out is None:
             whole = lambda x: scratch.empty((n_frames, *x.shape[1:]), x.dtype)  # noqa: E731   # on disk if long
             out = FitResult(local_rotations_aa=whole(part.local_rotations_aa),
@@ -482,8 +486,9 @@ _OBSERVATION_KEYS = ("body_vis", "body_used", "w_b2", "size", "seg_a", "seg_b", 
                      "hand_seen", "hand_size", "hseg_a", "hseg_b", "obs_h3", "pos0", "init")
 
 
-def _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c) -> dict:
-    """The fit's observations, their weights and the closed-form initial pose (both solvers use them)."""
+def _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c, prior=None) -> dict:
+    """The fit's observations, their weights and the closed-form initial pose (both solvers use them). ``prior``:
+    (local_aa (T,J,3), root (T,3)) to start from instead where they are finite (`fit_sequence`)."""
     body_vis = np.clip(np.nan_to_num(pose_2d[..., 2]), 0.0, 1.0)          # (T,33)
     body_used = skel.body_marker_bone >= 0
     body_used[[29, 30]] = False  # heels: different landmark semantics (see BODY_SEGMENTS)
@@ -520,12 +525,16 @@ def _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c) ->
     init = np.zeros((len(pose_2d), len(skel.names), 3))
     init[:, 0] = aa0
     init = initial_pose(skel, init, pos0, pose_world, body_vis, hands_dir, hand_seen, R_w2c)
+    if prior is not None:
+        given_aa, given_root = prior
+        init = np.where(np.isfinite(given_aa), given_aa, init)
+        pos0 = np.where(np.isfinite(given_root), given_root, pos0)
 
     return {k: v for k, v in locals().items() if k in _OBSERVATION_KEYS}
 
 
 def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
-                hands_only) -> FitResult:
+                hands_only, prior=None) -> FitResult:
     import roma
     import torch
 
@@ -539,7 +548,7 @@ def _fit_window(skel, pose_2d, pose_world, hands_2d, K, settings, progress, canc
     T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
 
     # --- observations and weights ---------------------------------------------------------------------------
-    o = _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c)
+    o = _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c, prior)
     (body_vis, body_used, w_b2, size, seg_a, seg_b, w_b3, obs_b3, hands_2d, hand_seen, hand_size, hseg_a, hseg_b,
      obs_h3, pos0, init) = (o[k] for k in _OBSERVATION_KEYS)
 
@@ -877,7 +886,7 @@ def _realign_translation(p, obs, weight, size, K, iterations: int, delta: float 
 
 
 def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, cancelled, hands_world,
-                   hands_only) -> FitResult:
+                   hands_only, prior=None) -> FitResult:
     import roma
     import torch
 
@@ -892,7 +901,7 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
     T = lambda a: torch.tensor(np.nan_to_num(np.asarray(a, dtype=np.float64)), dtype=dtype, device=dev)  # noqa: E731
     prior_all = _prior_weights(skel)
 
-    o = _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c)
+    o = _observations(skel, pose_2d, pose_world, hands_2d, hands_world, K, R_w2c, prior)
     (body_vis, body_used, w_b2, size, seg_a, seg_b, w_b3, obs_b3, hands_2d, hand_seen, hand_size, hseg_a, hseg_b,
      obs_h3, pos0, init) = (o[k] for k in _OBSERVATION_KEYS)
 

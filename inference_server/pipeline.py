@@ -22,6 +22,7 @@ class Cancelled(Exception):
 
 CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx", "anny_hand", "mano")
 SPACES = ("world", "camera")
+MOTIONS = ("fit", "network", "prior")
 HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each hand placed in the camera
 
 
@@ -45,6 +46,11 @@ class CaptureOptions:
     space: str = "world"              # "world": the camera's own motion taken out, feet planted, the root pushed by
                                       # the feet (world.py); "camera": the motion as the camera saw it, camera still
     foot_lock: bool = True            # pin planted feet in the Take (two-bone IK on the legs; world.py)
+    motion: str = "fit"               # the body's motion: "fit" (the optimisation, fit.py + world.py), "network"
+                                      # (the learned motion network, motion_stage.py; the hands stay fitted) or
+                                      # "prior" (the fit, started from the network's body)
+    motion_model: str | None = None   # the network's ONNX file (default: $REEL2RIG_MOTION_MODEL, then
+                                      # <cache>/models/motion_net.onnx)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -59,6 +65,10 @@ class CaptureOptions:
         if out.model in HAND_MODELS and out.mode != "hands":
             raise ValueError(f"the {out.model} model is a hand model: use it with mode 'hands' (one Take per hand), "
                              f"or a body model (anny, smpl, smplh, smplx) for mode {out.mode!r}")
+        if out.motion not in MOTIONS:
+            raise ValueError(f"option 'motion' must be one of {list(MOTIONS)}, not {out.motion!r}")
+        if out.motion != "fit" and out.mode == "hands":
+            raise ValueError("the motion network drives the body: use it with the body or body+hands mode")
         if out.space not in SPACES:
             raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")
         if isinstance(out.people, int) and out.people < 0:

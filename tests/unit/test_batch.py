@@ -319,3 +319,26 @@ def test_the_engine_limits_heap_growth_on_glibc_unless_the_user_tuned_malloc():
                            env=dict(env, MALLOC_ARENA_MAX="4"), cwd=ROOT)
     assert plain.stdout.strip() == ("True" if sys.platform.startswith("linux") else "False")
     assert tuned.stdout.strip() == "False"
+
+
+def test_the_motion_network_reaches_the_engine_and_a_missing_one_is_refused(tmp_path, capsys, monkeypatch):
+    base = BatchSettings(out=tmp_path)
+    assert "motion" not in base.capture_options()                                # the fit: the engine's default
+    assert BatchSettings.check_motion("fit", None) is None
+    net = tmp_path / "motion_net.onnx"
+    net.write_bytes(b"onnx")
+    assert BatchSettings.check_motion("network", str(net)) == net.absolute()
+    monkeypatch.setenv("REEL2RIG_MOTION_MODEL", str(net))
+    assert BatchSettings.check_motion("network", None) == net                     # the engine's default file
+    settings = BatchSettings(out=tmp_path, motion="network", motion_model=net)
+    assert settings.capture_options()["motion"] == "network"
+    assert settings.capture_options()["motion_model"] == str(net)
+    assert settings.key() != base.key()
+    assert BatchSettings.from_json(json.loads(json.dumps(settings.to_json()))) == settings
+    monkeypatch.delenv("REEL2RIG_MOTION_MODEL")
+    touch(tmp_path / "a.mp4")
+    missing = tmp_path / "none.onnx"
+    assert cli.main([str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o"), "--motion", "network",
+                     "--motion-model", str(missing)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert str(missing) in err and "motion_train" in err and not (tmp_path / "o").exists()
