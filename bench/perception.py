@@ -56,15 +56,11 @@ def _detect(video: Path, method: str, max_frames: int | None) -> tuple[np.ndarra
 def _scene_video(scene, any_render: bool) -> Path | None:
     from bench.run import ensure_rendered, scene_dir
 
-    exact = scene_dir(scene)
-    if (exact / "truth.npz").exists():
-        return exact
-    if any_render:  # an older render of the same scene (another renderer version): same pixels unless noted
-        older = sorted(exact.parent.glob(f"{scene.name}-*/truth.npz"), key=lambda p: p.stat().st_mtime)
-        if older:
-            return older[-1].parent
-    ensure_rendered([scene])
-    return exact
+    folder = scene_dir(scene, any_render)   # any_render: an older render of the same scene will do
+    if not (folder / "truth.npz").exists():
+        ensure_rendered([scene])
+        folder = scene_dir(scene)
+    return folder
 
 
 def scene_rows(suite: str, any_render: bool, max_frames: int | None) -> list[dict]:

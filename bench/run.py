@@ -306,17 +306,25 @@ def markdown_table(summary: dict, columns) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Suite mode
 # ---------------------------------------------------------------------------------------------------------------
-def scene_dir(scene) -> Path:
+def scene_dir(scene, any_render: bool = False) -> Path:
+    """The scene's render folder; ``any_render``: an older render of the same scene when the current one is not
+    there (another renderer or motion-code version: the same description, usually the same pixels)."""
     from inference_server.config import cache_dir
 
-    return cache_dir() / "bench" / "scenes" / f"{scene.name}-{scene.key()}"
+    exact = cache_dir() / "bench" / "scenes" / f"{scene.name}-{scene.key()}"
+    if any_render and not (exact / "truth.npz").exists():
+        older = sorted(exact.parent.glob(f"{scene.name}-*/truth.npz"), key=lambda p: p.stat().st_mtime)
+        if older:
+            return older[-1].parent
+    return exact
 
 
-def ensure_rendered(scenes) -> dict[str, float]:
-    """Render the scenes that are not cached yet; returns seconds spent per rendered scene."""
+def ensure_rendered(scenes, any_render: bool = False) -> dict[str, float]:
+    """Render the scenes that are not cached yet (``any_render``: nor rendered by an older version); returns
+    seconds spent per rendered scene."""
     from bench.render import render_scene
 
-    missing = [s for s in scenes if not (scene_dir(s) / "truth.npz").exists()]
+    missing = [s for s in scenes if not (scene_dir(s, any_render) / "truth.npz").exists()]
     spent: dict[str, float] = {}
     if not missing:
         return spent
@@ -361,7 +369,7 @@ def select_scenes(suite_name: str, names: str | list[str] | None = None) -> list
 
 
 def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, scene_names: str | None = None,
-              motion_model: Path | None = None) -> dict:
+              motion_model: Path | None = None, any_render: bool = False) -> dict:
     """Run the suite (or the scenes named in ``scene_names``, comma-separated: a partial run, whose latest copy is
     ``<out>/<suite>-partial.json`` so that it never replaces the whole suite's ``<suite>.json``). ``motion_model``:
     a trained motion network, scored as the ``motion-net`` and ``motion-prior`` rows (two more captures per scene,
@@ -370,13 +378,13 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
 
     scenes = select_scenes(name, scene_names)
     started = time.perf_counter()
-    render_seconds = ensure_rendered(scenes)
+    render_seconds = ensure_rendered(scenes, any_render)
     run_dir = out_root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     (run_dir / "takes").mkdir(parents=True, exist_ok=True)
     skel = load_skeleton()
     per_scene = []
     for i, scene in enumerate(scenes, 1):
-        folder = scene_dir(scene)
+        folder = scene_dir(scene, any_render)
         video = folder / "clip.mp4"
         with np.load(folder / "truth.npz", allow_pickle=False) as f:
             truth = {k: f[k] for k in f.files}
@@ -407,7 +415,7 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
             + (f"  [capture failed: {summary['error']}]" if "error" in summary else ""))
     summary = aggregate(per_scene)
     command = (f"./reel2rig bench {name} --device {device}" + (f" --scenes {scene_names}" if scene_names else "")
-               + (f" --motion-model {motion_model}" if motion_model else ""))
+               + (f" --motion-model {motion_model}" if motion_model else "") + (" --any-render" if any_render else ""))
     report = {"suite": name, "device": device, "scenes": len(scenes), "frames": sum(s["frames"] for s in per_scene),
               "seconds": time.perf_counter() - started, "render_seconds": render_seconds,
               "command": command, "summary": summary, "per_scene": per_scene,
@@ -542,6 +550,8 @@ def main(argv=None) -> int:
     parser.add_argument("--render-only", action="store_true", help="render the suite's scenes and stop")
     parser.add_argument("--scenes", default=None, metavar="A,B,C",
                         help="only these scenes of the suite (comma-separated names), e.g. for quick iteration")
+    parser.add_argument("--any-render", action="store_true",
+                        help="use an older cached render of a scene when the current code's is not there")
     parser.add_argument("--motion-model", type=Path, default=None, metavar="FILE.onnx",
                         help="also score the learned motion network: the motion-net row (captures with --motion "
                              "network) and the motion-prior row (--motion prior)")
@@ -567,7 +577,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--motion-model {args.motion_model}: no such file (train one: python -m "
                          "inference_server.motion_train --out DIR, then pass DIR/motion_net.onnx)")
     run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures, scene_names=args.scenes,
-              motion_model=args.motion_model)
+              motion_model=args.motion_model, any_render=args.any_render)
     return 0
 
 
