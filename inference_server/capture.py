@@ -211,20 +211,22 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
     def on_batch(done: int, _seconds: float) -> None:
         progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
 
-    per_frame, t_detect = detect_stream(detector, ((rgb, size) for _, _, size, rgb in decoded),
-                                        DETECT_BATCH.get(device.split(":")[0], 8), on_batch)
+    found, t_detect = detect_stream(detector, ((rgb, size) for _, _, size, rgb in decoded),
+                                    DETECT_BATCH.get(device.split(":")[0], 8), on_batch)   # whole-clip columns
     size = (info.width, info.height)
     t0 = time.perf_counter()
-    tracks = track_people(per_frame, size, max_people=options.people or None)
+    tracks = track_people(found, size, max_people=options.people or None)   # a FrameStore per person
     t_detect += time.perf_counter() - t0
     counts = {"people": len(tracks), "device": device, "recovered": detector.recovered,
               "hands_tracked": detector.hand_tracked, "palm_retry": detector.hand_palm_retry,
               "relabelled_frames": [int(tr.mirrored.sum()) for tr in tracks],
               "person_frames": [int(tr.present.sum()) for tr in tracks]}
     if not tracks:   # nobody: one empty person, so the caller reports "no person" like the single path
-        from .detect import empty_frame
-        return [[empty_frame() for _ in per_frame]], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, \
-            counts
+        from .detect import FrameStore, empty_frame
+        nobody = FrameStore(len(found))
+        for _ in range(len(found)):
+            nobody.append(empty_frame())
+        return [nobody], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
     return [tr.frames for tr in tracks], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
 
 

@@ -29,6 +29,7 @@ only kept on a side when its wrist lies on that side's body wrist (`assign_to_wr
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 
 import numpy as np
@@ -93,47 +94,61 @@ class FrameStore:
     MAX_EXPECTED = 216_000   # two hours at 30 fps: a clip's frame count past this is not trusted up front
 
     def __init__(self, expected: int = 0) -> None:
-        self._capacity = max(16, min(int(expected), self.MAX_EXPECTED))
-        self._arrays: dict[str, np.ndarray] = {}
-        self._n = 0
+        from .tracking import ArrayRows
+
+        # The first frame sets each field's shape and dtype; a long clip's frames go to disk as they come.
+        self._rows = ArrayRows(None, capacity=min(int(expected), self.MAX_EXPECTED))
 
     def append(self, lm: FrameLandmarks) -> None:
-        if not self._arrays:   # the first frame sets each field's shape and dtype
-            self._arrays = {name: scratch.empty((self._capacity, *np.shape(getattr(lm, name))),
-                                                np.asarray(getattr(lm, name)).dtype) for name in self.FIELDS}
-        elif self._n == self._capacity:
-            self._capacity += self._capacity // 2
-            for name, old in self._arrays.items():
-                grown = scratch.empty((self._capacity, *old.shape[1:]), old.dtype)
-                for a, b in scratch.windows(self._n):
-                    grown[a:b] = old[a:b]
-                self._arrays[name] = grown
-        for name in self.FIELDS:
-            self._arrays[name][self._n] = getattr(lm, name)
-        self._n += 1
-        if self._n % scratch.WINDOW == 0:
-            scratch.trim()   # a long clip's frames go to disk as they come (scratch.py)
+        self._rows.append(**{name: getattr(lm, name) for name in self.FIELDS})
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._rows)
 
     def __getitem__(self, t: int) -> FrameLandmarks:
-        t = range(self._n)[t]
-        return FrameLandmarks(*(self._arrays[name][t] for name in self.FIELDS))
+        t = range(len(self._rows))[t]
+        return FrameLandmarks(*(self._rows[name][t] for name in self.FIELDS))
 
     def __setitem__(self, t: int, lm: FrameLandmarks) -> None:
-        t = range(self._n)[t]
+        t = range(len(self._rows))[t]
         for name in self.FIELDS:
-            self._arrays[name][t] = getattr(lm, name)
+            self._rows[name][t] = getattr(lm, name)
 
     def __iter__(self):
-        return (self[t] for t in range(self._n))
+        return (self[t] for t in range(len(self._rows)))
 
     def array(self, name: str) -> np.ndarray:
         """The field's (T, ...) array over the frames so far (a view into the store)."""
-        if not self._arrays:
+        if not len(self._rows):
             return np.stack([getattr(empty_frame(), name)])[:0]
-        return self._arrays[name][:self._n]
+        return self._rows[name]
+
+
+class HandStore:
+    """Every frame's hands (`HandObservation`) of a hands-mode capture, for the tracker after the last frame, kept as
+    whole-clip columns (`tracking.ArrayRows`: on disk for a long clip) instead of a Python object per hand: ``frame(t)``
+    gives frame t's hands back (views into the columns), ``rows[name]`` a column over every hand. The columns keep
+    the detector's float64, so the hands read back are the ones it gave."""
+
+    def __init__(self) -> None:
+        from .tracking import ArrayRows
+
+        self.rows = ArrayRows({"landmarks": np.float64, "world": np.float64, "side": np.int8, "score": np.float64})
+        self.offsets = array.array("q", [0])   # frame t's hands are rows offsets[t]:offsets[t + 1]
+
+    def append(self, hands: list[HandObservation]) -> None:
+        for h in hands:
+            self.rows.append(landmarks=h.landmarks, world=h.world, side=h.side, score=h.score)
+        self.offsets.append(len(self.rows))
+
+    def __len__(self) -> int:
+        """Frames."""
+        return len(self.offsets) - 1
+
+    def frame(self, t: int) -> list[HandObservation]:
+        landmarks, world, side, score = (self.rows[name] for name in ("landmarks", "world", "side", "score"))
+        return [HandObservation(landmarks[k], world[k], int(side[k]), float(score[k]))
+                for k in range(self.offsets[t], self.offsets[t + 1])]
 
 
 def stacked(frames, name: str) -> np.ndarray:
@@ -410,27 +425,41 @@ def hands_by_label(hands: list[HandObservation]) -> dict[int, HandObservation]:
     return out
 
 
-def assign_hand_tracks(per_frame: list[list[HandObservation]], image_size: tuple[int, int],
-                       min_length: int = 3) -> list[dict[int, HandObservation]]:
+def assign_hand_tracks(hands: HandStore, image_size: tuple[int, int], min_length: int = 3) -> np.ndarray:
     """Hands-only clips: follow each hand with the tracker, then give each track one side for its whole life.
+    Returns every hand's side, parallel to ``hands.rows`` (int8; −1: the hand is dropped).
 
     The hand network's label is unreliable frame by frame: it cannot tell a left palm from the back of a right hand
     when shading is weak, and it then gives two hands the same label. So each track votes with its labels, weighted
     by score × (1 where the frame's hands carry different labels or a hand is alone, 0.25 where two hands share a
     label), and sides go to tracks in order of vote strength so that no two tracks alive at the same time share a
-    side. A track with no side left (a third hand) is dropped.
-    """
-    from .tracking import Detection, track
+    side. A track with no side left (a third hand) is dropped; so is a second hand of one track's side in a frame.
 
-    dets = [[Detection(keypoints=np.column_stack([h.landmarks[:, :2], np.ones(N_HAND)]), score=h.score,
-                       label=("left", "right")[h.side]) for h in hands] for hands in per_frame]
-    result = track(dets, kind="hand", image_size=image_size, min_length=min_length)
+    The clip's hands stream into the tracker a frame at a time (`tracking.track_ids`) and every pass over them
+    works a window of frames at a time (`scratch.windows`): nothing here is a Python object per frame or hand.
+    """
+    from .tracking import Detection, track_ids
+
+    n = len(hands)
+    starts = np.asarray(hands.offsets, dtype=np.int64)                          # (T + 1,)
+    labels, ones = ("left", "right"), np.ones(N_HAND)
+
+    def detections():
+        for a, b in scratch.windows(n):
+            for t in range(a, b):
+                yield [Detection(keypoints=np.column_stack([h.landmarks[:, :2], ones]), score=h.score,
+                                 label=labels[h.side]) for h in hands.frame(t)]
+
+    result = track_ids(detections(), kind="hand", image_size=image_size, min_length=min_length)
+    ids, sides, scores = result.ids, hands.rows["side"], hands.rows["score"]
     votes: dict[int, np.ndarray] = {}
-    for hands, ids in zip(per_frame, result.ids):
-        shared = len(hands) > 1 and len({h.side for h in hands}) == 1
-        for hand, tid in zip(hands, ids):
-            if tid >= 0:
-                votes.setdefault(tid, np.zeros(2))[hand.side] += hand.score * (0.25 if shared else 1.0)
+    for a, b in scratch.windows(n):
+        for t in range(a, b):
+            lo, hi = int(starts[t]), int(starts[t + 1])
+            shared = hi - lo > 1 and len(set(sides[lo:hi].tolist())) == 1
+            for k in range(lo, hi):
+                if ids[k] >= 0:
+                    votes.setdefault(int(ids[k]), np.zeros(2))[sides[k]] += float(scores[k]) * (0.25 if shared else 1.0)
     info = result.tracks
 
     def overlap(a: int, b: int) -> bool:
@@ -444,14 +473,14 @@ def assign_hand_tracks(per_frame: list[list[HandObservation]], image_size: tuple
             if side not in rivals:
                 side_of[tid] = side
                 break
-    out: list[dict[int, HandObservation]] = []
-    for hands, ids in zip(per_frame, result.ids):
-        frame: dict[int, HandObservation] = {}
-        for hand, tid in zip(hands, ids):
-            side = side_of.get(tid)
-            if side is not None and side not in frame:
-                frame[side] = hand
-        out.append(frame)
+    out = np.full(len(ids), -1, np.int8)
+    for t in range(n):
+        taken: set[int] = set()
+        for k in range(int(starts[t]), int(starts[t + 1])):
+            given = side_of.get(int(ids[k]))
+            if given is not None and given not in taken:
+                out[k] = given
+                taken.add(given)
     return out
 
 
@@ -484,7 +513,7 @@ class Perception:
             self._pose = self._own(PoseDetector())
         else:
             self._hands = self._own(HandsDetector(static=False, max_hands=2, mirrored=mirrored))
-        self._observed: list[list[HandObservation]] = []   # hands mode: every frame's hands, for `finish`
+        self._observed = HandStore()   # hands mode: every frame's hands, for `finish`
         self._image_size = (0, 0)
         self.rescued = 0          # hands found by wrist crops
         self.fallback_frames = 0  # body+hands frames without a body where the hand detector ran on the whole frame
@@ -575,15 +604,20 @@ class Perception:
         if self.mode == "body+hands":
             self.unmirrored = unmirror_by_chirality(frames, self.mirrored)
             return
-        if self.mode != "hands" or not self._observed:
+        if self.mode != "hands" or not len(self._observed):
             return
         if len(frames) != len(self._observed):
             raise ValueError("finish() needs every frame this detector processed, in order")
-        for out, sides in zip(frames, assign_hand_tracks(self._observed, self._image_size)):
-            for side in (LEFT, RIGHT):
-                _clear_hand(out, side)
-            for side, hand in sides.items():
-                _put_hand(out, side, hand, SRC_HANDS)
+        sides = assign_hand_tracks(self._observed, self._image_size)
+        starts = self._observed.offsets
+        for a, b in scratch.windows(len(frames)):
+            for t in range(a, b):
+                out = frames[t]   # a `FrameStore`'s frame is views into its arrays: the edits land there
+                for side in (LEFT, RIGHT):
+                    _clear_hand(out, side)
+                for k, hand in zip(range(starts[t], starts[t + 1]), self._observed.frame(t)):
+                    if sides[k] >= 0:
+                        _put_hand(out, int(sides[k]), hand, SRC_HANDS)
 
     def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks) -> None:
         """Run the hand network on an upscaled crop around each body wrist whose hand is missing."""

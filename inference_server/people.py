@@ -35,6 +35,7 @@ on a downscaled image.
 """
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import math
@@ -42,9 +43,10 @@ from typing import Sequence
 
 import numpy as np
 
+from . import scratch
 from .sides import mirrored_frames, swap_hands, swapped_hands, unmirror
 from .detect import (LEFT, N_HAND, N_POSE, POSE_ELBOW, POSE_INDEX, POSE_PINKY, POSE_WRIST, RIGHT, SRC_WRIST_CROP,
-                     FrameLandmarks, HandObservation, assign_to_wrists, empty_frame, subject_side)
+                     FrameLandmarks, FrameStore, HandObservation, assign_to_wrists, empty_frame, subject_side)
 
 RECOVER_IOU = 0.3          # a previous person counts as covered by a pose of this frame above this box IoU
 MAX_RECOVER = 30           # frames a person may be followed on ROIs alone, without a fresh detection
@@ -397,13 +399,46 @@ def _drop_duplicates(people: list[Person]) -> list[Person]:
     return kept
 
 
-def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None) -> tuple[list[list[Person]], float]:
+class PeopleStore:
+    """Every person found in every frame of a clip (`MultiPerson`'s `Person`s, less what only the next frame needs)
+    as whole-clip columns (`tracking.ArrayRows`: on disk for a long clip) instead of a Python object per person and
+    frame: the landmarks' fields (`FrameLandmarks`, the detectors' own dtypes), ``score``, ``detected``, ``box`` and
+    ``hand_votes``. ``len(store)`` counts frames; frame t's people are rows ``offsets[t]:offsets[t + 1]``."""
+
+    FIELDS = FrameStore.FIELDS
+
+    def __init__(self) -> None:
+        from .tracking import ArrayRows
+
+        blank = empty_frame()
+        self.rows = ArrayRows({**{name: np.asarray(getattr(blank, name)).dtype.type for name in self.FIELDS},
+                               "score": np.float64, "detected": np.bool_, "box": np.float64,
+                               "hand_votes": np.float64})
+        self.offsets = array.array("q", [0])
+
+    def append(self, people: list[Person]) -> None:
+        """One frame's people, in order."""
+        for p in people:
+            self.rows.append(**{name: getattr(p.landmarks, name) for name in self.FIELDS}, score=p.score,
+                             detected=p.detected, box=p.box, hand_votes=p.hand_votes)
+        self.offsets.append(len(self.rows))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def landmarks(self, k: int) -> FrameLandmarks:
+        """Row k's landmarks (views into the columns)."""
+        return FrameLandmarks(*(self.rows[name][k] for name in self.FIELDS))
+
+
+def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None) -> tuple[PeopleStore, float]:
     """Run ``detector`` over an iterable of ``(rgb, (width, height))`` in batches of ``batch_size`` frames (the
     stream is read batch by batch: memory stays at one batch of frames). ``on_batch(done, seconds)`` after each batch.
-    Returns the people of every frame and the seconds spent detecting (reading the stream excluded)."""
+    Returns the people of every frame (a `PeopleStore`: whole-clip columns, no object per person and frame) and the
+    seconds spent detecting (reading the stream excluded)."""
     import time
 
-    per_frame: list[list[Person]] = []
+    found = PeopleStore()
     seconds = 0.0
     batch: list[np.ndarray] = []
     size = (1, 1)
@@ -411,11 +446,13 @@ def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None)
     def flush() -> None:
         nonlocal seconds
         t0 = time.perf_counter()
-        per_frame.extend(detector.process_batch(batch, size))
+        people = detector.process_batch(batch, size)
         seconds += time.perf_counter() - t0
+        for frame in people:
+            found.append(frame)
         batch.clear()
         if on_batch is not None:
-            on_batch(len(per_frame), seconds)
+            on_batch(len(found), seconds)
 
     for rgb, size in frames:
         batch.append(rgb)
@@ -423,7 +460,7 @@ def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None)
             flush()
     if batch:
         flush()
-    return per_frame, seconds
+    return found, seconds
 
 
 # ------------------------------------------------------------------------------------------------------- tracks
@@ -431,48 +468,68 @@ def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None)
 class PersonTrack:
     """One person over the clip: per-frame landmarks (NaN where the person is absent)."""
     track_id: int               # 0 = the person seen in most frames
-    frames: list[FrameLandmarks]
+    frames: FrameStore          # T frames, whole-clip arrays (on disk for a long clip)
     present: np.ndarray          # (T,) bool
     detected: np.ndarray         # (T,) bool: present and from a fresh detection (not recovered)
     mirrored: np.ndarray         # (T,) bool: frames whose left/right labels were swapped back (`sides`)
 
 
-def track_people(per_frame: list[list[Person]], image_size: tuple[int, int], min_length: int = 5,
+def track_people(people: PeopleStore, image_size: tuple[int, int], min_length: int = 5,
                  max_people: int | None = None) -> list[PersonTrack]:
-    """Follow every person with `tracking.track`; one `PersonTrack` per kept track, most frames first."""
-    from .tracking import Detection, track
+    """Follow every person with `tracking.track_ids`; one `PersonTrack` per kept track, most frames first.
 
-    dets = [[Detection(keypoints=p.landmarks.pose_2d.copy(), score=p.score, box=p.box) for p in people]
-            for people in per_frame]
-    n = len(per_frame)
-    result = track(dets, kind="body", image_size=image_size, min_length=min(min_length, max(n, 1)))
+    The people stream into the tracker a frame at a time and each track's frames are written into a `FrameStore`
+    a window of frames at a time: nothing here is a Python object per frame (README › Batch figures)."""
+    from .tracking import Detection, track_ids
+
+    n = len(people)
+    starts = np.asarray(people.offsets, dtype=np.int64)                       # (T + 1,)
+    pose, score, box = people.rows["pose_2d"], people.rows["score"], people.rows["box"]
+
+    def detections():
+        for a, b in scratch.windows(n):
+            for t in range(a, b):
+                yield [Detection(keypoints=pose[k].copy(), score=float(score[k]), box=box[k].copy())
+                       for k in range(starts[t], starts[t + 1])]
+
+    result = track_ids(detections(), kind="body", image_size=image_size, min_length=min(min_length, max(n, 1)))
     order = sorted(result.tracks, key=lambda tid: (-result.tracks[tid].n_frames, tid))
     if max_people is not None:
         order = order[:max_people]
+    rank_of = {tid: rank for rank, tid in enumerate(order)}
+    stores = [FrameStore(n) for _ in order]
+    present = [scratch.empty((n,), np.bool_) for _ in order]
+    detected = [scratch.empty((n,), np.bool_) for _ in order]
+    votes = [scratch.empty((n, 2), np.float64) for _ in order]
+    blank = empty_frame()
+    for a, b in scratch.windows(n):
+        for t in range(a, b):
+            rows = {rank_of[int(tid)]: k for k, tid in zip(range(starts[t], starts[t + 1]), result[t].tolist())
+                    if int(tid) in rank_of}
+            for rank, store in enumerate(stores):
+                k = rows.get(rank)
+                store.append(blank if k is None else people.landmarks(k))
+                present[rank][t] = k is not None
+                detected[rank][t] = k is not None and bool(people.rows["detected"][k])
+                votes[rank][t] = 0.0 if k is None else people.rows["hand_votes"][k]
     tracks = []
-    for rank, tid in enumerate(order):
-        frames = [empty_frame() for _ in range(n)]
-        present = np.zeros(n, dtype=bool)
-        detected = np.zeros(n, dtype=bool)
-        votes = np.zeros((n, 2))
-        for t, (people, ids) in enumerate(zip(per_frame, result.ids)):
-            for p, i in zip(people, ids):
-                if i == tid:
-                    frames[t] = p.landmarks
-                    present[t] = True
-                    detected[t] = p.detected
-                    votes[t] = p.hand_votes
-        mirrored = mirrored_frames(np.stack([f.pose_2d for f in frames]), votes)
+    for rank, frames in enumerate(stores):
+        mirrored = mirrored_frames(frames.array("pose_2d"), votes[rank])
         for t in np.flatnonzero(mirrored):
-            unmirror(frames[t])
-        votes[mirrored] = -votes[mirrored][:, ::-1]
-        traded = swapped_hands(np.stack([f.hands_2d for f in frames]), votes)
+            frame = frames[t]
+            unmirror(frame)
+            frames[t] = frame
+        flipped = votes[rank][mirrored]
+        votes[rank][mirrored] = -flipped[:, ::-1]
+        traded = swapped_hands(frames.array("hands_2d"), votes[rank])
         for t in np.flatnonzero(traded):
-            swap_hands(frames[t])
-        mirrored = mirrored ^ traded
-        tracks.append(PersonTrack(rank, frames, present, detected, mirrored))
+            frame = frames[t]
+            swap_hands(frame)
+            frames[t] = frame
+        tracks.append(PersonTrack(rank, frames, present[rank], detected[rank], mirrored ^ traded))
+        scratch.trim()
     return tracks
 
 
-__all__ = ["MultiPerson", "Person", "PersonTrack", "track_people", "hand_rois_from_pose", "pose_similarity",
-           "box_iou", "N_POSE", "N_HAND"]
+__all__ = ["MultiPerson", "Person", "PeopleStore", "PersonTrack", "detect_stream", "track_people",
+           "hand_rois_from_pose", "pose_similarity", "box_iou", "N_POSE", "N_HAND"]

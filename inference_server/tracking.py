@@ -142,6 +142,7 @@ STITCH_WINDOW = 6        # observations used to fit a fragment's end / start mot
 QUADRATIC_MIN = 5        # observations from which the end fit is quadratic (velocity at the very end)
 STITCH_MAX_SCALE = 1.6    # largest scale ratio across a stitched gap
 DENSE_STITCH = 256        # up to this many long fragments the stitching fills one fragments × fragments matrix
+TRIM_EVERY = 16           # the offline passes read observations all over the clip: its pages leave this often
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,12 +220,13 @@ class TrackIds:
 class ArrayRows:
     """Rows appended one at a time into whole-clip column arrays (``rows[name]``: (N, ...) over the rows so far, a
     view), instead of a Python object per row: each column is made by `scratch.empty` (a memory map in the capture's
-    scratch folder once it is long), grown by half when full, and the scratch is trimmed every `scratch.WINDOW`
-    rows, so a long clip's rows cost disk, not memory. ``dtypes`` names the columns; a column's shape comes from
-    its first row."""
+    scratch folder once it is long), sized for ``capacity`` rows and grown by half when full, and the scratch is
+    trimmed every `scratch.WINDOW` rows, so a long clip's rows cost disk, not memory. ``dtypes`` names the columns
+    (None: the first row's names and dtypes); a column's shape comes from its first row. Also the storage of
+    `detect.FrameStore`."""
 
-    def __init__(self, dtypes: dict[str, type], capacity: int = 1024) -> None:
-        self._dtypes = dict(dtypes)
+    def __init__(self, dtypes: dict[str, type] | None, capacity: int = 1024) -> None:
+        self._dtypes = dict(dtypes or {})
         self._capacity = max(16, int(capacity))
         self._columns: dict[str, np.ndarray] = {}
         self._n = 0
@@ -232,8 +234,9 @@ class ArrayRows:
     def append(self, **values) -> int:
         """Add one row (a value for every column); returns its row number."""
         if not self._columns:
+            dtypes = self._dtypes or {name: np.asarray(value).dtype for name, value in values.items()}
             self._columns = {name: scratch.empty((self._capacity, *np.shape(values[name])), dtype)
-                             for name, dtype in self._dtypes.items()}
+                             for name, dtype in dtypes.items()}
         elif self._n == self._capacity:
             self._capacity += self._capacity // 2
             for name, old in self._columns.items():
@@ -253,7 +256,7 @@ class ArrayRows:
 
     def __getitem__(self, name: str) -> np.ndarray:
         if not self._columns:
-            return np.zeros(0, self._dtypes[name])
+            return np.zeros(0, self._dtypes.get(name, np.float64))
         return self._columns[name][:self._n]
 
 
@@ -747,7 +750,7 @@ def _stitch_long(frags: _Fragments, which: np.ndarray, p: TrackerParams, max_sti
     rows, cols, costs = array.array("q"), array.array("q"), array.array("d")
     held: dict[int, tuple[_EndState, tuple[dict, dict]]] = {}    # starts still in reach: state, votes
     for count, i in enumerate(np.argsort(end_frames, kind="stable").tolist()):
-        if count % 256 == 255:
+        if count % TRIM_EVERY == TRIM_EVERY - 1:
             scratch.trim()
         end = int(end_frames[i])
         for j in [j for j in held if start_frames[j] <= end]:     # the ends to come are later: out of reach
@@ -835,7 +838,7 @@ def _attach_short(tracks: list[np.ndarray], frags: _Fragments, shorts: np.ndarra
     first_rows = frags.ids[frags.offsets[shorts]]
     order = np.lexsort((store["index"][first_rows], store["frame"][first_rows]))   # by first frame, then index
     for count, s in enumerate(shorts[order].tolist()):
-        if count % 256 == 255:
+        if count % TRIM_EVERY == TRIM_EVERY - 1:
             scratch.trim()
         f = frags[s]
         f_frames = store["frame"][f]
