@@ -28,9 +28,10 @@ from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-DETECT_CACHE_VERSION = 6  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
+DETECT_CACHE_VERSION = 7  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
 #                           4: whole-frame hand search for unsure wrists and close-ups, phantom bodies dropped,
-# 5: mirrored bodies swapped back by the hands' chirality; 6: the camera's rotation (camera_motion.py)
+# 5: mirrored bodies swapped back by the hands' chirality; 6: the camera's rotation (camera_motion.py);
+# 7: each person's arrays an entry of its own (streamed: no stack of the people in memory)
 
 
 @dataclasses.dataclass
@@ -244,42 +245,36 @@ def _camera_fields(camera) -> tuple[np.ndarray | None, dict]:
 
 
 def _save_detections(cache_file: Path, people: list[Detections], counts: dict, camera=None) -> None:
-    """The detection cache entry: (people, T, ...) arrays, written a block of frames at a time (`take.write_npz`)
-    so a long clip's landmarks on disk (scratch.py) are not all read into memory at once."""
-    arrays: dict[str, np.ndarray] = {
-        name: getattr(people[0], name)[None] if len(people) == 1 else np.stack([getattr(d, name) for d in people])
-        for name in Detections.ARRAYS if name not in ("frame_ids", "timestamps")}
+    """The detection cache entry: each person's (T, ...) arrays as ``<name>.p<k>`` entries, written a block of
+    frames at a time (`take.write_npz`): a long clip's landmarks on disk (scratch.py) are never all in memory, for
+    one person or several."""
+    arrays: dict[str, np.ndarray] = {f"{name}.p{k}": getattr(d, name) for k, d in enumerate(people)
+                                     for name in Detections.ARRAYS if name not in ("frame_ids", "timestamps")}
     if camera is not None:
         arrays.update(camera.as_dict())
-    entries = {"counts": np.array(json.dumps(counts)), "frame_ids": people[0].frame_ids,
-               "timestamps": people[0].timestamps, **arrays}
+    entries = {"counts": np.array(json.dumps(counts)), "people": np.int64(len(people)),
+               "frame_ids": people[0].frame_ids, "timestamps": people[0].timestamps, **arrays}
     atomic_write(cache_file, lambda handle: write_npz(handle, entries, scratch.trim))
 
 
 def _load_detections(cache_file: Path) -> list[Detections]:
-    """Read a detection cache entry back, a block of frames at a time: one person's whole-clip arrays go to the
-    scratch folder when the clip is long (scratch.py), several people's stay in memory."""
+    """Read a detection cache entry back, a block of frames at a time; every person's whole-clip arrays go to the
+    scratch folder when the clip is long (scratch.py)."""
     import zipfile
-
-    def allocate(shape: tuple[int, ...], dtype) -> np.ndarray:
-        if len(shape) > 1 and shape[0] == 1:   # (1, T, ...): one person
-            return scratch.empty(shape[1:], dtype)[None]
-        return np.empty(shape, dtype)
 
     with zipfile.ZipFile(cache_file) as archive:
         names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
-        data = {name: read_npz_member(archive, name, allocate, scratch.trim) for name in names}
+        data = {name: read_npz_member(archive, name, scratch.empty, scratch.trim) for name in names}
     counts = json.loads(str(data["counts"]))
     shared = {"frame_ids": data["frame_ids"], "timestamps": data["timestamps"]}
-    per = {k: data[k] for k in Detections.ARRAYS if k not in shared}
     camera = None
     if "camera_R_cam_from_cam0" in data:
         from .camera_motion import CameraMotion
         camera = CameraMotion.from_dict(data)
-    n_people = len(per["pose_2d"])
     cam_R, cam_info = _camera_fields(camera)
-    return [Detections(**shared, **{k: v[p] for k, v in per.items()}, decode_seconds=0.0, detect_seconds=0.0,
-                       counts=dict(counts), camera_R=cam_R, camera_info=dict(cam_info)) for p in range(n_people)]
+    return [Detections(**shared, **{k: data[f"{k}.p{p}"] for k in Detections.ARRAYS if k not in shared},
+                       decode_seconds=0.0, detect_seconds=0.0, counts=dict(counts), camera_R=cam_R,
+                       camera_info=dict(cam_info)) for p in range(int(data["people"]))]
 
 
 def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions,
