@@ -196,3 +196,31 @@ def shared_engine(tmp_path_factory):
     engine.initialize()
     yield engine
     engine.close()
+
+
+@pytest.fixture
+def scratch_capture_cache(tmp_path, monkeypatch) -> tuple[Path, list]:
+    """A fresh engine cache (``REEL2RIG_CACHE``) holding only Anny's compact files, as an installed engine has them,
+    and the record of every array the capture makes in its scratch folder: ``(shape, on disk)`` per
+    ``scratch.Scratch.empty`` call (clear it between captures). After the test, the scratch folders must be gone."""
+    import shutil
+
+    from inference_server import scratch
+    from inference_server.config import stage_cache_dir
+
+    cache = tmp_path / "cache"
+    (cache / "stages").mkdir(parents=True)
+    for made in stage_cache_dir().glob("anny_*.npz"):
+        shutil.copy2(made, cache / "stages" / made.name)
+    monkeypatch.setenv("REEL2RIG_CACHE", str(cache))
+    record: list[tuple] = []
+    empty = scratch.Scratch.empty
+
+    def counted(self, shape, dtype):
+        array = empty(self, shape, dtype)
+        record.append((tuple(shape), scratch.on_disk(array)))
+        return array
+
+    monkeypatch.setattr(scratch.Scratch, "empty", counted)
+    yield cache, record
+    assert not any((cache / "scratch").iterdir()), "the scratch folders are removed when the capture ends"

@@ -6,7 +6,6 @@ detections read back from the cache (the streaming npz reader).
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +20,12 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def test_a_capture_on_disk_writes_the_same_take_as_one_in_memory(tmp_path, monkeypatch):
+def test_a_capture_on_disk_writes_the_same_take_as_one_in_memory(tmp_path, monkeypatch, scratch_capture_cache):
     if not SAMPLE.exists():
         pytest.skip("the sample clip is missing")
-    from inference_server import scratch
-    from inference_server.config import stage_cache_dir
     from inference_server.pipeline import CaptureOptions, run_capture
 
-    cache = tmp_path / "cache"
-    (cache / "stages").mkdir(parents=True)
-    for made in stage_cache_dir().glob("anny_*.npz"):   # Anny's skeleton and mesh, as an installed engine has them
-        shutil.copy2(made, cache / "stages" / made.name)
-    monkeypatch.setenv("REEL2RIG_CACHE", str(cache))
-    on_disk: list[tuple] = []
-    made = scratch.Scratch.empty
-
-    def counted(self, shape, dtype):
-        array = made(self, shape, dtype)
-        on_disk.append((shape, scratch.on_disk(array)))
-        return array
-
-    monkeypatch.setattr(scratch.Scratch, "empty", counted)
+    _, on_disk = scratch_capture_cache
 
     def capture(name: str, min_frames: int, **options) -> tuple[dict, dict]:
         monkeypatch.setenv("REEL2RIG_SCRATCH_MIN_FRAMES", str(min_frames))
@@ -62,4 +46,3 @@ def test_a_capture_on_disk_writes_the_same_take_as_one_in_memory(tmp_path, monke
         assert sorted(other) == sorted(memory)
         for name, value in memory.items():
             np.testing.assert_array_equal(other[name], value, err_msg=name)
-    assert not any((cache / "scratch").iterdir()), "the scratch folders are removed when the capture ends"

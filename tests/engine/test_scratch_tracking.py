@@ -8,7 +8,6 @@ array in memory (``REEL2RIG_SCRATCH_MIN_FRAMES`` large), then every one on disk 
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,38 +23,21 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-def capture(tmp_path, monkeypatch):
+def capture(tmp_path, monkeypatch, scratch_capture_cache):
     """capture(clip, name, min_frames, **options) → ([Take arrays, main person first], shapes made on disk)."""
-    from inference_server import scratch
-    from inference_server.config import stage_cache_dir
     from inference_server.pipeline import CaptureOptions, run_capture
 
-    cache = tmp_path / "cache"
-    (cache / "stages").mkdir(parents=True)
-    for made in stage_cache_dir().glob("anny_*.npz"):   # Anny's skeleton and mesh, as an installed engine has them
-        shutil.copy2(made, cache / "stages" / made.name)
-    monkeypatch.setenv("REEL2RIG_CACHE", str(cache))
-    on_disk: list[tuple] = []
-    made = scratch.Scratch.empty
-
-    def counted(self, shape, dtype):
-        array = made(self, shape, dtype)
-        if scratch.on_disk(array):
-            on_disk.append(tuple(shape))
-        return array
-
-    monkeypatch.setattr(scratch.Scratch, "empty", counted)
+    _, made = scratch_capture_cache
 
     def run(clip: Path, name: str, min_frames: int, **options) -> tuple[list[dict], list[tuple]]:
         monkeypatch.setenv("REEL2RIG_SCRATCH_MIN_FRAMES", str(min_frames))
-        on_disk.clear()
+        made.clear()
         result = run_capture(clip, tmp_path / name, CaptureOptions(use_cache=False, **options), lambda *a: None,
                              lambda: False)
         takes = result.people or [result.take_path]
-        return [_arrays(path) for path in takes], list(on_disk)
+        return [_arrays(path) for path in takes], [shape for shape, disk in made if disk]
 
-    yield run
-    assert not any((cache / "scratch").iterdir()), "the scratch folders are removed when the capture ends"
+    return run
 
 
 def _same(a: list[dict], b: list[dict]) -> None:
