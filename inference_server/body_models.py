@@ -602,21 +602,30 @@ def transfer_from_anny(model: BodyModel, anny_names: list[str], anny_heads: np.n
                        shape_frames: int = 120, iterations: int = 25) -> JointFit:
     """Carry a fitted Anny motion (bone heads (T,J_anny,3), Take world) over to another model: its joints are
     fitted to the corresponding Anny points (``ANNY_JOINT_POINTS``) — one shape from up to ``shape_frames`` frames
-    spread over the clip, then the pose window by window (bounded memory on long clips)."""
+    spread over the clip, then the pose window by window, each window's result written into whole-clip arrays made
+    with ``scratch.empty`` (on disk for a long clip: memory bounded in T)."""
+    from . import scratch
+
     skel = model.skeleton()
-    targets = anny_points(anny_names, anny_heads, skel.names)
-    T = len(targets)
+    T = len(anny_heads)
     pick = np.unique(np.linspace(0, T - 1, min(T, shape_frames)).round().astype(int))
-    shape = fit_to_joints(model, targets[pick], iterations=iterations).shape
-    parts = [fit_to_joints(model, targets[s:s + window], iterations=iterations, fit_shape=False, shape=shape)
-             for s in range(0, T, window)]
-    first = parts[0]
-    return JointFit(skeleton=first.skeleton, shape=shape,
-                    local_aa=np.concatenate([p.local_aa for p in parts]),
-                    model_pose=np.concatenate([p.model_pose for p in parts]),
-                    root_world=np.concatenate([p.root_world for p in parts]),
-                    joints=np.concatenate([p.joints for p in parts]),
-                    error_mm=np.concatenate([p.error_mm for p in parts]))
+    shape = fit_to_joints(model, anny_points(anny_names, np.asarray(anny_heads[pick]), skel.names),
+                          iterations=iterations).shape
+    out: dict[str, np.ndarray] = {}
+    first = None
+    for a, b in scratch.windows(T, window):
+        part = fit_to_joints(model, anny_points(anny_names, np.asarray(anny_heads[a:b]), skel.names),
+                             iterations=iterations, fit_shape=False, shape=shape)
+        if first is None:
+            first = part
+        for name in ("local_aa", "model_pose", "root_world", "joints", "error_mm"):
+            value = getattr(part, name)
+            if name not in out:
+                out[name] = scratch.empty((T, *value.shape[1:]), value.dtype)
+            out[name][a:b] = value
+    assert first is not None, "transfer_from_anny: no frames"
+    return JointFit(skeleton=first.skeleton, shape=shape, local_aa=out["local_aa"], model_pose=out["model_pose"],
+                    root_world=out["root_world"], joints=out["joints"], error_mm=out["error_mm"])
 
 
 def random_pose(n_frames: int, skel: ModelSkeleton, scale: float = 0.35, seed: int = 0) -> np.ndarray:

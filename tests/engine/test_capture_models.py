@@ -154,3 +154,24 @@ def test_hand_models_need_hands_mode_and_their_files(tmp_path):
     proc = capture(tmp_path, "--mode", "hands", "--model", "mano", "--model-dir", str(models))
     assert proc.returncode == 1 and "MANO_LEFT" in proc.stderr and "mano.is.tue.mpg.de" in proc.stderr
     assert not list((tmp_path / "out").glob("*.take.npz"))
+
+
+def test_the_transfer_on_disk_gives_what_it_gives_in_memory(tmp_path, monkeypatch):
+    """`transfer_from_anny` fills whole-clip arrays window by window; on disk (scratch.py, a long clip's case) they
+    hold the very values the in-memory run gives."""
+    from inference_server import scratch
+    from inference_server.body_models import transfer_from_anny
+
+    models = tmp_path / "models"
+    write_model_file(models, "smpl", "npz")
+    model = load_model("smpl", models)
+    truth = np.load(SAMPLE.with_name("sample_wave_truth.npz"))
+    names = [str(n) for n in truth["bone_names"]]
+    heads = np.asarray(truth["joints_world"], dtype=np.float64)[:40]
+    in_memory = transfer_from_anny(model, names, heads, window=16, shape_frames=8, iterations=5)
+    monkeypatch.setenv("REEL2RIG_SCRATCH_MIN_FRAMES", "0")
+    with scratch.opened(tmp_path / "scratch"):
+        on_disk = transfer_from_anny(model, names, heads, window=16, shape_frames=8, iterations=5)
+        assert scratch.on_disk(on_disk.local_aa) and scratch.on_disk(on_disk.joints)
+        for name in ("local_aa", "model_pose", "root_world", "joints", "error_mm"):
+            np.testing.assert_array_equal(getattr(on_disk, name), getattr(in_memory, name), err_msg=name)
