@@ -327,8 +327,10 @@ class MotionModel:
         Rr = self.root_rest_R
         local[:, bones[0]] = matrix_to_aa(Rr.T @ G @ Rr)
         local[:, bones[1:]] = matrix_to_aa(out["pose_rotmat"])
-        W = forward_kinematics(skel.rest, skel.parents, local, np.zeros((n, 3)))
-        soles = mocap.anny_sole_points(skel, W)                                       # (T, 4, 3)
+        soles = np.empty((n, 4, 3))                                                   # (T, 4, 3)
+        for a in range(0, n, 500):   # posed 500 frames at a time: a (T, J, 4, 4) pose of a long clip is 13 KB a frame
+            W = forward_kinematics(skel.rest, skel.parents, local[a:a + 500], np.zeros((len(local[a:a + 500]), 3)))
+            soles[a:a + 500] = mocap.anny_sole_points(skel, W)
 
         # 4. trajectory
         heading = aug.heading_angle(G)
