@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from inference_server.take import atomic_write_bytes
+from bench import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def _clips(suite: str, any_render: bool, folder: Path) -> list[Path]:
@@ -194,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"work folder kept: {work}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"batch-{args.suite}{'-memory' if args.no_throughput else ''}.json"
-    atomic_write_bytes(path, json.dumps(report, indent=1).encode())
+    path = write_result(f"batch-{args.suite}{'-memory' if args.no_throughput else ''}", report)
     print(table(report))
     print(f"\nwritten: {path}")
     return 0

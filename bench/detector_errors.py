@@ -24,16 +24,12 @@ cite it. Imports the engine's detection stage (MediaPipe); no bpy.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from inference_server.take import atomic_write_bytes
+from bench import write_result
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 SEEN = 0.5          # a detected landmark counts as seen from this visibility up (as the motion adapter reads it)
 SWAP_MIN_ERROR = 0.1
 
@@ -135,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              if k != "scene"), flush=True)
     report = {"suite": args.suite, "seen_visibility": SEEN, "overall": summarise(parts), "scenes": rows,
               "command": "./reel2rig bench detector-errors " + " ".join(argv if argv is not None else sys.argv[1:])}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"detector-errors-{args.suite}.json"
-    atomic_write_bytes(path, json.dumps(report, indent=1).encode())
+    path = write_result(f"detector-errors-{args.suite}", report)
     o = report["overall"]
     print("\n| figure | value |\n|---|---|")
     for key, value in o.items():

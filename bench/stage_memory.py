@@ -45,10 +45,9 @@ import threading
 import time
 from pathlib import Path
 
-from inference_server.take import atomic_write_bytes
+from bench import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 #: The engine's progress callbacks mark the stages (decode + detect, fit, world, write); calls of these functions
 #: mark themselves: (name, module, function).
@@ -256,9 +255,7 @@ def replay(kind: str, lengths: list[int], argv: list[str] | None) -> int:
                   for key in ("above_base_mb", "anon_above_base_mb")}
     report = {"replay": kind, "rows": rows, "mb_per_1000_frames": growth,
               "command": "./reel2rig bench stage-memory " + " ".join(argv if argv is not None else sys.argv[1:])}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"stage-memory-replay-{kind}.json"
-    atomic_write_bytes(path, json.dumps(report, indent=1).encode())
+    path = write_result(f"stage-memory-replay-{kind}", report)
     print(f"Peak memory above the start of the replay ({kind}), MB (resident; anonymous: the heap alone):\n")
     print("| frames | resident | anonymous | seconds |\n|---|---|---|---|")
     for row in rows:
@@ -333,11 +330,9 @@ def main(argv: list[str] | None = None) -> int:
         growth["VmHWM"] = round((last["vm_hwm_mb"] - first["vm_hwm_mb"]) / span, 2)
     report = {"suite": args.suite, "source": f"{scene.name}.mp4", "options": options, "rows": rows, "growth": growth,
               "command": "./reel2rig bench stage-memory " + " ".join(argv if argv is not None else sys.argv[1:])}
-    RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = (f"-{args.scene}" if args.scene else "") + "".join(f"-{v}" if k == "mode" else f"-people{v}"
                                                                 for k, v in options.items())
-    path = RESULTS / f"stage-memory-{args.suite}{suffix}.json"
-    atomic_write_bytes(path, json.dumps(report, indent=1).encode())
+    path = write_result(f"stage-memory-{args.suite}{suffix}", report)
     print(table(report))
     print(f"\nwritten: {path}")
     return 0
