@@ -388,10 +388,11 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
     except OSError as exc:
         raise RpcError(OUTPUT_NOT_WRITABLE, f"{out_dir}: cannot create the output folder ({exc})") from exc
     target_model = _target_model(options)   # a missing model file fails here, before any detection work
+    motion_model = None
     if options.motion != "fit":              # ... and so does a missing or unreadable motion network
         from .motion_infer import MotionModel
 
-        MotionModel.load(options.motion_model)
+        motion_model = MotionModel.load(options.motion_model)
     progress("decode", 0, max(1, info.frame_count), 0.0)
 
     people = detect_stage(video, info, options, progress, cancelled)
@@ -419,7 +420,7 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
     written: list[CaptureResult] = []
     for rank, p in enumerate(kept):
         written.append(_fit_and_write(video, info, options, people[p], valid[p], hands_only, skel, names[rank],
-                                      rank, names, progress, cancelled, target_model))
+                                      rank, names, progress, cancelled, target_model, motion_model))
     main = written[0]
     return CaptureResult(take_path=main.take_path, sidecar_path=main.sidecar_path, frames=main.frames,
                          seconds=time.perf_counter() - started, stages=main.stages,
@@ -453,8 +454,10 @@ def _stage_times(det: Detections, t_fit: float) -> dict:
 
 def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, valid: np.ndarray,
                    hands_only: bool, skel, take_path: Path, rank: int, all_takes: list[Path],
-                   progress: ProgressFn, cancelled: CancelledFn, target_model=None) -> CaptureResult:
-    """Fit one person's detections and write their Take."""
+                   progress: ProgressFn, cancelled: CancelledFn, target_model=None,
+                   motion_model=None) -> CaptureResult:
+    """Fit one person's detections and write their Take (``motion_model``: the loaded motion network, when
+    ``options.motion`` asks for it)."""
     from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, resolve_device
     from rigs.fk import bone_heads
 
@@ -467,7 +470,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     if options.motion == "prior" and not hands_only:   # the motion network's body as the fit's starting pose
         from .motion_stage import network_prior
 
-        prior = network_prior(skel, det, (info.width, info.height), K, options.motion_model)
+        prior = network_prior(skel, det, (info.width, info.height), K, motion_model)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
                        hands_world=det.hands_world, hands_only=hands_only, prior=prior)
@@ -486,7 +489,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     if options.motion == "network":   # the learned motion network's body and world (motion_stage.py)
         from .motion_stage import network_world
 
-        world = network_world(skel, fit, det, (info.width, info.height), K, options, valid, hands_only)
+        world = network_world(skel, fit, det, (info.width, info.height), K, options, valid, hands_only,
+                              motion_model)
     else:
         world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
     _to_float32(det, ("pose_2d",))

@@ -13,11 +13,11 @@ from .protocol import JOB_FAILED, RpcError
 
 
 def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, options, valid: np.ndarray,
-                  hands_only: bool):
+                  hands_only: bool, model):
     """A `world.World` from the motion network for one person's detections ``det`` and the fit ``fit`` (whose
     rotations it takes over, changed in place: the network's body bones except the wrists, which stay fitted with
-    the hands). Foot lock (``options.foot_lock``) plants the network's contacts as the fit's world stage does."""
-    from .motion_infer import MotionModel
+    the hands); ``model``: the loaded `motion_infer.MotionModel`. Foot lock (``options.foot_lock``) plants the
+    network's contacts as the fit's world stage does."""
     from .world import World, WorldSettings, lock_feet
 
     if hands_only:
@@ -26,7 +26,6 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
     if options.space != "world":
         raise RpcError(JOB_FAILED, "the motion network gives world-grounded motion only",
                        fix="use --space world with --motion network, or --motion fit for camera space")
-    model = MotionModel.load(options.motion_model, skel)
     res = model.predict(np.asarray(det.pose_2d, dtype=np.float64), image_size, K, det.camera_R, det.timestamps)
     local = fit.local_rotations_aa                                            # (T, J, 3), taken over
     body = [skel.index(b) for b in model.bone_names if not b.startswith("wrist")]
@@ -47,8 +46,7 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
                  info)
 
 
-def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, motion_model: str | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
     """The motion network's body as the fit's starting pose (``motion="prior"``): (local_aa (T,J,3), root (T,3)) in
     the fit's frame (level camera at the origin, fit.R_WORLD2CAM_LEVEL), NaN where it gives nothing (the fingers,
     the wrists, frames without a body), for `fit.fit_sequence`'s ``prior``.
@@ -59,9 +57,6 @@ def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, motion_
     from rigs.rotations import aa_to_matrix, matrix_to_aa
 
     from .fit import R_WORLD2CAM_LEVEL as R_L
-    from .motion_infer import MotionModel
-
-    model = MotionModel.load(motion_model, skel)
     res = model.predict(np.asarray(det.pose_2d, dtype=np.float64), image_size, K, det.camera_R, det.timestamps)
     n = len(res.confidence)
     seen = res.confidence > 0

@@ -105,8 +105,9 @@ def test_the_prior_is_the_networks_body_in_the_fits_frame(network):
     det = detect_stage(SAMPLE, info, CaptureOptions(), lambda *a: None, lambda: False)[0]
     K = default_intrinsics(info.width, info.height, None)
     size = (info.width, info.height)
-    local, root = network_prior(skel, det, size, K, str(network))
-    pred = MotionModel.load(network, skel).predict(det.pose_2d, size, K, det.camera_R, det.timestamps)
+    model = MotionModel.load(network, skel)
+    local, root = network_prior(skel, det, size, K, model)
+    pred = model.predict(det.pose_2d, size, K, det.camera_R, det.timestamps)
     assert np.isfinite(local[:, 0]).all() and np.isnan(local[:, skel.index("finger2-1.L")]).all()
     filled = np.where(np.isfinite(local), local, pred.local_rotations_aa)
     heads_fit = bone_heads(skel.rest, skel.parents, filled, root) @ R_L.T                  # (T,J,3) camera
