@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 
-def test_the_renderer_poses_the_retargeted_rotations():
+def test_the_renderer_poses_the_retargeted_rotations(monkeypatch):
     from inference_server.motion_data_mocap import default_mocap_dir
 
     if not (default_mocap_dir() / "cmu_mb_30fps.npz").exists():
@@ -15,6 +15,10 @@ def test_the_renderer_poses_the_retargeted_rotations():
     from bench.render import pose_person
     from inference_server.anny_skeleton import load_anny_model
     from rigs.rotations import aa_to_matrix
+
+    # register() adds to the module-level registry: give it a copy, so later tests see the standard motions only
+    monkeypatch.setattr("bench.motions.MOTIONS", dict(MOTIONS))
+    from bench.motions import MOTIONS
 
     model = load_anny_model()
     mm.register(["cmu_walk"], model)
