@@ -59,6 +59,11 @@ N_CONTACTS = 4
 ONNX_INPUTS = ("kp2d", "box", "cam_angvel", "mask", "cam_intrinsics")
 ONNX_OUTPUTS = ("pose_rotmat", "root_cam_rotmat", "root_world_rotmat", "root_vel", "root_cam_pos", "contact",
                 "kp3d")
+# The export streams: its inputs carry one lead frame before the T frames (the frame before them, or the first frame
+# itself at a clip's start) and the three GRUs' states (zeros at a clip's start); its outputs, the T frames' and the
+# states after them — so a clip runs a window at a time with the same result as all at once (MotionNet.forward).
+STATE_INPUTS = ("h_enc", "h_traj", "h_dec")
+STATE_OUTPUTS = ("h_enc_out", "h_traj_out", "h_dec_out")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,17 +236,29 @@ class MotionNet(nn.Module):
         return torch.cat([kp2d.reshape(n, t, N_LANDMARKS * 3), bx, log_f, log_f - log_s, mask[..., None],
                           rate(image, vis).reshape(n, t, N_LANDMARKS * 2), rate(bx, mask), cam_angvel], dim=-1)
 
-    def forward(self, kp2d: torch.Tensor, box: torch.Tensor, cam_angvel: torch.Tensor, mask: torch.Tensor,
-                cam_intrinsics: torch.Tensor) -> dict[str, torch.Tensor]:
+    def state_shapes(self, n: int) -> tuple[tuple[int, int, int], ...]:
+        """The shapes of the three GRUs' states (encoder, trajectory, decoder) for ``n`` sequences."""
         c = self.config
-        n, t = kp2d.shape[0], kp2d.shape[1]
+        return (c.enc_layers, n, c.enc_hidden), (1, n, c.traj_hidden), (1, n, c.dec_hidden)
+
+    def forward(self, kp2d: torch.Tensor, box: torch.Tensor, cam_angvel: torch.Tensor, mask: torch.Tensor,
+                cam_intrinsics: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None,
+                lead: bool = False) -> dict[str, torch.Tensor]:
+        """The outputs (class docstring). ``lead``: the inputs' first frame is the one before the sequence (its
+        features give the first frame's rates, then it is dropped); ``state``: the GRUs' states to start from
+        (:meth:`state_shapes`; zeros when None). The states after the last frame are ``out["state"]``."""
+        c = self.config
         x = self.embed(self.features(kp2d, box, mask, cam_intrinsics, cam_angvel))
-        phi, _ = self.encoder(x)                                                          # (N, T, H)
+        if lead:
+            x, box, cam_angvel, cam_intrinsics = x[:, 1:], box[:, 1:], cam_angvel[:, 1:], cam_intrinsics[:, 1:]
+        n, t = x.shape[0], x.shape[1]
+        h0 = state if state is not None else (None, None, None)
+        phi, s_enc = self.encoder(x, h0[0])                                               # (N, T, H)
         kp3d = self.kp3d_head(phi)                                                        # (N, T, 99)
         ctx = self.drop(torch.cat([phi, kp3d], dim=-1))
-        h_traj, _ = self.traj(torch.cat([ctx, cam_angvel], dim=-1))
+        h_traj, s_traj = self.traj(torch.cat([ctx, cam_angvel], dim=-1), h0[1])
         traj = self.traj_head(h_traj)                                                     # (N, T, 9)
-        h_dec, _ = self.decoder(torch.cat([ctx, traj], dim=-1))
+        h_dec, s_dec = self.decoder(torch.cat([ctx, traj], dim=-1), h0[2])
         pose = self.pose_head(h_dec)                                                      # (N, T, 6B)
         cam = self.cam_head(h_dec)
         logit = self.contact_head(h_dec)
@@ -256,21 +273,25 @@ class MotionNet(nn.Module):
             "contact_logit": logit,
             "contact": torch.sigmoid(logit),
             "kp3d": kp3d.reshape(n, t, N_LANDMARKS, 3),
+            "state": (s_enc, s_traj, s_dec),
         }
 
 
 class MotionNetExport(nn.Module):
-    """The ONNX face of :class:`MotionNet`: the same five input tensors (``mask`` as float), outputs as a tuple in
-    :data:`ONNX_OUTPUTS` order (``contact`` as probabilities). No Python control flow on data; N and T dynamic."""
+    """The ONNX face of :class:`MotionNet`, streaming: the five input tensors with a lead frame (T + 1 frames,
+    ``mask`` as float) and the GRUs' states (:data:`STATE_INPUTS`) → the T frames' outputs as a tuple in
+    :data:`ONNX_OUTPUTS` order (``contact`` as probabilities), then the states after them (:data:`STATE_OUTPUTS`).
+    No Python control flow on data; N and T dynamic."""
 
     def __init__(self, net: MotionNet):
         super().__init__()
         self.net = net
 
     def forward(self, kp2d: torch.Tensor, box: torch.Tensor, cam_angvel: torch.Tensor, mask: torch.Tensor,
-                cam_intrinsics: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.net(kp2d, box, cam_angvel, mask, cam_intrinsics)
-        return tuple(out[k] for k in ONNX_OUTPUTS)
+                cam_intrinsics: torch.Tensor, h_enc: torch.Tensor, h_traj: torch.Tensor, h_dec: torch.Tensor
+                ) -> tuple[torch.Tensor, ...]:
+        out = self.net(kp2d, box, cam_angvel, mask, cam_intrinsics, state=(h_enc, h_traj, h_dec), lead=True)
+        return tuple(out[k] for k in ONNX_OUTPUTS) + tuple(out["state"])
 
 
 def export_onnx(net: MotionNet, path, metadata: dict[str, str] | None = None, frames: int = 16) -> None:
@@ -282,13 +303,17 @@ def export_onnx(net: MotionNet, path, metadata: dict[str, str] | None = None, fr
     net.eval()
     model = MotionNetExport(net)
     g = torch.Generator().manual_seed(0)
-    args = (torch.rand(1, frames, N_LANDMARKS, 3, generator=g) - 0.5, torch.rand(1, frames, 3, generator=g) * 0.5,
-            torch.zeros(1, frames, 3), torch.ones(1, frames), torch.full((1, frames, 3), 0.8))
+    t = frames + 1                                                                        # the lead frame
+    args = (torch.rand(1, t, N_LANDMARKS, 3, generator=g) - 0.5, torch.rand(1, t, 3, generator=g) * 0.5,
+            torch.zeros(1, t, 3), torch.ones(1, t), torch.full((1, t, 3), 0.8),
+            *(0.1 * torch.randn(shape, generator=g) for shape in net.state_shapes(1)))
     axes = {name: {0: "batch", 1: "time"} for name in ONNX_INPUTS + ONNX_OUTPUTS}
+    axes.update({name: {1: "batch"} for name in STATE_INPUTS + STATE_OUTPUTS})
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")   # the TorchScript exporter's deprecation notes and GRU batch-size hints
-        torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17, input_names=list(ONNX_INPUTS),
-                          output_names=list(ONNX_OUTPUTS), dynamic_axes=axes)
+        torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17,
+                          input_names=list(ONNX_INPUTS + STATE_INPUTS), output_names=list(ONNX_OUTPUTS + STATE_OUTPUTS),
+                          dynamic_axes=axes)
     if metadata:
         import onnx
 

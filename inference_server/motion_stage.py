@@ -26,24 +26,29 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
     if options.space != "world":
         raise RpcError(JOB_FAILED, "the motion network gives world-grounded motion only",
                        fix="use --space world with --motion network, or --motion fit for camera space")
-    res = model.predict(np.asarray(det.pose_2d, dtype=np.float64), image_size, K, det.camera_R, det.timestamps)
+    res = model.predict(det.pose_2d, image_size, K, det.camera_R, det.timestamps)
     local = fit.local_rotations_aa                                            # (T, J, 3), taken over
     body = [skel.index(b) for b in model.bone_names if not b.startswith("wrist")]
     for a, b in scratch.windows(len(local)):
         net = res.local_rotations_aa[a:b, body].astype(np.float64)
         local[a:b, body] = np.where(valid[a:b, None, None], net, local[a:b, body])
-    root = res.root_position_world.astype(np.float64)                         # (T, 3)
-    contact = np.where(valid[:, None], res.foot_contact, 0.0).astype(np.float32)   # (T, 4)
+    root = scratch.copy_of(res.root_position_world, np.float64)               # (T, 3)
+    contact = scratch.empty(res.foot_contact.shape, np.float32)               # (T, 4)
+    for a, b in scratch.windows(len(contact)):
+        contact[a:b] = np.where(valid[a:b, None], res.foot_contact[a:b], 0.0)
     moving = det.camera_R is not None and bool(np.any(np.abs(np.asarray(det.camera_R) - np.eye(3)) > 1e-9))
     info: dict = {"space": "world", "camera": "rotating" if moving else "still", "motion": "network",
                   "motion_model": str(model.path), "motion_frame_stride": res.frame_stride}
     if options.foot_lock:
         feet = np.stack([contact[:, :2].max(axis=1), contact[:, 2:].max(axis=1)], axis=1)
         local, info["pinned_frames"] = lock_feet(skel, local, root, feet, WorldSettings(), in_place=True)
-    info["contact_frames"] = {"left": int((contact[:, :2].max(1) > 0.5).sum()),
-                              "right": int((contact[:, 2:].max(1) > 0.5).sum())}
-    return World(local, root, res.R_world2cam.astype(np.float64), res.t_world2cam.astype(np.float64), contact,
-                 info)
+    left = right = 0
+    for a, b in scratch.windows(len(contact)):
+        left += int((contact[a:b, :2].max(1) > 0.5).sum())
+        right += int((contact[a:b, 2:].max(1) > 0.5).sum())
+    info["contact_frames"] = {"left": left, "right": right}
+    return World(local, root, scratch.copy_of(res.R_world2cam, np.float64),
+                 scratch.copy_of(res.t_world2cam, np.float64), contact, info)
 
 
 def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
@@ -57,17 +62,21 @@ def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) 
     from rigs.rotations import aa_to_matrix, matrix_to_aa
 
     from .fit import R_WORLD2CAM_LEVEL as R_L
-    res = model.predict(np.asarray(det.pose_2d, dtype=np.float64), image_size, K, det.camera_R, det.timestamps)
+    res = model.predict(det.pose_2d, image_size, K, det.camera_R, det.timestamps)
     n = len(res.confidence)
-    seen = res.confidence > 0
-    local = np.full((n, len(skel.names), 3), np.nan)
+    local = scratch.empty((n, len(skel.names), 3))
+    root = scratch.empty((n, 3))
     body = [skel.index(b) for b in model.bone_names[1:] if not b.startswith("wrist")]
-    local[:, body] = res.local_rotations_aa[:, body]
     rest_root = skel.rest[0, :3, :3]
-    G = aa_to_matrix(res.root_orientation_world_aa.astype(np.float64))                 # (T,3,3)
-    W = R_L.T @ res.R_world2cam.astype(np.float64) @ G @ rest_root
-    local[:, 0] = matrix_to_aa(rest_root.T @ W)
-    root = res.root_position_camera.astype(np.float64) @ R_L                            # R_Lᵀ p_cam, per row
-    local[~seen] = np.nan
-    root[~seen] = np.nan
+    for a, b in scratch.windows(n):
+        seen = res.confidence[a:b] > 0
+        lw = np.full((b - a, len(skel.names), 3), np.nan)
+        lw[:, body] = res.local_rotations_aa[a:b, body]
+        G = aa_to_matrix(res.root_orientation_world_aa[a:b].astype(np.float64))         # (w,3,3)
+        W = R_L.T @ res.R_world2cam[a:b].astype(np.float64) @ G @ rest_root
+        lw[:, 0] = matrix_to_aa(rest_root.T @ W)
+        rw = res.root_position_camera[a:b].astype(np.float64) @ R_L                    # R_Lᵀ p_cam, per row
+        lw[~seen] = np.nan
+        rw[~seen] = np.nan
+        local[a:b], root[a:b] = lw, rw
     return local, root

@@ -2,6 +2,8 @@
 (``--device``); no bpy. ::
 
     python -m inference_server.motion_train --out DIR [--minutes M] [--smoke] [--mocap DIR] [--seed S]
+                                            [--init RUN/motion_net.pt]
+    python -m inference_server.motion_train --export RUN [--out DIR]      # the .pt → the engine's ONNX file
 
 Writes into DIR: ``motion_net.pt`` (weights + config, ``torch.load(weights_only=True)``), ``motion_net.onnx`` (the
 export :mod:`.motion_infer` runs; the config and data facts in its metadata), ``curves.json`` (train and held-out
@@ -31,7 +33,8 @@ Losses (WHAM §3.4; each a mean over real frames, ``valid``; weights in :class:`
   (m/s); ``world``: ‖Ĝ − G‖²_F of the root's yaw-canonical world rotation.
 
 Optimiser: Adam (``--lr``), linear warm-up then cosine decay over the run (by elapsed time with ``--minutes``, so a
-slower machine decays on the same schedule), gradient norm clipped to ``--clip``.
+slower machine decays on the same schedule), gradient norm clipped to ``--clip``. ``--init`` starts from a previous
+run's weights (fine-tuning: the schedule, warm-up included, starts again; the recipe names the checkpoint).
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ import dataclasses
 import json
 import math
 import platform
+import os
 import sys
 import time
 from pathlib import Path
@@ -307,10 +311,52 @@ def load_data(skel, mocap_dir: str | None, synthetic: bool, smoke: bool):
     return both, f"CMU packs {', '.join(str(mocap.pack_path(n, mocap_dir)) for n in ('mb', 'daz'))}"
 
 
+def onnx_metadata(config: dict[str, Any], data_meta: dict[str, Any], held_out: dict[str, Any] | None,
+                  iterations: int, iterations_total: int, seed: int) -> dict[str, Any]:
+    """What the ONNX file says about itself (motion_infer reads the bones, landmarks, frame rate and root rest)."""
+    keys = ("mpjpe_mm", "pa_mpjpe_mm", "contact_acc", "root_vel_err_mps")
+    return {"format_version": FORMAT_VERSION, "config": config, **data_meta,
+            "held_out": {k: held_out[k] for k in keys} if held_out else None,
+            "iterations": iterations, "iterations_total": iterations_total, "seed": seed}
+
+
+def export_checkpoint(checkpoint: Path, onnx_path: Path | None = None) -> Path:
+    """Export a training run's ``motion_net.pt`` to the engine's ONNX file (default: beside it), written
+    atomically; the held-out figures come from the run's ``curves.json`` when it is there."""
+    import torch
+
+    from .motion_net import MotionNet, NetConfig, export_onnx
+    import tempfile
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "motion_net.pt"
+    onnx_path = Path(onnx_path) if onnx_path else checkpoint.with_name("motion_net.onnx")
+    saved = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    net = MotionNet(NetConfig.from_json(saved["config"]))
+    net.load_state_dict(saved["state_dict"])
+    curves_file = checkpoint.with_name("curves.json")
+    held = json.loads(curves_file.read_text())[-1]["held_out"] if curves_file.is_file() else None
+    total = int(saved.get("iterations_total", 0))
+    meta = onnx_metadata(saved["config"], saved["data"], held, total, total, int(saved.get("seed", 0)))
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=onnx_path.name + ".", suffix=".tmp", dir=onnx_path.parent)
+    os.close(fd)
+    try:
+        export_onnx(net, tmp, {"reel2rig_motion": json.dumps(meta)})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, onnx_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return onnx_path
+
+
 def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | None = None,
           synthetic: bool = False, smoke: bool = False, device: str = "cpu", argv: Sequence[str] = (),
-          log=print) -> dict[str, Any]:
-    """One training run into ``out_dir`` (module docstring). Returns the recipe."""
+          log=print, init: Path | None = None) -> dict[str, Any]:
+    """One training run into ``out_dir`` (module docstring). Returns the recipe. ``init``: a previous run's
+    ``motion_net.pt`` to start from (its network's configuration is kept; the schedule starts again)."""
     import torch
 
     from . import motion_data as md
@@ -352,7 +398,17 @@ def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | 
     log(f"held-out: {len(held['kp2d'])} windows, {int(held['valid'].sum())} frames")
 
     config = NetConfig.tiny(len(body.bones)) if smoke else NetConfig(n_bones=len(body.bones))
+    start = None
+    if init is not None:
+        start = torch.load(str(init), map_location="cpu", weights_only=True)
+        config = NetConfig.from_json(start["config"])
+        if config.n_bones != len(body.bones):
+            raise ValueError(f"{init} was trained for {config.n_bones} bones, this data has {len(body.bones)}")
     net = MotionNet(config).to(dev)
+    if start is not None:
+        net.load_state_dict(start["state_dict"])
+        log(f"starting from {init} ({start.get('iterations_total', '?')} iterations before)")
+    before = int(start.get("iterations_total", 0)) if start is not None else 0
     fk = BodyFK.of(skel, body.bones).to(dev)
     n_params = count_parameters(net)
     log(f"network: {n_params:,} parameters ({config})")
@@ -429,14 +485,13 @@ def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | 
                  "window": int(wset.length), "world": "yaw-canonical: frame 0's camera looks along +Y, Z up",
                  "root_rest_R": np.asarray(skel.rest[body.bones[0], :3, :3]).tolist()}
     torch.save({"format_version": FORMAT_VERSION, "config": config.to_json(), "data": data_meta,
+                "iterations_total": before + it, "seed": seed,
                 "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}},
                out_dir / "motion_net.pt")
     final = curves[-1]["held_out"]
-    meta = {"format_version": FORMAT_VERSION, "config": config.to_json(), **data_meta,
-            "held_out": {k: final[k] for k in ("mpjpe_mm", "pa_mpjpe_mm", "contact_acc", "root_vel_err_mps")},
-            "iterations": it, "seed": seed}
     net.cpu()
-    export_onnx(net, out_dir / "motion_net.onnx", {"reel2rig_motion": json.dumps(meta)})
+    export_onnx(net, out_dir / "motion_net.onnx", {"reel2rig_motion": json.dumps(
+        onnx_metadata(config.to_json(), data_meta, final, it, before + it, seed))})
     recipe = {
         "command": "python -m inference_server.motion_train " + " ".join(argv),
         "seed": seed, "device": device, "smoke": smoke, "settings": dataclasses.asdict(settings),
@@ -449,6 +504,7 @@ def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | 
                  "ms_per_window": round(1000 * per_window, 2)},
         "network": {"parameters": n_params, "config": config.to_json()},
         "iterations": it, "windows_seen": it * settings.batch,
+        "init": None if init is None else {"checkpoint": str(init), "iterations_before": before},
         "iterations_per_s": round(it / max(step_time, 1e-9), 3),
         "iterations_per_s_with_refresh": round(it / max(step_time + refresh_time, 1e-9), 3),
         "wall_time_s": {"total": round(time.time() - t_start, 1), "pool": round(t_pool, 1),
@@ -467,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m inference_server.motion_train",
                                 description="Train the WHAM-style motion network on the CMU packs.")
-    p.add_argument("--out", required=True, help="output folder (checkpoint, ONNX, curves, recipe)")
+    p.add_argument("--out", help="output folder (checkpoint, ONNX, curves, recipe)")
     p.add_argument("--minutes", type=float, default=None, help="training time (default 40; smoke: its iterations)")
     p.add_argument("--smoke", action="store_true", help="a tiny run of a few iterations (tests)")
     p.add_argument("--mocap", default=None, help="folder of the CMU packs (default $REEL2RIG_MOCAP_DIR or "
@@ -482,7 +538,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--eval-every", type=float, default=None, help="seconds between evaluations")
+    p.add_argument("--init", default=None, help="start from a previous run's motion_net.pt (fine-tuning)")
+    p.add_argument("--export", metavar="CHECKPOINT", default=None,
+                   help="only export a run's motion_net.pt (or its folder) to ONNX (into --out, default beside it)")
     args = p.parse_args(args_list)
+    if args.export:
+        out = Path(args.out) / "motion_net.onnx" if args.out else None
+        print(f"wrote {export_checkpoint(Path(args.export), out)}")
+        return 0
+    if not args.out:
+        p.error("--out is required (where the run writes its files)")
 
     from .motion_data_mocap import MocapError, pack_path
 
@@ -496,7 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthetic = True
     try:
         train(Path(args.out), settings, seed=args.seed, mocap_dir=args.mocap, synthetic=synthetic, smoke=args.smoke,
-              device=args.device, argv=args_list, log=lambda m: print(m, flush=True))
+              device=args.device, argv=args_list, log=lambda m: print(m, flush=True),
+              init=Path(args.init) if args.init else None)
     except MocapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ inference adapter (motion_infer.py), on small synthetic windows (motion_data.syn
 torch and onnxruntime on CPU; the tests that pose Anny skip without its cache. About a minute in all on 2 cores."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -67,6 +68,8 @@ def test_forward_shapes_and_finite_outputs():
     shapes = {"pose_rotmat": (2, 23, B - 1, 3, 3), "root_cam_rotmat": (2, 23, 3, 3), "root_world_rotmat": (2, 23, 3, 3),
               "root_vel": (2, 23, 3), "root_cam_pos": (2, 23, 3), "cam": (2, 23, 3), "contact_logit": (2, 23, 4),
               "contact": (2, 23, 4), "kp3d": (2, 23, 33, 3)}
+    state = out.pop("state")
+    assert [tuple(h.shape) for h in state] == list(net.state_shapes(2))
     assert {k: tuple(v.shape) for k, v in out.items()} == shapes
     for k, v in out.items():
         assert torch.isfinite(v).all(), k
@@ -85,7 +88,7 @@ def test_the_network_is_causal():
         x[:, 20:] = torch.rand_like(x[:, 20:])
     with torch.no_grad():
         oa, ob = net(*a), net(*b)
-    for k in oa:
+    for k in set(oa) - {"state"}:
         torch.testing.assert_close(oa[k][:, :20], ob[k][:, :20])
         assert not torch.allclose(oa[k][:, 20:], ob[k][:, 20:]), k
 
@@ -131,16 +134,36 @@ def test_onnx_export_matches_torch_on_two_lengths(tmp_path):
     path = tmp_path / "m.onnx"
     mn.export_onnx(net, path, {"reel2rig_motion": json.dumps({"x": 1})})
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == list(mn.ONNX_INPUTS)
+    assert [i.name for i in session.get_inputs()] == list(mn.ONNX_INPUTS + mn.STATE_INPUTS)
+    assert (mi.STATE_INPUTS, mi.STATE_OUTPUTS) == (mn.STATE_INPUTS, mn.STATE_OUTPUTS)
     assert json.loads(session.get_modelmeta().custom_metadata_map["reel2rig_motion"]) == {"x": 1}
+    g = torch.Generator().manual_seed(5)
     for n, t in ((1, 37), (2, 90)):                                       # neither is the traced length (16)
-        args = random_inputs(n, t, seed=t)
-        got = session.run(list(mn.ONNX_OUTPUTS), {k: a.numpy() for k, a in zip(mn.ONNX_INPUTS, args)})
+        args = random_inputs(n, t + 1, seed=t) + tuple(torch.randn(s, generator=g) for s in net.state_shapes(n))
+        got = session.run(list(mn.ONNX_OUTPUTS + mn.STATE_OUTPUTS),
+                          {k: a.numpy() for k, a in zip(mn.ONNX_INPUTS + mn.STATE_INPUTS, args)})
         with torch.no_grad():
             ref = mn.MotionNetExport(net)(*args)
-        for name, g, r in zip(mn.ONNX_OUTPUTS, got, ref):
-            assert g.shape == tuple(r.shape), name
-            np.testing.assert_allclose(g, r.numpy(), atol=1e-4 * max(1.0, float(r.abs().max())), err_msg=name)
+        for name, g_, r in zip(mn.ONNX_OUTPUTS + mn.STATE_OUTPUTS, got, ref):
+            assert g_.shape == tuple(r.shape), name
+            np.testing.assert_allclose(g_, r.numpy(), atol=1e-4 * max(1.0, float(r.abs().max())), err_msg=name)
+
+
+def test_running_in_pieces_with_the_carried_state_is_running_at_once():
+    """The streaming face: a sequence run in two pieces (the second led by the first's last frame, from the first's
+    states) gives the outputs of one run over the whole sequence (first frame leading itself, zero states)."""
+    torch.manual_seed(4)
+    net = mn.MotionNet(mn.NetConfig.tiny()).eval()
+    x = random_inputs(2, 40, seed=9)
+    with torch.no_grad():
+        whole = net(*x)
+        lead = tuple(torch.cat([a[:, :1], a], dim=1) for a in x)
+        led = net(*lead, lead=True)
+        first = net(*(a[:, :25] for a in x))
+        second = net(*(a[:, 24:] for a in x), state=first["state"], lead=True)
+    for k in ("pose_rotmat", "root_vel", "root_cam_pos", "contact", "kp3d"):
+        torch.testing.assert_close(led[k], whole[k], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.cat([first[k], second[k]], dim=1), whole[k], atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -258,6 +281,104 @@ def test_the_adapter_returns_the_documented_shapes(smoke_run, skel, windows):
         assert np.all((r.confidence >= 0) & (r.confidence <= 1)) and r.confidence.max() > 0.5
 
 
+def _long_clip(ws, fps_scale: int = 1):
+    """Three windows one after another (camera rotations chained), with undetected stretches at the start and in
+    the middle: the detections, the camera's rotations from frame 0 and the image size / K of the first."""
+    poses, Rs = [], []
+    R_last = np.eye(3)
+    for w in ws[:3]:
+        R_rel = w["R_world2cam"] @ w["R_world2cam"][0].T
+        poses.append(_as_detections(w))
+        Rs.append(R_rel @ R_last)
+        R_last = Rs[-1][-1]
+    pose = np.concatenate(poses)
+    pose[:6] = np.nan
+    pose[100:111] = np.nan
+    return pose, np.concatenate(Rs), tuple(ws[0]["image_size"]), ws[0]["K"]
+
+
+@pytest.mark.parametrize("fps", [30.0, 60.0])
+def test_a_long_clip_run_a_chunk_at_a_time_gives_the_same_motion(smoke_run, skel, windows, fps, monkeypatch,
+                                                                   tmp_path):
+    """The network's GRU states carried from chunk to chunk, the boxes and the camera's angular velocity carried
+    over, the trajectory integrated a window at a time: the same result as one chunk for the whole clip — and, with
+    a scratch folder open, every per-frame array of the result is on disk."""
+    from inference_server import scratch
+
+    out, _ = smoke_run
+    _, _, ws = windows
+    pose, R, size, K = _long_clip(ws)
+    ts = np.arange(len(pose)) / fps
+    model = mi.MotionModel.load(out, skel=skel)
+    whole = model.predict(pose, size, K, R, ts)
+    model.chunk = 37
+    monkeypatch.setattr(scratch, "WINDOW", 50)
+    parts = model.predict(pose, size, K, R, ts)
+    monkeypatch.setenv("REEL2RIG_SCRATCH_MIN_FRAMES", "0")
+    with scratch.opened(tmp_path):
+        stored = model.predict(pose, size, K, None, ts)
+        on_disk = {f.name: scratch.on_disk(getattr(stored, f.name)) for f in dataclasses.fields(stored)
+                   if isinstance(getattr(stored, f.name), np.ndarray)}
+        still = {f.name: np.array(getattr(stored, f.name)) for f in dataclasses.fields(stored)
+                 if isinstance(getattr(stored, f.name), np.ndarray)}
+    model.chunk = mi.CHUNK
+    still_whole = model.predict(pose, size, K, None, ts)
+    for f in dataclasses.fields(whole):
+        a, b = getattr(whole, f.name), getattr(parts, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_allclose(b, a, atol=2e-4, err_msg=f.name)
+            np.testing.assert_allclose(still[f.name], getattr(still_whole, f.name), atol=2e-4, err_msg=f.name)
+        else:
+            assert a == b, f.name
+    assert all(on_disk.values()), on_disk
+    assert whole.frame_stride == (2 if fps == 60.0 else 1)
+    assert np.all(whole.confidence[:6] == 0) and np.all(whole.confidence[100:111] == 0)
+
+
+def test_an_earlier_export_without_the_states_is_refused(tmp_path):
+    """A network exported before the streaming states: a clear error with the command that exports it again."""
+    import onnx
+
+    class Old(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mn.MotionNet(mn.NetConfig.tiny()).eval()
+
+        def forward(self, kp2d, box, cam_angvel, mask, cam_intrinsics):
+            return self.net(kp2d, box, cam_angvel, mask, cam_intrinsics)["contact"]
+
+    path = tmp_path / "old.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Old().eval(), random_inputs(1, 8), str(path), dynamo=False, opset_version=17,
+                          input_names=list(mn.ONNX_INPUTS), output_names=["contact"])
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = mi.METADATA_KEY, json.dumps({"bone_names": ["root"], "joints_present": [True] * 33,
+                                                          "fps": 30.0})
+    onnx.save(proto, str(path))
+    with pytest.raises(mi.MotionModelError, match=r"old\.onnx is an earlier export") as info:
+        mi.MotionModel.load(path)
+    assert "motion_train --export" in info.value.fix
+
+
+def test_a_checkpoint_exports_to_the_network_the_run_wrote(smoke_run, skel, windows, tmp_path):
+    """`motion_train --export RUN --out DIR`: the run's .pt becomes an ONNX file that predicts what the run's own
+    export does."""
+    out, _ = smoke_run
+    proc = subprocess.run([sys.executable, "-m", "inference_server.motion_train", "--export", str(out), "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "motion_net.onnx").is_file() and not list(tmp_path.glob("*.tmp"))
+    _, _, ws = windows
+    w = ws[0]
+    args = (_as_detections(w), tuple(w["image_size"]), w["K"], None, np.arange(len(w["kp2d"])) / 30.0)
+    a = mi.MotionModel.load(out, skel=skel).predict(*args)
+    b = mi.MotionModel.load(tmp_path, skel=skel)
+    assert b.meta["held_out"] is not None and b.meta["bone_names"][0] == "root"
+    np.testing.assert_allclose(b.predict(*args).local_rotations_aa, a.local_rotations_aa, atol=1e-5)
+
+
 def test_a_missing_or_broken_checkpoint_names_the_file(tmp_path):
     missing = tmp_path / "nowhere" / "motion_net.onnx"
     with pytest.raises(mi.MotionModelError, match=r"nowhere/motion_net\.onnx.*motion_train --out"):
@@ -290,8 +411,14 @@ class OracleModel(mi.MotionModel):
             "root_vel": w["root_vel_heading"][None], "root_cam_pos": a["root_cam_pos"][None],
             "contact": np.zeros((1,) + w["contact"].shape), "kp3d": np.zeros((1,) + w["joints_cam"].shape)}
 
-    def run(self, kp2d, box, cam_angvel, mask, cam_intrinsics):
-        return self.answer
+    def zero_state(self, n):
+        return (np.zeros(1),)
+
+    def run(self, kp2d, box, cam_angvel, mask, cam_intrinsics, state=None):
+        """The answer's next frames (the state counts the frames given so far)."""
+        done = int(state[0][0])
+        t = kp2d.shape[1] - 1                                            # less the lead frame
+        return {k: v[:, done:done + t] for k, v in self.answer.items()}, (np.array([done + t]),)
 
 
 @needs_anny
