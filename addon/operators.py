@@ -160,6 +160,11 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
     path, options = capture_source(context, video)
     options.update({"mode": scene_settings.mode, "smoothing": float(scene_settings.smoothing),
                     "space": scene_settings.space, "foot_lock": bool(scene_settings.plant_feet)})
+    if scene_settings.mode != "hands":                       # a hands-only capture has no body to move
+        if scene_settings.motion == "network" and scene_settings.space == "camera":
+            raise Reel2RigError("Body Motion 'Learned' gives world-grounded motion only: set Space to World, or "
+                                "Body Motion to 'Learned + Fit'")
+        options["motion"] = scene_settings.motion
     if scene_settings.mode != "hands" and int(scene_settings.people) != 1:
         options["people"] = int(scene_settings.people)
     options.update(model_options(context, scene_settings.mode, scene_settings.model))

@@ -47,6 +47,9 @@ class REEL2RIG_PT_capture(_SidebarPanel):
         row = col.row()
         row.active = settings.mode != "hands"
         row.prop(settings, "people")
+        row = col.row()
+        row.active = settings.mode != "hands"
+        row.prop(settings, "motion")
         col.prop(settings, "smoothing", slider=True)
         row = col.row(align=True)
         row.prop(settings, "space", expand=True)

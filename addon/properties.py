@@ -75,6 +75,14 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
                 "floor, the body travelling the way its feet push it; the camera is animated to match the footage"),
                ("camera", "Camera", "The motion as the camera saw it; the camera stays still")),
         default="world")
+    motion: EnumProperty(  # type: ignore[valid-type]
+        name="Body Motion", description="How the body's motion is made (the hands are always fitted to the picture)",
+        items=(("prior", "Learned + Fit", "The learned motion network's body, refined by fitting it to the picture; "
+                "its foot contacts plant the feet (the most accurate overall)"),
+               ("fit", "Fit", "Fitting alone, frame by frame, then smoothed"),
+               ("network", "Learned", "The learned motion network's body as it is: the least foot sliding, less "
+                "exact in the picture; World space only")),
+        default="prior")
     plant_feet: BoolProperty(  # type: ignore[valid-type]
         name="Plant Feet", description="Pin feet that touch the floor in the capture (the legs bend to reach)",
         default=True)

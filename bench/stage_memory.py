@@ -2,6 +2,7 @@
 
     ./reel2rig bench stage-memory [smoke|standard|multi] [--scene NAME] [--any-render] [--long 2000,6000]
                                   [--cache DIR] [--mode body+hands|hands|body] [--people N]
+                                  [--motion fit|prior|network]
 
 One clip per ``--long`` length, made by looping the suite's first clip, or its scene ``--scene NAME`` (as ``bench
 batch`` makes its long clips),
@@ -15,9 +16,11 @@ the same ``--cache`` reuses the detections and profiles the later stages alone, 
 ``--mode`` and ``--people`` are the capture's options (`pipeline.CaptureOptions`; both are part of the detection
 cache's key): ``--mode hands`` profiles the hand tracker's whole-clip pass (on a scene that shows hands, e.g.
 ``--scene hands_cross_closeup``: the palm detector finds none in the full-body walk), ``--people 0`` (everyone) or
-``N > 1`` the multi-person path (`people.py`), best on the ``multi`` suite's clips.
+``N > 1`` the multi-person path (`people.py`), best on the ``multi`` suite's clips. ``--motion prior|network`` runs
+the learned motion network (the engine's default model file, or ``$REEL2RIG_MOTION_MODEL``), a stage of its own.
 
-Writes ``bench/results/stage-memory-<suite>[-<scene>][-<mode>][-people<N>].json`` (the defaults: no suffix) and
+Writes ``bench/results/stage-memory-<suite>[-<scene>][-<mode>][-people<N>][-<motion>].json`` (the defaults: no
+suffix) and
 prints a Markdown table.
 
     ./reel2rig bench stage-memory --replay hands|people [--long 2000,6000,20000]
@@ -52,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The engine's progress callbacks mark the stages (decode + detect, fit, world, write); calls of these functions
 #: mark themselves: (name, module, function).
 WRAPPED = (("fit", "inference_server.fit", "fit_sequence"), ("world", "inference_server.world", "ground"),
+           ("motion network", "inference_server.motion_stage", "network_prior"),
+           ("motion network", "inference_server.motion_stage", "network_world"),
            ("write: posing", "rigs.fk", "bone_heads"), ("write: mesh", "inference_server.capture", "_add_mesh"),
            ("write: file", "inference_server.capture", "write_take"))
 
@@ -281,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)   # the child: profile this clip
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--motion", choices=("fit", "prior", "network"), default="fit",
+                        help="the capture's body motion (prior/network: the learned motion network)")
     parser.add_argument("--replay", choices=("hands", "people"),
                         help="the trackers' bookkeeping alone, on the sample's detections replayed (see above)")
     parser.add_argument("--replay-one", type=int, help=argparse.SUPPRESS)   # the child: replay this many frames
@@ -293,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.replay:
         return replay(args.replay, [int(n) for n in args.long.split(",") if n.strip()], argv)
-    options = {k: v for k, v in (("mode", args.mode), ("people", args.people))
-               if v != {"mode": "body+hands", "people": 1}[k]}
+    options = {k: v for k, v in (("mode", args.mode), ("people", args.people), ("motion", args.motion))
+               if v != {"mode": "body+hands", "people": 1, "motion": "fit"}[k]}
     from bench.batch import _loop_clip
     from bench.perception import _scene_video
     from bench.run import select_scenes
@@ -330,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         growth["VmHWM"] = round((last["vm_hwm_mb"] - first["vm_hwm_mb"]) / span, 2)
     report = {"suite": args.suite, "source": f"{scene.name}.mp4", "options": options, "rows": rows, "growth": growth,
               "command": "./reel2rig bench stage-memory " + " ".join(argv if argv is not None else sys.argv[1:])}
-    suffix = (f"-{args.scene}" if args.scene else "") + "".join(f"-{v}" if k == "mode" else f"-people{v}"
+    suffix = (f"-{args.scene}" if args.scene else "") + "".join(f"-people{v}" if k == "people" else f"-{v}"
                                                                 for k, v in options.items())
     path = write_result(f"stage-memory-{args.suite}{suffix}", report)
     print(table(report))

@@ -3,7 +3,7 @@
 
     python -m inference_server.motion_train --out DIR [--minutes M] [--smoke] [--mocap DIR] [--seed S]
                                             [--init RUN/motion_net.pt]
-    python -m inference_server.motion_train --export RUN [--out DIR]      # the .pt → the engine's ONNX file
+    python -m inference_server.motion_train --export RUN [--out DIR] [--half]   # the .pt → the engine's ONNX
 
 Writes into DIR: ``motion_net.pt`` (weights + config, ``torch.load(weights_only=True)``), ``motion_net.onnx`` (the
 export :mod:`.motion_infer` runs; the config and data facts in its metadata), ``curves.json`` (train and held-out
@@ -320,13 +320,15 @@ def onnx_metadata(config: dict[str, Any], data_meta: dict[str, Any], held_out: d
             "iterations": iterations, "iterations_total": iterations_total, "seed": seed}
 
 
-def export_checkpoint(checkpoint: Path, onnx_path: Path | None = None) -> Path:
+def export_checkpoint(checkpoint: Path, onnx_path: Path | None = None, half: bool = False) -> Path:
     """Export a training run's ``motion_net.pt`` to the engine's ONNX file (default: beside it), written
-    atomically; the held-out figures come from the run's ``curves.json`` when it is there."""
+    atomically; the held-out figures come from the run's ``curves.json`` when it is there. ``half``: the weights
+    stored as float16 (:func:`.motion_net.half_weights`; the shipped network)."""
+    import tempfile
+
     import torch
 
-    from .motion_net import MotionNet, NetConfig, export_onnx
-    import tempfile
+    from .motion_net import MotionNet, NetConfig, export_onnx, half_weights
 
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
@@ -344,6 +346,8 @@ def export_checkpoint(checkpoint: Path, onnx_path: Path | None = None) -> Path:
     os.close(fd)
     try:
         export_onnx(net, tmp, {"reel2rig_motion": json.dumps(meta)})
+        if half:
+            half_weights(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, onnx_path)
     finally:
@@ -541,10 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--init", default=None, help="start from a previous run's motion_net.pt (fine-tuning)")
     p.add_argument("--export", metavar="CHECKPOINT", default=None,
                    help="only export a run's motion_net.pt (or its folder) to ONNX (into --out, default beside it)")
+    p.add_argument("--half", action="store_true", help="with --export: store the weights as float16 (half the file)")
     args = p.parse_args(args_list)
     if args.export:
         out = Path(args.out) / "motion_net.onnx" if args.out else None
-        print(f"wrote {export_checkpoint(Path(args.export), out)}")
+        print(f"wrote {export_checkpoint(Path(args.export), out, half=args.half)}")
         return 0
     if not args.out:
         p.error("--out is required (where the run writes its files)")

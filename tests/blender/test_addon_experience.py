@@ -253,6 +253,16 @@ def test_sources_frame_range_and_device_reach_the_options(bpy: ModuleType, empty
     s = operators.capture_settings(bpy.context)
     assert s.video == str(clip) and s.options["device"] == "auto" and "frame_start" not in s.options
 
+    assert s.options["motion"] == "prior"                                     # the learned network, then the fit
+    settings.motion, settings.space = "network", "camera"
+    with pytest.raises(operators.Reel2RigError, match="world-grounded motion only"):
+        operators.capture_settings(bpy.context)
+    settings.space = "world"
+    assert operators.capture_settings(bpy.context).options["motion"] == "network"
+    settings.mode = "hands"
+    assert "motion" not in operators.capture_settings(bpy.context).options    # no body to move
+    settings.mode, settings.motion = "body+hands", "prior"
+
     settings.use_frame_range, settings.frame_first, settings.frame_last = True, 5, 12
     s = operators.capture_settings(bpy.context)
     assert (s.options["frame_start"], s.options["frame_end"]) == (4, 12)      # 0-based start, end excluded

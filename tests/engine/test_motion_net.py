@@ -377,6 +377,15 @@ def test_a_checkpoint_exports_to_the_network_the_run_wrote(smoke_run, skel, wind
     b = mi.MotionModel.load(tmp_path, skel=skel)
     assert b.meta["held_out"] is not None and b.meta["bone_names"][0] == "root"
     np.testing.assert_allclose(b.predict(*args).local_rotations_aa, a.local_rotations_aa, atol=1e-5)
+    # --half: float16 weights, half the file, the same motion to a fraction of a degree
+    proc = subprocess.run([sys.executable, "-m", "inference_server.motion_train", "--export", str(out), "--out",
+                           str(tmp_path / "half"), "--half"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    half = tmp_path / "half" / "motion_net.onnx"
+    assert half.stat().st_size < 0.7 * (tmp_path / "motion_net.onnx").stat().st_size
+    c = mi.MotionModel.load(half, skel=skel).predict(*args)
+    np.testing.assert_allclose(c.local_rotations_aa, a.local_rotations_aa, atol=0.02)
+    assert np.abs(c.local_rotations_aa - a.local_rotations_aa).max() > 0      # it is another file
 
 
 def test_a_missing_or_broken_checkpoint_names_the_file(tmp_path):
