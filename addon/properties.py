@@ -77,8 +77,8 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
         default="world")
     motion: EnumProperty(  # type: ignore[valid-type]
         name="Body Motion", description="How the body's motion is made (the hands are always fitted to the picture)",
-        items=(("prior", "Learned + Fit", "The learned motion network's body, refined by fitting it to the picture; "
-                "its foot contacts plant the feet (the most accurate overall)"),
+        items=(("prior", "Learned + Fit", "The learned motion network's body, refined by fitting it to the picture "
+                "(the most accurate overall)"),
                ("fit", "Fit", "Fitting alone, frame by frame, then smoothed"),
                ("network", "Learned", "The learned motion network's body as it is: the least foot sliding, less "
                 "exact in the picture; World space only")),

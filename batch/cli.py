@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the body's motion: fit (default, the optimisation), network (the learned motion network) "
                         "or prior (the fit, started from the network's body)")
     p.add_argument("--motion-model", default=None, metavar="FILE.onnx",
-                   help="the motion network for --motion network (default: $REEL2RIG_MOTION_MODEL, then the "
-                        "engine cache's models/motion_net.onnx)")
+                   help="the motion network for --motion network|prior (default: $REEL2RIG_MOTION_MODEL, then "
+                        "the one shipped with the engine)")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing 0..1 (default 0.5)")
     p.add_argument("--space", choices=("world", "camera"), default="world")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet")

@@ -93,7 +93,7 @@ class BatchSettings:
     @staticmethod
     def check_motion(motion: str, motion_model: str | None) -> Path | None:
         """The motion network's file for ``--motion network|prior`` (None for the fit): given, or the engine's default
-        (``$REEL2RIG_MOTION_MODEL``, then ``<cache>/models/motion_net.onnx``); it must exist."""
+        (``$REEL2RIG_MOTION_MODEL``, then the one shipped in ``inference_server/weights/``); it must exist."""
         if motion == "fit":
             return None
         from inference_server.motion_infer import default_model_path

@@ -278,11 +278,11 @@ def _load_detections(cache_file: Path) -> list[Detections]:
 
 
 def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool, options: CaptureOptions,
-                 K: np.ndarray, confidence: np.ndarray, learned_contact: np.ndarray | None = None):
+                 K: np.ndarray, confidence: np.ndarray):
     """The fit placed in the world (world.py): camera motion out, floor at z = 0, contacts, planted feet. A hands-only
     capture keeps its body at rest on a still camera (no feet to plant). The fit's per-frame camera shift (the
     handheld residual, fit.py) is added to ``t_world2cam``. The fit's rotations become the world's (changed in place:
-    no copy of a long clip's). ``learned_contact``: the motion network's foot contacts (``motion="prior"``)."""
+    no copy of a long clip's)."""
     from .world import WorldSettings, ground, image_foot_speed
 
     settings = WorldSettings(space=options.space, foot_lock=options.foot_lock and not hands_only)
@@ -290,8 +290,7 @@ def _world_stage(skel, fit, det: Detections, valid: np.ndarray, hands_only: bool
     speed = image_foot_speed(det.pose_2d, K, R_rel if options.space == "world" else None, det.timestamps)
     world = ground(skel, fit.local_rotations_aa, fit.root_position_world, det.timestamps, valid & ~hands_only,
                    confidence, R_rel, settings, image_speed=speed,
-                   camera_may_travel=camera_may_travel(det.camera_info), consume=True,
-                   learned_contact=None if hands_only else learned_contact)
+                   camera_may_travel=camera_may_travel(det.camera_info), consume=True)
     if fit.camera_shift is not None:
         world.t_world2cam = world.t_world2cam + fit.camera_shift
     if hands_only:
@@ -471,9 +470,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     if options.motion == "prior" and not hands_only:   # the motion network's body as the fit's starting pose
         from .motion_stage import network_prior
 
-        prior, learned_contact = network_prior(skel, det, (info.width, info.height), K, motion_model)
-    else:
-        learned_contact = None
+        prior = network_prior(skel, det, (info.width, info.height), K, motion_model)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
                        hands_world=det.hands_world, hands_only=hands_only, prior=prior)
@@ -495,8 +492,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         world = network_world(skel, fit, det, (info.width, info.height), K, options, valid, hands_only,
                               motion_model)
     else:
-        world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence, learned_contact)
-    learned_contact = None
+        world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
     _to_float32(det, ("pose_2d",))
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
     bone_fitted, residual_px = fit.bone_fitted, fit.residual_px

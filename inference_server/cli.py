@@ -39,7 +39,8 @@ def add_commands(commands) -> None:
                      help="the body's motion: fit (default: the optimisation), network (the learned motion "
                           "network; the hands stay fitted) or prior (the fit, started from the network's body)")
     cap.add_argument("--motion-model", default=None, metavar="FILE.onnx",
-                     help="the motion network (default: $REEL2RIG_MOTION_MODEL, then <cache>/models/motion_net.onnx)")
+                     help="the motion network (default: $REEL2RIG_MOTION_MODEL, then the one shipped in "
+                          "inference_server/weights/)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
     cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")

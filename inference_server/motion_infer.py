@@ -75,12 +75,13 @@ class MotionModelError(RpcError):
         return f"{self.message}; {self.fix}"
 
 
-def default_model_path() -> Path:
-    """``$REEL2RIG_MOTION_MODEL``, else ``<engine cache>/models/motion_net.onnx``."""
-    from .config import cache_dir
+SHIPPED_MODEL = Path(__file__).resolve().parent / "weights" / MODEL_FILE   # the network the engine ships with
 
+
+def default_model_path() -> Path:
+    """``$REEL2RIG_MOTION_MODEL``, else the network shipped with the engine (``inference_server/weights/``)."""
     env = os.environ.get(MODEL_ENV)
-    return Path(env) if env else cache_dir() / "models" / MODEL_FILE
+    return Path(env) if env else SHIPPED_MODEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +257,10 @@ class MotionModel:
             raise MotionModelError(f"{p} is the training checkpoint, not the network the engine runs",
                                    fix=f"pass the {MODEL_FILE} written beside it")
         if not p.is_file():
+            if p == SHIPPED_MODEL:
+                raise MotionModelError(f"the engine's motion network is missing: {p}",
+                                       fix="restore it (`git checkout inference_server/weights`) or reinstall "
+                                           "Reel2Rig; or capture with --motion fit; or " + TRAIN_FIX)
             raise MotionModelError(f"motion network not found: {p}")
         try:
             import onnxruntime as ort

@@ -51,12 +51,12 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
                  scratch.copy_of(res.t_world2cam, np.float64), contact, info)
 
 
-def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model
-                  ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """The motion network's body as the fit's starting pose (``motion="prior"``): ((local_aa (T,J,3), root (T,3)) in
+def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
+    """The motion network's body as the fit's starting pose (``motion="prior"``): (local_aa (T,J,3), root (T,3)) in
     the fit's frame (level camera at the origin, fit.R_WORLD2CAM_LEVEL), NaN where it gives nothing (the fingers,
-    the wrists, frames without a body), for `fit.fit_sequence`'s ``prior``; the network's foot contacts (T,4)
-    [heel.L, toe.L, heel.R, toe.R], for the world stage (`world.ground`'s ``learned_contact``)).
+    the wrists, frames without a body), for `fit.fit_sequence`'s ``prior``. (Its foot contacts are not used: given
+    to the world stage they planted more feet, less foot sliding but a worse pose — README › The learned motion
+    network.)
 
     The root: the network's world rotation G (W_root = G Rest_root) seen from its camera is R_world2cam G; in the
     fit's frame W = R_Lᵀ R_world2cam G Rest_root, so L_root = Rest_rootᵀ W; its position is the network's root in
@@ -81,4 +81,4 @@ def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model
         lw[~seen] = np.nan
         rw[~seen] = np.nan
         local[a:b], root[a:b] = lw, rw
-    return (local, root), res.foot_contact
+    return local, root

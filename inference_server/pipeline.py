@@ -49,8 +49,8 @@ class CaptureOptions:
     motion: str = "fit"               # the body's motion: "fit" (the optimisation, fit.py + world.py), "network"
                                       # (the learned motion network, motion_stage.py; the hands stay fitted) or
                                       # "prior" (the fit, started from the network's body)
-    motion_model: str | None = None   # the network's ONNX file (default: $REEL2RIG_MOTION_MODEL, then
-                                      # <cache>/models/motion_net.onnx)
+    motion_model: str | None = None   # the network's ONNX file (default: $REEL2RIG_MOTION_MODEL, then the one
+                                      # shipped in inference_server/weights/)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":

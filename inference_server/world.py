@@ -429,17 +429,13 @@ def _rotate_root(skel, local_aa: np.ndarray, root: np.ndarray, G: np.ndarray, in
 def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndarray, valid: np.ndarray,
            confidence: np.ndarray, R_cam_from_cam0: np.ndarray | None = None,
            settings: WorldSettings = WorldSettings(), image_speed: np.ndarray | None = None,
-           camera_may_travel: bool = True, consume: bool = False,
-           learned_contact: np.ndarray | None = None) -> World:
+           camera_may_travel: bool = True, consume: bool = False) -> World:
     """Steps 1–7 of the module docstring. local_aa (T,J,3) and root_fit (T,3) are the fit's (level camera at the
     origin); valid (T,) frames with a fitted body; confidence (T,) 0..1; R_cam_from_cam0 (T,3,3) or None (still);
     image_speed (T,4) or None: the soles' speed in the picture (:func:`image_foot_speed`), the contacts' evidence
     unless the camera travels. camera_may_travel: False when the background, seen well, showed no translation
     (``capture.camera_may_travel``): the feet's odometry then never declares a tracking shot. consume: the caller
-    gives ``local_aa`` up: it becomes the World's rotations, changed in place (no copy of a long clip's).
-    learned_contact (T,4) or None: the motion network's contact probabilities (``motion="prior"``), the contacts of
-    steps 3–6 instead of those from the soles' heights and speeds (the network, which sees the whole motion in the
-    picture, tells a squat's or a jump's planted feet far better: README › The learned motion network)."""
+    gives ``local_aa`` up: it becomes the World's rotations, changed in place (no copy of a long clip's)."""
     from .fit import R_WORLD2CAM_LEVEL as R_L
 
     s = settings
@@ -496,11 +492,8 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
     # Only soles the detector sees move the path: a foot out of the picture (an upper-body shot) is presumed
     # planted for the foot lock, but its fitted place is a guess and must not drag the body across the picture.
     seen_feet = np.ones((n, 4)) if image_speed is None else np.isfinite(image_speed).astype(float)
-    if learned_contact is not None:
-        learned = np.where(valid[:, None], np.clip(np.nan_to_num(np.asarray(learned_contact, np.float64)), 0, 1), 0.0)
     for _ in range(max(1, s.iterations)):
-        contact = learned if learned_contact is not None else contact_probability(
-            root[:, None] + offsets, timestamps, 0.0, valid, s, seen_speed)
+        contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s, seen_speed)
         root = solve_trajectory(path_fit, offsets, contact * seen_feet, conf, R_w2c, s, use_picture=not tracking)
     if tracking:
         # The camera moved with the subject: it is where it must be for the root to sit where the picture shows.
@@ -510,8 +503,7 @@ def ground(skel, local_aa: np.ndarray, root_fit: np.ndarray, timestamps: np.ndar
         c = root - np.einsum("tji,tj->ti", R_w2c, root_cam)                  # C = x − R_c2w p_cam
         centre = smooth_series(c, np.repeat(conf[:, None], 3, 1) + 1e-6, 50.0)
         info["camera"] = "travelling"
-    contact = learned if learned_contact is not None else contact_probability(
-        root[:, None] + offsets, timestamps, 0.0, valid, s, seen_speed)
+    contact = contact_probability(root[:, None] + offsets, timestamps, 0.0, valid, s, seen_speed)
 
     # 6. foot lock
     if s.foot_lock:

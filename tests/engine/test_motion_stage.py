@@ -106,9 +106,8 @@ def test_the_prior_is_the_networks_body_in_the_fits_frame(network):
     K = default_intrinsics(info.width, info.height, None)
     size = (info.width, info.height)
     model = MotionModel.load(network, skel)
-    (local, root), contact = network_prior(skel, det, size, K, model)
+    local, root = network_prior(skel, det, size, K, model)
     pred = model.predict(det.pose_2d, size, K, det.camera_R, det.timestamps)
-    np.testing.assert_allclose(contact, pred.foot_contact)
     assert np.isfinite(local[:, 0]).all() and np.isnan(local[:, skel.index("finger2-1.L")]).all()
     filled = np.where(np.isfinite(local), local, pred.local_rotations_aa)
     heads_fit = bone_heads(skel.rest, skel.parents, filled, root) @ R_L.T                  # (T,J,3) camera
@@ -123,17 +122,5 @@ def test_a_capture_started_from_the_network(network, tmp_path):
         pytest.skip("the sample clip is missing")
     take = _capture(tmp_path / "prior", motion="prior", motion_model=str(network))
     assert take.meta["options"]["motion"] == "prior" and take["valid"].all()
-    assert take.meta["world"].get("motion") is None            # the fit's own world stage ...
+    assert take.meta["world"].get("motion") is None            # the fit's own world stage
     assert np.isfinite(take["local_rotations_aa"]).all()
-    # ... planting the feet the network says are planted
-    from inference_server.capture import default_intrinsics, detect_stage
-    from inference_server.motion_infer import MotionModel
-    from inference_server.pipeline import CaptureOptions
-    from inference_server.video import probe
-
-    info = probe(SAMPLE)
-    det = detect_stage(SAMPLE, info, CaptureOptions(), lambda *a: None, lambda: False)[0]
-    pred = MotionModel.load(network).predict(det.pose_2d, (info.width, info.height),
-                                             default_intrinsics(info.width, info.height, None), det.camera_R,
-                                             det.timestamps)
-    np.testing.assert_allclose(take["foot_contact"], pred.foot_contact, atol=1e-6)
