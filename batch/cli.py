@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="body model of the Takes: anny (default, built in), smpl, smplh, smplx (need --model-dir)")
     p.add_argument("--model-dir", default=None, metavar="DIR",
                    help="folder of your licensed SMPL / SMPL-H / SMPL-X files (default: $REEL2RIG_MODEL_DIR)")
-    p.add_argument("--motion", choices=("fit", "network", "prior"), default="fit",
-                   help="the body's motion: fit (default, the optimisation), network (the learned motion network) "
-                        "or prior (the fit, started from the network's body)")
+    p.add_argument("--motion", choices=("prior", "fit", "network"), default="prior",
+                   help="the body's motion: prior (default: the fit, started from the learned motion network's "
+                        "body), fit (the fit alone) or network (the network's body and world)")
     p.add_argument("--motion-model", default=None, metavar="FILE.onnx",
                    help="the motion network for --motion network|prior (default: $REEL2RIG_MOTION_MODEL, then "
                         "the one shipped with the engine)")

@@ -43,8 +43,8 @@ class BatchSettings:
                                        # frames (5 min at 30 fps), so its memory does not grow with the clip; 0 = whole
     model: str = "anny"                # body model of the Takes: anny, or smpl / smplh / smplx from model_dir
     model_dir: Path | None = None      # the studio's licensed SMPL-family files (or $REEL2RIG_MODEL_DIR)
-    motion: str = "fit"                # the body's motion: fit (the optimisation), network (the motion network) or
-                                       # prior (the fit started from the network's body)
+    motion: str = "prior"              # the body's motion: prior (the fit started from the motion network's body;
+                                       # the engine's default), fit (the fit alone) or network (the network's)
     motion_model: Path | None = None   # the motion network's .onnx (None: the engine's default)
 
     @staticmethod
@@ -80,10 +80,10 @@ class BatchSettings:
                    "foot_lock": self.foot_lock, "device": device or self.device}
         if self.sequence_fps:
             options["fps"] = self.sequence_fps
-        if self.motion != "fit":
+        if self.motion != "prior":                     # the engine's default
             options["motion"] = self.motion
-            if self.motion_model is not None:
-                options["motion_model"] = str(self.motion_model)
+        if self.motion != "fit" and self.motion_model is not None:
+            options["motion_model"] = str(self.motion_model)
         if self.model != "anny":
             options["model"] = self.model
             if self.model_dir is not None:

@@ -6,12 +6,13 @@
 ``direct-mapping``  each Anny bone swung onto the landmark direction, the way BlendArMocap-style add-ons map
                     landmarks onto a rig (our fit's initialisation, no optimisation). Assumes a static level
                     camera (scored as such: what ignoring camera motion costs); no foot contacts.
-``reel2rig``        what ``capture`` writes: the Take, read back from disk (the product's own output), with its
-                    per-frame camera and, when the Take has them, its foot contacts.
+``reel2rig``        what ``capture`` writes with its defaults: the Take, read back from disk (the product's own
+                    output), with its per-frame camera and, when the Take has them, its foot contacts. The body: the
+                    fit started from the learned motion network's (``--motion prior``, the default).
+``motion-fit``      the same capture with ``--motion fit``: the fit alone, from its closed-form start; scored with
+                    ``./reel2rig bench --motion-rows``.
 ``motion-net``      the same capture with ``--motion network``: the learned motion network's body, world path,
-                    cameras and contacts (inference_server/motion_stage.py), the hands fitted; scored only when
-                    ``./reel2rig bench --motion-model FILE`` names a trained network.
-``motion-prior``    the capture with ``--motion prior``: the fit, started from the network's body (same condition).
+                    cameras and contacts (inference_server/motion_stage.py), the hands fitted (same condition).
 
 Imports torch only for ``direct-mapping`` (it runs the fit's initialisation). No bpy.
 """
@@ -25,8 +26,8 @@ import numpy as np
 
 from bench.evaluate import FOOT_POINTS, Prediction
 
-METHODS = ("raw-mediapipe", "direct-mapping", "reel2rig", "motion-net", "motion-prior")   # the last two: only
-#                                                                                     with --motion-model
+METHODS = ("raw-mediapipe", "direct-mapping", "reel2rig", "motion-fit", "motion-net")   # the last two: only
+#                                                                                   with --motion-rows
 
 
 def _markers(skel, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,7 @@ def empty_prediction(method: str, n: int) -> Prediction:
 def predictions(video: Path, summary: dict, skel, device: str, network: dict | None = None
                 ) -> tuple[dict[str, Prediction], object]:
     """Every method's prediction for one clip; ``network``: the summaries of its captures with the motion network,
-    by row (``motion-net``, ``motion-prior``), None to leave those rows out."""
+    by row (``motion-fit``, ``motion-net``), None to leave those rows out."""
     from bench import methods
     from inference_server.capture import default_intrinsics
     from inference_server.video import probe
@@ -369,11 +369,11 @@ def select_scenes(suite_name: str, names: str | list[str] | None = None) -> list
 
 
 def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, scene_names: str | None = None,
-              motion_model: Path | None = None, any_render: bool = False) -> dict:
+              motion_model: Path | None = None, any_render: bool = False, motion_rows: bool = False) -> dict:
     """Run the suite (or the scenes named in ``scene_names``, comma-separated: a partial run, whose latest copy is
     ``<out>/<suite>-partial.json`` so that it never replaces the whole suite's ``<suite>.json``). ``motion_model``:
-    a trained motion network, scored as the ``motion-net`` and ``motion-prior`` rows (two more captures per scene,
-    from the cached detections)."""
+    the motion network every capture uses (default: the engine's own); ``motion_rows``: also the ``motion-fit`` and
+    ``motion-net`` rows (two more captures per scene, from the cached detections)."""
     from inference_server.anny_skeleton import load_skeleton
 
     scenes = select_scenes(name, scene_names)
@@ -389,13 +389,14 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
         with np.load(folder / "truth.npz", allow_pickle=False) as f:
             truth = {k: f[k] for k in f.files}
         log(f"scene {i}/{len(scenes)}: {scene.name} — capture")
-        summary = run_capture(video, run_dir / "takes" / scene.name, device)
+        model = ("--motion-model", str(motion_model)) if motion_model is not None else ()
+        summary = run_capture(video, run_dir / "takes" / scene.name, device, *model)
         network = None
-        if motion_model is not None:   # the same clip's detections (cached by the capture above)
-            log(f"scene {i}/{len(scenes)}: {scene.name} — captures with the motion network")
+        if motion_rows:   # the same clip's detections (cached by the capture above)
+            log(f"scene {i}/{len(scenes)}: {scene.name} — captures with --motion fit and --motion network")
             network = {row: run_capture(video, run_dir / f"takes-{row}" / scene.name, device, "--motion", how,
-                                        "--motion-model", str(motion_model), fresh=False)
-                       for row, how in (("motion-net", "network"), ("motion-prior", "prior"))}
+                                        *model, fresh=False)
+                       for row, how in (("motion-fit", "fit"), ("motion-net", "network"))}
         preds, det = predictions(video, summary, skel, device, network)
         results = {m: evaluate(truth, preds[m]) for m in METHODS if m in preds}
         n = len(truth["frame_ids"])
@@ -415,7 +416,8 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
             + (f"  [capture failed: {summary['error']}]" if "error" in summary else ""))
     summary = aggregate(per_scene)
     command = (f"./reel2rig bench {name} --device {device}" + (f" --scenes {scene_names}" if scene_names else "")
-               + (f" --motion-model {motion_model}" if motion_model else "") + (" --any-render" if any_render else ""))
+               + (f" --motion-model {motion_model}" if motion_model else "") + (" --motion-rows" if motion_rows else "")
+               + (" --any-render" if any_render else ""))
     report = {"suite": name, "device": device, "scenes": len(scenes), "frames": sum(s["frames"] for s in per_scene),
               "seconds": time.perf_counter() - started, "render_seconds": render_seconds,
               "command": command, "summary": summary, "per_scene": per_scene,
@@ -553,8 +555,10 @@ def main(argv=None) -> int:
     parser.add_argument("--any-render", action="store_true",
                         help="use an older cached render of a scene when the current code's is not there")
     parser.add_argument("--motion-model", type=Path, default=None, metavar="FILE.onnx",
-                        help="also score the learned motion network: the motion-net row (captures with --motion "
-                             "network) and the motion-prior row (--motion prior)")
+                        help="the learned motion network every capture uses (default: the engine's own)")
+    parser.add_argument("--motion-rows", action="store_true",
+                        help="also the motion-fit row (captures with --motion fit: the fit alone) and the motion-net "
+                             "row (--motion network: the network's body alone)")
     args = parser.parse_args(argv)
     from inference_server.config import prepare_environment
 
@@ -577,7 +581,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--motion-model {args.motion_model}: no such file (train one: python -m "
                          "inference_server.motion_train --out DIR, then pass DIR/motion_net.onnx)")
     run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures, scene_names=args.scenes,
-              motion_model=args.motion_model, any_render=args.any_render)
+              motion_model=args.motion_model, any_render=args.any_render, motion_rows=args.motion_rows)
     return 0
 
 

@@ -23,13 +23,16 @@ Writes ``bench/results/stage-memory-<suite>[-<scene>][-<mode>][-people<N>][-<mot
 suffix) and
 prints a Markdown table.
 
-    ./reel2rig bench stage-memory --replay hands|people [--long 2000,6000,20000]
+    ./reel2rig bench stage-memory --replay hands|people|motion [--long 2000,6000,20000]
 
 The trackers' bookkeeping alone, without the networks' time: the real detectors run once over the first
 ``REPLAY_RECORD`` frames of the sample clip (``people``: the sample twice side by side, the right copy 45 frames
 later, as ``tests/engine/test_people.py`` makes it), then copies of those detections, looped to each length, go
 through what a capture does with them (``hands``: `detect.Perception` in hands mode, a `detect.FrameStore` and
-``finish``; ``people``: `people.detect_stream` with a stand-in detector and `people.track_people`), inside a scratch
+``finish``; ``people``: `people.detect_stream` with a stand-in detector and `people.track_people`; ``motion``: the
+body landmarks, looped into a scratch array as the detection stage leaves them, through the learned motion network
+as the default capture runs it, `motion_stage.network_prior` with the engine's network; ``motion-whole``, its
+baseline: the same with the network run over the whole clip at once and its arrays in memory), inside a scratch
 folder as in a capture, in a fresh process per length. The peak memory above the level before the replay, per
 1,000 frames between the two longest, is what those paths keep per frame: resident (as above), and anonymous (the
 heap alone, without mapped files' pages: the scratch's windows, and libraries paged back in on a busy machine).
@@ -151,6 +154,8 @@ def replay_one(kind: str, frames: int, cache: Path) -> dict:
     from inference_server.video import iter_frames
 
     _scipy_solver()   # scipy's assignment solver, imported before the baseline (its import is not per frame)
+    if kind in ("motion", "motion-whole"):
+        return _replay_motion(frames, cache, whole=kind == "motion-whole")
     rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for _, _, f in iter_frames(SAMPLE, 0, REPLAY_RECORD)]
     if kind == "people":
         rgb = [np.hstack([f, rgb[(t + 45) % len(rgb)]]) for t, f in enumerate(rgb)]
@@ -206,6 +211,58 @@ def replay_one(kind: str, frames: int, cache: Path) -> dict:
             done.set()
             kept = sum(int(tr.present.sum()) for tr in tracks)
         thread.join()
+    return {"frames": frames, "seconds": round(time.perf_counter() - began, 1), "base_mb": round(base, 1),
+            "peak_mb": round(peak[0], 1), "above_base_mb": round(peak[0] - base, 1),
+            "anon_above_base_mb": round(peak[1] - base_anon, 1), "kept": kept}
+
+
+def _replay_motion(frames: int, cache: Path, whole: bool = False) -> dict:
+    """``--replay motion``: the sample's body landmarks looped to ``frames`` frames (a scratch array, as the
+    detection stage leaves a long clip's) through `motion_stage.network_prior` with the engine's own network.
+    ``whole`` (``--replay motion-whole``, the baseline): the network over the whole clip in one run and the
+    adapter's arrays in memory, as before the network streamed."""
+    import numpy as np
+
+    from inference_server import scratch
+    from inference_server.anny_skeleton import load_skeleton
+    from inference_server.capture import default_intrinsics, detect_stage
+    from inference_server.motion_infer import MotionModel
+    from inference_server.motion_stage import network_prior
+    from inference_server.pipeline import CaptureOptions
+    from inference_server.video import probe
+
+    info = probe(SAMPLE)
+    det = detect_stage(SAMPLE, info, CaptureOptions(), lambda *a: None, lambda: False)[0]
+    record = np.asarray(det.pose_2d, dtype=np.float64)
+    skel, model = load_skeleton(), MotionModel.load()
+    if whole:
+        model.chunk = 1 << 30
+        os.environ["REEL2RIG_SCRATCH_MIN_FRAMES"] = str(1 << 30)
+    size = (info.width, info.height)
+    K = default_intrinsics(info.width, info.height, None)
+    peak = [0.0, 0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0], peak[1] = max(peak[0], _rss_mb()), max(peak[1], _anon_mb())
+            time.sleep(0.005)
+
+    began = time.perf_counter()
+    with scratch.opened(cache / "scratch"):
+        long = type("Detections", (), {})()
+        long.pose_2d = scratch.empty((frames, 33, 3))
+        for a, b in scratch.windows(frames):
+            long.pose_2d[a:b] = record[np.arange(a, b) % len(record)]
+        long.camera_R, long.timestamps = None, np.arange(frames) / info.fps
+        network_prior(skel, det, size, K, model)          # once, short: the session's own start-up is not per frame
+        base, base_anon = _rss_mb(), _anon_mb()
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        prior, _ = network_prior(skel, long, size, K, model)
+        done.set()
+        thread.join()
+        kept = sum(int(np.isfinite(prior[0][a:b, 0, 0]).sum()) for a, b in scratch.windows(frames))
     return {"frames": frames, "seconds": round(time.perf_counter() - began, 1), "base_mb": round(base, 1),
             "peak_mb": round(peak[0], 1), "above_base_mb": round(peak[0] - base, 1),
             "anon_above_base_mb": round(peak[1] - base_anon, 1), "kept": kept}
@@ -288,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--motion", choices=("fit", "prior", "network"), default="fit",
                         help="the capture's body motion (prior/network: the learned motion network)")
-    parser.add_argument("--replay", choices=("hands", "people"),
+    parser.add_argument("--replay", choices=("hands", "people", "motion", "motion-whole"),
                         help="the trackers' bookkeeping alone, on the sample's detections replayed (see above)")
     parser.add_argument("--replay-one", type=int, help=argparse.SUPPRESS)   # the child: replay this many frames
     args = parser.parse_args(argv)

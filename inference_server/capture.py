@@ -389,7 +389,7 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
         raise RpcError(OUTPUT_NOT_WRITABLE, f"{out_dir}: cannot create the output folder ({exc})") from exc
     target_model = _target_model(options)   # a missing model file fails here, before any detection work
     motion_model = None
-    if options.motion != "fit":              # ... and so does a missing or unreadable motion network
+    if options.motion != "fit" and options.mode != "hands":   # ... and so does a missing or unreadable motion network
         from .motion_infer import MotionModel
 
         motion_model = MotionModel.load(options.motion_model)
@@ -466,11 +466,11 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     K = default_intrinsics(info.width, info.height, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     count = len(all_takes)
-    prior = None
+    prior, body_start = None, None
     if options.motion == "prior" and not hands_only:   # the motion network's body as the fit's starting pose
         from .motion_stage import network_prior
 
-        prior = network_prior(skel, det, (info.width, info.height), K, motion_model)
+        prior, body_start = network_prior(skel, det, (info.width, info.height), K, motion_model)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
                        hands_world=det.hands_world, hands_only=hands_only, prior=prior)
@@ -493,6 +493,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
                               motion_model)
     else:
         world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
+        if body_start is not None:
+            world.info["fit_start"] = body_start
     _to_float32(det, ("pose_2d",))
     root_world, R_w2c, t_w2c = world.root_position_world, world.R_world2cam, world.t_world2cam
     bone_fitted, residual_px = fit.bone_fitted, fit.residual_px

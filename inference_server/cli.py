@@ -35,9 +35,10 @@ def add_commands(commands) -> None:
                      help="world (default): the camera's own turning taken out, feet planted on a level floor, the "
                           "root pushed by the feet; camera: the motion as the camera saw it, the camera still")
     cap.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet (keep the fitted legs)")
-    cap.add_argument("--motion", choices=("fit", "network", "prior"), default="fit",
-                     help="the body's motion: fit (default: the optimisation), network (the learned motion "
-                          "network; the hands stay fitted) or prior (the fit, started from the network's body)")
+    cap.add_argument("--motion", choices=("prior", "fit", "network"), default="prior",
+                     help="the body's motion: prior (default: the fit, started from the learned motion network's "
+                          "body), fit (the fit alone) or network (the network's body and world; the hands stay "
+                          "fitted)")
     cap.add_argument("--motion-model", default=None, metavar="FILE.onnx",
                      help="the motion network (default: $REEL2RIG_MOTION_MODEL, then the one shipped in "
                           "inference_server/weights/)")

@@ -51,12 +51,36 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
                  scratch.copy_of(res.t_world2cam, np.float64), contact, info)
 
 
-def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
+LEG_LANDMARKS = (23, 24, 25, 26, 27, 28)   # MediaPipe's hips, knees and ankles
+MIN_LEGS_SEEN = 0.5                        # the prior needs the legs in the picture in at least this share of frames
+VISIBILITY_MIN = 0.5
+
+
+def legs_seen(pose_2d: np.ndarray, image_size: tuple[int, int]) -> float:
+    """The share of the frames with a body in which its hips, knees and ankles are all in the picture and visible
+    (0 without a body). ``pose_2d`` (T, 33, 3) px + visibility, NaN where unseen; read a window at a time."""
+    w, h = image_size
+    body = seen = 0
+    for a, b in scratch.windows(len(pose_2d)):
+        p = np.asarray(pose_2d[a:b], dtype=np.float64)
+        legs = p[:, LEG_LANDMARKS]
+        ok = (np.isfinite(legs[..., 0]) & (legs[..., 0] >= 0) & (legs[..., 0] < w) & (legs[..., 1] >= 0)
+              & (legs[..., 1] < h) & (np.nan_to_num(legs[..., 2], nan=1.0) >= VISIBILITY_MIN))
+        present = np.isfinite(p[:, :, 0]).any(axis=1)
+        body += int(present.sum())
+        seen += int((ok.all(axis=1) & present).sum())
+    return seen / body if body else 0.0
+
+
+def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model
+                  ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
     """The motion network's body as the fit's starting pose (``motion="prior"``): (local_aa (T,J,3), root (T,3)) in
     the fit's frame (level camera at the origin, fit.R_WORLD2CAM_LEVEL), NaN where it gives nothing (the fingers,
-    the wrists, frames without a body), for `fit.fit_sequence`'s ``prior``. (Its foot contacts are not used: given
-    to the world stage they planted more feet, less foot sliding but a worse pose — README › The learned motion
-    network.)
+    the wrists, frames without a body), for `fit.fit_sequence`'s ``prior`` — or None when the legs are in the picture
+    in under :data:`MIN_LEGS_SEEN` of the frames (an upper-body shot: the network, which learnt whole bodies, guesses
+    the legs, and the fit started there is worse than from its own start: README › The learned motion network) —
+    and a few words on which start the fit got, for the Take's sidecar. (The network's foot contacts are not used:
+    given to the world stage they planted more feet, less foot sliding but a worse pose.)
 
     The root: the network's world rotation G (W_root = G Rest_root) seen from its camera is R_world2cam G; in the
     fit's frame W = R_Lᵀ R_world2cam G Rest_root, so L_root = Rest_rootᵀ W; its position is the network's root in
@@ -64,6 +88,10 @@ def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) 
     from rigs.rotations import aa_to_matrix, matrix_to_aa
 
     from .fit import R_WORLD2CAM_LEVEL as R_L
+
+    share = legs_seen(det.pose_2d, image_size)
+    if share < MIN_LEGS_SEEN:
+        return None, f"its own (the legs are in the picture in {100 * share:.0f} % of the frames)"
     res = model.predict(det.pose_2d, image_size, K, det.camera_R, det.timestamps)
     n = len(res.confidence)
     local = scratch.empty((n, len(skel.names), 3))
@@ -81,4 +109,4 @@ def network_prior(skel, det, image_size: tuple[int, int], K: np.ndarray, model) 
         lw[~seen] = np.nan
         rw[~seen] = np.nan
         local[a:b], root[a:b] = lw, rw
-    return local, root
+    return (local, root), "the motion network's body"

@@ -46,9 +46,11 @@ class CaptureOptions:
     space: str = "world"              # "world": the camera's own motion taken out, feet planted, the root pushed by
                                       # the feet (world.py); "camera": the motion as the camera saw it, camera still
     foot_lock: bool = True            # pin planted feet in the Take (two-bone IK on the legs; world.py)
-    motion: str = "fit"               # the body's motion: "fit" (the optimisation, fit.py + world.py), "network"
-                                      # (the learned motion network, motion_stage.py; the hands stay fitted) or
-                                      # "prior" (the fit, started from the network's body)
+    motion: str = "prior"             # the body's motion: "prior" (the fit, fit.py + world.py, started from the
+                                      # learned motion network's body; README › The learned motion network),
+                                      # "fit" (the fit from its closed-form start) or "network" (the network's body
+                                      # and world, motion_stage.py; the hands stay fitted). Hands mode: the fit
+                                      # (no body to start from); "network" is refused there
     motion_model: str | None = None   # the network's ONNX file (default: $REEL2RIG_MOTION_MODEL, then the one
                                       # shipped in inference_server/weights/)
 
@@ -67,7 +69,7 @@ class CaptureOptions:
                              f"or a body model (anny, smpl, smplh, smplx) for mode {out.mode!r}")
         if out.motion not in MOTIONS:
             raise ValueError(f"option 'motion' must be one of {list(MOTIONS)}, not {out.motion!r}")
-        if out.motion != "fit" and out.mode == "hands":
+        if out.motion == "network" and out.mode == "hands":
             raise ValueError("the motion network drives the body: use it with the body or body+hands mode")
         if out.space not in SPACES:
             raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")

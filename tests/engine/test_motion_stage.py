@@ -40,7 +40,7 @@ def test_the_network_drives_the_body_and_the_fit_keeps_the_hands(network, tmp_pa
     from inference_server.pipeline import CaptureOptions
     from inference_server.video import probe
 
-    fitted = _capture(tmp_path / "fit")
+    fitted = _capture(tmp_path / "fit", motion="fit")
     net = _capture(tmp_path / "net", motion="network", motion_model=str(network), foot_lock=False)
     assert net.meta["world"]["motion"] == "network" and net.meta["options"]["motion"] == "network"
     assert fitted.meta["world"].get("motion") is None
@@ -77,7 +77,8 @@ def test_a_missing_network_is_a_clear_error(tmp_path):
 def test_the_motion_option_is_checked():
     from inference_server.pipeline import CaptureOptions
 
-    assert CaptureOptions.from_dict({}).motion == "fit"
+    assert CaptureOptions.from_dict({}).motion == "prior"                       # the default ...
+    assert CaptureOptions.from_dict({"mode": "hands"}).motion == "prior"         # ... meaning the fit in hands mode
     assert CaptureOptions.from_dict({"motion": "network", "motion_model": "/x.onnx"}).motion == "network"
     with pytest.raises(ValueError, match="'motion' must be one of"):
         CaptureOptions.from_dict({"motion": "wham"})
@@ -106,7 +107,8 @@ def test_the_prior_is_the_networks_body_in_the_fits_frame(network):
     K = default_intrinsics(info.width, info.height, None)
     size = (info.width, info.height)
     model = MotionModel.load(network, skel)
-    local, root = network_prior(skel, det, size, K, model)
+    (local, root), start = network_prior(skel, det, size, K, model)
+    assert start == "the motion network's body"
     pred = model.predict(det.pose_2d, size, K, det.camera_R, det.timestamps)
     assert np.isfinite(local[:, 0]).all() and np.isnan(local[:, skel.index("finger2-1.L")]).all()
     filled = np.where(np.isfinite(local), local, pred.local_rotations_aa)
@@ -123,4 +125,25 @@ def test_a_capture_started_from_the_network(network, tmp_path):
     take = _capture(tmp_path / "prior", motion="prior", motion_model=str(network))
     assert take.meta["options"]["motion"] == "prior" and take["valid"].all()
     assert take.meta["world"].get("motion") is None            # the fit's own world stage
+    assert take.meta["world"]["fit_start"] == "the motion network's body"
     assert np.isfinite(take["local_rotations_aa"]).all()
+
+
+def test_an_upper_body_shot_keeps_the_fits_own_start(network):
+    """Legs out of the picture in most frames: no prior (the network learnt whole bodies and guesses legs); the
+    share is counted over the frames with a body, a leg point outside the picture or barely visible is unseen."""
+
+    from inference_server.motion_infer import MotionModel
+    from inference_server.motion_stage import legs_seen, network_prior
+
+    rng = np.random.default_rng(0)
+    pose = np.concatenate([rng.uniform(100, 400, (40, 33, 2)), np.full((40, 33, 1), 0.9)], axis=-1)
+    pose[30:] = np.nan                                                       # no body at all
+    assert legs_seen(pose, (640, 480)) == 1.0
+    pose[:12, 27, 1] = 700                                                   # an ankle below the picture
+    pose[12:16, 25, 2] = 0.1                                                 # a knee barely visible
+    assert legs_seen(pose, (640, 480)) == pytest.approx(14 / 30)
+    det = type("Det", (), {})()
+    det.pose_2d, det.camera_R, det.timestamps = pose, None, np.arange(40) / 30.0
+    prior, start = network_prior(None, det, (640, 480), np.eye(3), MotionModel.load(network))
+    assert prior is None and "47 %" in start and "its own" in start

@@ -323,7 +323,8 @@ def test_the_engine_limits_heap_growth_on_glibc_unless_the_user_tuned_malloc():
 
 def test_the_motion_network_reaches_the_engine_and_a_missing_one_is_refused(tmp_path, capsys, monkeypatch):
     base = BatchSettings(out=tmp_path)
-    assert "motion" not in base.capture_options()                                # the fit: the engine's default
+    assert "motion" not in base.capture_options()                                # prior: the engine's default
+    assert BatchSettings(out=tmp_path, motion="fit").capture_options()["motion"] == "fit"
     assert BatchSettings.check_motion("fit", None) is None
     net = tmp_path / "motion_net.onnx"
     net.write_bytes(b"onnx")
