@@ -205,8 +205,8 @@ def test_the_model_choice_reaches_the_engine_options(empty_scene: ModuleType, cl
             operators.capture_settings(bpy.context, clip)
         scene.mode = "body"
         assert operators.capture_settings(bpy.context, clip).options == {
-            "mode": "body", "smoothing": scene.smoothing, "space": "world", "foot_lock": True, "model": "smplx",
-            "model_dir": str(tmp_path), "device": "auto"}
+            "mode": "body", "smoothing": scene.smoothing, "space": "world", "foot_lock": True, "motion": "prior",
+            "model": "smplx", "model_dir": str(tmp_path), "device": "auto"}
     finally:
         prefs.model_dir = ""
         scene.mode, scene.model = "body+hands", "anny"
