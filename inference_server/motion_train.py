@@ -259,6 +259,67 @@ def evaluate(net, fk, data: dict[str, np.ndarray], device, weights: LossWeights 
     return res
 
 
+def held_out_set(skel, prep, body, seed: int, limit: int | None = None, settings=None) -> dict[str, np.ndarray]:
+    """Every window of the held-out split, un-augmented, stacked as :func:`training_arrays` (with
+    ``joints_present``): what a run with ``seed`` evaluates on (its windows draw from ``10_000 + seed``)."""
+    from . import motion_data as md
+
+    fixed = dataclasses.replace(settings or md.WindowSettings(), augment=False)
+    windows = [training_arrays(w) for w in md.iter_windows(prep, body, held_out=True, seed=10_000 + seed,
+                                                           settings=fixed, count=limit)]
+    held = stack(windows)
+    present = np.asarray(skel.body_marker_bone) >= 0
+    held["joints_present"] = np.broadcast_to(present, (len(held["kp2d"]), 33)).copy()
+    return held
+
+
+class OnnxNet:
+    """An exported network (a ``motion_net.onnx`` run by ONNX Runtime through :class:`.motion_infer.MotionModel`,
+    as the engine runs it) with :class:`.motion_net.MotionNet`'s call: so :func:`evaluate` scores the very file the
+    engine ships. Each window starts from zero states with its first frame as the lead frame (a clip's start)."""
+
+    training = False
+
+    def __init__(self, path: Path, skel=None):
+        from .motion_infer import MotionModel
+
+        self.model = MotionModel.load(path, skel=skel)
+
+    def eval(self) -> "OnnxNet":
+        return self
+
+    def train(self, mode: bool = True) -> "OnnxNet":
+        return self
+
+    def __call__(self, kp2d, box, cam_angvel, mask, cam_intrinsics) -> dict[str, Any]:
+        import torch
+
+        lead = [np.concatenate([x[:, :1], x], axis=1) for x in
+                (t.detach().cpu().numpy().astype(np.float32) for t in (kp2d, box, cam_angvel, mask, cam_intrinsics))]
+        outs, _ = self.model.run(*lead)
+        out = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in outs.items()}
+        p = out["contact"].clamp(1e-6, 1 - 1e-6)
+        out["contact_logit"] = torch.log(p) - torch.log1p(-p)
+        return out
+
+
+def evaluate_onnx(path: Path, seed: int = 0, mocap_dir: str | None = None, synthetic: bool = False,
+                  limit: int | None = None, log=print) -> dict[str, Any]:
+    """:func:`evaluate` of an exported network on the held-out windows a run with ``seed`` scores (the CMU packs,
+    or the synthetic pack), through ONNX Runtime as the engine runs it."""
+    from . import motion_data as md
+    from .anny_skeleton import load_skeleton
+    from .motion_net import BodyFK
+
+    skel = load_skeleton()
+    prep, source = load_data(skel, mocap_dir, synthetic, smoke=False)
+    body = md.AnnyBody.of(skel)
+    held = held_out_set(skel, prep, body, seed, limit=limit)
+    log(f"held-out: {len(held['kp2d'])} windows, {int(held['valid'].sum())} frames of {source}")
+    fk = BodyFK.of(skel, body.bones)
+    return evaluate(OnnxNet(path, skel=skel), fk, held, "cpu")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The run
 
@@ -390,14 +451,9 @@ def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | 
     else:
         probe_stream = md.iter_windows(prep, body, held_out=False, seed=seed + 7919, settings=wset)
         probe = stack([training_arrays(next(probe_stream)) for _ in range(settings.probe)])
-    fixed = dataclasses.replace(wset, augment=False)
-    held_windows = [training_arrays(w) for w in md.iter_windows(prep, body, held_out=True, seed=10_000 + seed,
-                                                                settings=fixed)]
-    if smoke:
-        held_windows = held_windows[:8]
-    held = stack(held_windows)
+    held = held_out_set(skel, prep, body, seed, limit=8 if smoke else None, settings=wset)
     present = np.asarray(skel.body_marker_bone) >= 0
-    for d in (pool.data, probe, held):
+    for d in (pool.data, probe):
         d["joints_present"] = np.broadcast_to(present, (len(d["kp2d"]), 33)).copy()
     log(f"held-out: {len(held['kp2d'])} windows, {int(held['valid'].sum())} frames")
 
@@ -546,7 +602,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--export", metavar="CHECKPOINT", default=None,
                    help="only export a run's motion_net.pt (or its folder) to ONNX (into --out, default beside it)")
     p.add_argument("--half", action="store_true", help="with --export: store the weights as float16 (half the file)")
+    p.add_argument("--evaluate", metavar="MODEL.onnx", default=None,
+                   help="only score an exported network on the held-out windows of a run with --seed (JSON out)")
     args = p.parse_args(args_list)
+    if args.evaluate:
+        from .motion_data_mocap import MocapError
+
+        try:
+            res = evaluate_onnx(Path(args.evaluate), seed=args.seed, mocap_dir=args.mocap, synthetic=args.synthetic,
+                                log=lambda m: print(m, file=sys.stderr, flush=True))
+        except MocapError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}, indent=1))
+        return 0
     if args.export:
         out = Path(args.out) / "motion_net.onnx" if args.out else None
         print(f"wrote {export_checkpoint(Path(args.export), out, half=args.half)}")

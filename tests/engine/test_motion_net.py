@@ -238,6 +238,26 @@ def test_smoke_training_writes_its_files_and_overfits(smoke_run):
     assert ckpt["data"]["bone_names"][0] == "root"
 
 
+def test_the_exported_file_scores_as_the_network_it_came_from(smoke_run, skel):
+    """motion_train.evaluate through ONNX Runtime (OnnxNet, as the engine runs the file) gives the figures the torch
+    network gives on the same held-out windows: so `--evaluate` measures the shipped file itself."""
+    out, _ = smoke_run
+    ckpt = torch.load(out / "motion_net.pt", weights_only=True)
+    net = mn.MotionNet(mn.NetConfig.from_json(ckpt["config"]))
+    net.load_state_dict(ckpt["state_dict"])
+    prep = md.synthetic_pack(skel, n_clips=4, n_frames=120, held_out=(3,))
+    body = md.AnnyBody.of(skel)
+    held = mt.held_out_set(skel, prep, body, seed=1, limit=3)
+    fk = mn.BodyFK.of(skel, body.bones)
+    ref = mt.evaluate(net, fk, held, "cpu")
+    got = mt.evaluate(mt.OnnxNet(out / "motion_net.onnx", skel=skel), fk, held, "cpu")
+    assert ref["frames"] == got["frames"] > 0
+    for key in ("mpjpe_mm", "pa_mpjpe_mm", "root_vel_err_mps", "world_orient_err_deg", "root_cam_err_mm"):
+        assert got[key] == pytest.approx(ref[key], rel=1e-3, abs=1e-3), key
+    assert abs(got["contact_acc"] - ref["contact_acc"]) < 0.01
+    assert got["contact"] == pytest.approx(ref["contact"], rel=1e-3, abs=1e-4)
+
+
 def _as_detections(w: dict) -> np.ndarray:
     """A window's observation back in pixels, NaN where unseen: what the detector stage hands over."""
     kp, _ = cams.denormalize_keypoints(w["kp2d"][..., :2].astype(np.float64), w["box"].astype(np.float64),
