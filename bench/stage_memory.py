@@ -141,6 +141,35 @@ REPLAY_RECORD = 90   # frames of the sample whose detections are replayed
 SAMPLE = ROOT / "samples" / "sample_wave.mp4"
 
 
+class _PeakMemory:
+    """Resident and anonymous memory sampled every 5 ms between :meth:`start` (which also reads the baseline) and
+    :meth:`stop`; :meth:`report` is a replay's row."""
+
+    def __init__(self) -> None:
+        self.peak = [0.0, 0.0]
+        self.base = self.base_anon = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = [max(self.peak[0], _rss_mb()), max(self.peak[1], _anon_mb())]
+            time.sleep(0.005)
+
+    def start(self) -> None:
+        self.base, self.base_anon = _rss_mb(), _anon_mb()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def report(self, frames: int, began: float, kept: int) -> dict:
+        return {"frames": frames, "seconds": round(time.perf_counter() - began, 1), "base_mb": round(self.base, 1),
+                "peak_mb": round(self.peak[0], 1), "above_base_mb": round(self.peak[0] - self.base, 1),
+                "anon_above_base_mb": round(self.peak[1] - self.base_anon, 1), "kept": kept}
+
+
 def replay_one(kind: str, frames: int, cache: Path) -> dict:
     """In this process: record the sample's detections (``kind`` hands or people), then replay them looped to
     ``frames`` frames through that kind's bookkeeping; peak resident memory (MB) above the level before the replay."""
@@ -160,14 +189,7 @@ def replay_one(kind: str, frames: int, cache: Path) -> dict:
     if kind == "people":
         rgb = [np.hstack([f, rgb[(t + 45) % len(rgb)]]) for t, f in enumerate(rgb)]
     size = (rgb[0].shape[1], rgb[0].shape[0])
-    peak = [0.0, 0.0]   # resident, anonymous
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0], peak[1] = max(peak[0], _rss_mb()), max(peak[1], _anon_mb())
-            time.sleep(0.005)
-
+    memory = _PeakMemory()
     began = time.perf_counter()
     with scratch.opened(cache / "scratch"):
         if kind == "hands":
@@ -177,14 +199,12 @@ def replay_one(kind: str, frames: int, cache: Path) -> dict:
                 record = [perception._hands.process(f, size) for f in rgb]          # real hands, once
                 clock = iter(range(frames))
                 perception._hands.process = lambda _rgb, _size: copy.deepcopy(record[next(clock) % len(record)])
-                base, base_anon = _rss_mb(), _anon_mb()
-                thread = threading.Thread(target=sample, daemon=True)
-                thread.start()
+                memory.start()
                 found = FrameStore(frames)
                 for _ in range(frames):
                     found.append(perception.process(rgb[0], size))
                 perception.finish(found)
-                done.set()   # (the count below reads the whole store)
+                memory.stop()   # (the count below reads the whole store)
                 kept = sum(int(np.isfinite(found.array("hands_2d")[a:b, :, 0, 0]).sum())
                            for a, b in scratch.windows(frames))
         else:
@@ -203,17 +223,12 @@ def replay_one(kind: str, frames: int, cache: Path) -> dict:
                     return out
 
             tiny = np.zeros((1, 1, 3), np.uint8)
-            base, base_anon = _rss_mb(), _anon_mb()
-            thread = threading.Thread(target=sample, daemon=True)
-            thread.start()
+            memory.start()
             found, _ = detect_stream(Replay(), ((tiny, size) for _ in range(frames)), 8)
             tracks = track_people(found, size)
-            done.set()
+            memory.stop()
             kept = sum(int(tr.present.sum()) for tr in tracks)
-        thread.join()
-    return {"frames": frames, "seconds": round(time.perf_counter() - began, 1), "base_mb": round(base, 1),
-            "peak_mb": round(peak[0], 1), "above_base_mb": round(peak[0] - base, 1),
-            "anon_above_base_mb": round(peak[1] - base_anon, 1), "kept": kept}
+    return memory.report(frames, began, kept)
 
 
 def _replay_motion(frames: int, cache: Path, whole: bool = False) -> dict:
@@ -240,14 +255,7 @@ def _replay_motion(frames: int, cache: Path, whole: bool = False) -> dict:
         os.environ["REEL2RIG_SCRATCH_MIN_FRAMES"] = str(1 << 30)
     size = (info.width, info.height)
     K = default_intrinsics(info.width, info.height, None)
-    peak = [0.0, 0.0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0], peak[1] = max(peak[0], _rss_mb()), max(peak[1], _anon_mb())
-            time.sleep(0.005)
-
+    memory = _PeakMemory()
     began = time.perf_counter()
     with scratch.opened(cache / "scratch"):
         long = type("Detections", (), {})()
@@ -256,16 +264,11 @@ def _replay_motion(frames: int, cache: Path, whole: bool = False) -> dict:
             long.pose_2d[a:b] = record[np.arange(a, b) % len(record)]
         long.camera_R, long.timestamps = None, np.arange(frames) / info.fps
         network_prior(skel, det, size, K, model)          # once, short: the session's own start-up is not per frame
-        base, base_anon = _rss_mb(), _anon_mb()
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
+        memory.start()
         prior, _ = network_prior(skel, long, size, K, model)
-        done.set()
-        thread.join()
+        memory.stop()
         kept = sum(int(np.isfinite(prior[0][a:b, 0, 0]).sum()) for a, b in scratch.windows(frames))
-    return {"frames": frames, "seconds": round(time.perf_counter() - began, 1), "base_mb": round(base, 1),
-            "peak_mb": round(peak[0], 1), "above_base_mb": round(peak[0] - base, 1),
-            "anon_above_base_mb": round(peak[1] - base_anon, 1), "kept": kept}
+    return memory.report(frames, began, kept)
 
 
 def _run_one(clip: Path, cache: Path, out: Path, options: dict) -> dict:
