@@ -259,6 +259,13 @@ def evaluate(net, fk, data: dict[str, np.ndarray], device, weights: LossWeights 
     return res
 
 
+def mark_joints_present(skel, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Adds ``joints_present`` (N,33): which of the 33 landmarks Anny's body carries (the losses' and metrics' mask)."""
+    present = np.asarray(skel.body_marker_bone) >= 0
+    data["joints_present"] = np.broadcast_to(present, (len(data["kp2d"]), 33)).copy()
+    return data
+
+
 def held_out_set(skel, prep, body, seed: int, limit: int | None = None, settings=None) -> dict[str, np.ndarray]:
     """Every window of the held-out split, un-augmented, stacked as :func:`training_arrays` (with
     ``joints_present``): what a run with ``seed`` evaluates on (its windows draw from ``10_000 + seed``)."""
@@ -267,10 +274,7 @@ def held_out_set(skel, prep, body, seed: int, limit: int | None = None, settings
     fixed = dataclasses.replace(settings or md.WindowSettings(), augment=False)
     windows = [training_arrays(w) for w in md.iter_windows(prep, body, held_out=True, seed=10_000 + seed,
                                                            settings=fixed, count=limit)]
-    held = stack(windows)
-    present = np.asarray(skel.body_marker_bone) >= 0
-    held["joints_present"] = np.broadcast_to(present, (len(held["kp2d"]), 33)).copy()
-    return held
+    return mark_joints_present(skel, stack(windows))
 
 
 class OnnxNet:
@@ -452,9 +456,8 @@ def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | 
         probe_stream = md.iter_windows(prep, body, held_out=False, seed=seed + 7919, settings=wset)
         probe = stack([training_arrays(next(probe_stream)) for _ in range(settings.probe)])
     held = held_out_set(skel, prep, body, seed, limit=8 if smoke else None, settings=wset)
-    present = np.asarray(skel.body_marker_bone) >= 0
     for d in (pool.data, probe):
-        d["joints_present"] = np.broadcast_to(present, (len(d["kp2d"]), 33)).copy()
+        mark_joints_present(skel, d)
     log(f"held-out: {len(held['kp2d'])} windows, {int(held['valid'].sum())} frames")
 
     config = NetConfig.tiny(len(body.bones)) if smoke else NetConfig(n_bones=len(body.bones))
@@ -541,7 +544,7 @@ def train(out_dir: Path, settings: RunSettings, seed: int = 0, mocap_dir: str | 
 
     net.eval()
     bone_names = [str(n) for n in prep.bone_names]
-    data_meta = {"bone_names": bone_names, "joints_present": [bool(p) for p in present], "fps": float(prep.fps),
+    data_meta = {"bone_names": bone_names, "joints_present": [bool(p) for p in held["joints_present"][0]], "fps": float(prep.fps),
                  "window": int(wset.length), "world": "yaw-canonical: frame 0's camera looks along +Y, Z up",
                  "root_rest_R": np.asarray(skel.rest[body.bones[0], :3, :3]).tolist()}
     torch.save({"format_version": FORMAT_VERSION, "config": config.to_json(), "data": data_meta,
