@@ -227,8 +227,11 @@ class DSConv(nn.Module):
         self.register_buffer("spiral", spiral.long(), persistent=False)
         self.spatial_layer = nn.Conv2d(c_in, c_in, side, groups=c_in, bias=False)
         self.channel_layer = nn.Linear(c_in, c_out, bias=False)
-        nn.init.xavier_uniform_(self.spatial_layer.weight)
-        nn.init.xavier_uniform_(self.channel_layer.weight)
+        # He initialisation (fan-in 9 for the depth-wise filter, c_in for the mixing): the authors' Xavier
+        # initialisation of the depth-wise filter (fan-out 9·c_in) shrinks the signal ~10× per level, and from it the
+        # decoder did not move in 40 steps here (tests/engine/test_hand_mesh_synth_train.py)
+        nn.init.kaiming_uniform_(self.spatial_layer.weight, nonlinearity="linear")
+        nn.init.kaiming_uniform_(self.channel_layer.weight, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:   # (B, V, C) → (B, V, C')
         B, V, C = x.shape[0], self.spiral.shape[0], x.shape[2]
@@ -289,7 +292,7 @@ class MeshDecoder(nn.Module):
             c_in = channels[-1] if i == 0 else channels[level + 1]
             self.de_layer.append(_UpConv(c_in, channels[level], spirals[level], meshconv))
         self.head = meshconv(channels[0], 3, spirals[0])
-        self.upsample = nn.Parameter(torch.full((hierarchy.sizes[-1], N_JOINTS), 0.01))   # the PVL matrix
+        self.upsample = nn.Parameter(torch.full((hierarchy.sizes[-1], N_JOINTS), 1.0 / N_JOINTS))   # PVL matrix
 
     def pool(self, latent: torch.Tensor, joints_2d: torch.Tensor) -> torch.Tensor:
         """The latent map sampled at each joint: (B, 21, C)."""

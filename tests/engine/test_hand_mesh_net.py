@@ -71,15 +71,18 @@ def test_forward_shapes_and_joint_pooling(template):
 
 def test_onnx_export_matches_torch(template, tmp_path):
     model = randomise(MobRecon(template.hierarchy, "ghoststack"), seed=1)
-    export_onnx(model, tmp_path / "hm.onnx")
+    Jr = np.random.default_rng(0).dirichlet(np.ones(778), size=21)
+    export_onnx(model, tmp_path / "hm.onnx", joint_regressor=Jr)
     assert not model.training
     x = torch.rand(2, 3, 128, 128) * 2 - 1
     with torch.no_grad():
         ref = model(x)
     runner = OnnxHandMesh(tmp_path / "hm.onnx")
     assert runner.metadata["encoder"] == "ghoststack" and runner.metadata["vertices"] == "778"
-    verts, joints = runner(x.numpy())
+    res = runner(x.numpy())
+    verts, joints = res["verts"], res["joints_2d"]
     scale = float(ref["verts"].abs().max())
+    assert np.allclose(res["joints3d"], np.einsum("jv,bvc->bjc", Jr, ref["verts"].numpy()), atol=1e-4 * scale + 1e-6)
     assert scale > 1e-3
     assert np.abs(verts - ref["verts"].numpy()).max() < 1e-4 * scale + 1e-6
     assert np.abs(joints - ref["joints_2d"].numpy()).max() < 1e-4
