@@ -8,6 +8,11 @@ by ``lm`` (the default fit: FitSettings()), ``adam`` (the first version's fit: F
 ``direct`` (the closed-form initialisation alone), and scored by bench/evaluate.py beside ``raw-mediapipe``.
 Means over scenes, as in the main benchmark.
 
+With ``--hand-mesh FILE.onnx`` (or the shipped network, when there is one) two more rows: ``hand-mesh`` (the
+hand-mesh network's 21 points on crops around the detected hands, unfitted: scored like raw MediaPipe, PA per
+hand) and ``lm+hand-mesh`` (the lm fit with the network's points in place of MediaPipe's world landmarks as the
+fingers' 3D shape: the network as the fit's initialisation; inference_server/hand_mesh/stage.py).
+
 Speed: the first scene's detections repeated to N frames (default 400, one fit window), fitted body-only (hands
 removed) and hands-only with one hand, by ``lm`` and ``adam``; frames/s of the fit call, best of two runs, torch on
 this machine's CPU (or ``--device cuda``).
@@ -90,7 +95,30 @@ def _with_world(det, skel, fit, K, hand_ok, body_ok, fit_seconds: float):
     return pred
 
 
-def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None = None) -> dict:
+def hand_mesh_rows(video: Path, det, skel, K, device: str, model: Path) -> dict:
+    """The ``hand-mesh`` and ``lm+hand-mesh`` predictions (module docstring)."""
+    from bench import methods as M
+    from bench.evaluate import Prediction
+    from inference_server.fit import R_WORLD2CAM_LEVEL
+    from inference_server.hand_mesh.stage import run_on_video
+
+    res = run_on_video(video, det.frame_ids, det.hands_2d, model)
+    n = len(det.frame_ids)
+    body = np.full((n, 33, 3), np.nan)
+    raw = Prediction("hand-mesh", body, body[..., :2], res.joints_m.copy(), res.joints_2d.copy(), True,
+                     seconds={"hand_mesh": res.seconds})
+    hands_world = np.where(res.ran[..., None, None], res.joints_m, det.hands_world)
+    fit, seconds = _fit(dataclasses.replace(det, hands_world=hands_world), skel, K, _settings("lm", device))
+    hand_ok = fit.bone_fitted[:, [skel.index("finger2-1.L"), skel.index("finger2-1.R")]]
+    shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((n, 3))
+    fitted = M._from_pose("lm+hand-mesh", skel, fit.local_rotations_aa, fit.root_position_world, K,
+                          np.broadcast_to(R_WORLD2CAM_LEVEL, (n, 3, 3)), shift, hand_ok,
+                          np.isfinite(det.pose_2d[:, 0, 0]), {"fit": seconds, "hand_mesh": res.seconds})
+    return {"hand-mesh": raw, "lm+hand-mesh": fitted, "crops_per_s": res.crops / max(res.seconds, 1e-9)}
+
+
+def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None = None,
+             hand_mesh: Path | None = None) -> dict:
     from bench import methods as M
     from bench.evaluate import evaluate
     from bench.perception import _scene_video
@@ -124,11 +152,17 @@ def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None 
             if method == "lm":   # the same fit placed in the world as capture does (world.py): the issue-6 stage
                 results["lm+world"] = evaluate(truth, _with_world(det, skel, fit, K, hand_ok, body_ok, seconds))
         results["hands-alone"] = evaluate(truth, hands_alone(det, skel, K, device))
-        per_scene.append({"scene": scene.name, "render": folder.name, "frames": n, "methods": results})
+        extra = {}
+        if hand_mesh is not None:
+            rows = hand_mesh_rows(video, det, skel, K, device, hand_mesh)
+            extra["hand_mesh_crops_per_s"] = rows.pop("crops_per_s")
+            results.update({m: evaluate(truth, p) for m, p in rows.items()})
+        per_scene.append({"scene": scene.name, "render": folder.name, "frames": n, "methods": results, **extra})
         print(f"  {scene.name}: " + ", ".join(f"{m} body PA {r['body_pa_mpjpe_mm']:.1f}" for m, r in results.items()
                                                if r.get("body_pa_mpjpe_mm") is not None), file=sys.stderr)
-    return {"per_scene": per_scene, "summary": aggregate(per_scene, ("raw-mediapipe", "direct", "adam", "lm", "lm+world",
-                                                                     "hands-alone"))}
+    methods = ("raw-mediapipe", "direct", "adam", "lm", "lm+world", "hands-alone") + (
+        ("hand-mesh", "lm+hand-mesh") if hand_mesh is not None else ())
+    return {"per_scene": per_scene, "summary": aggregate(per_scene, methods)}
 
 
 def speed(suite: str, any_render: bool, device: str, frames: int) -> dict:
@@ -194,7 +228,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--scenes", default=None, help="only these scenes of the suite (comma-separated)")
     parser.add_argument("--no-speed", action="store_true", help="accuracy only")
+    parser.add_argument("--hand-mesh", type=Path, default=None,
+                        help="the hand-mesh network (.onnx) for the hand-mesh rows (default: the shipped one if any; "
+                             "'none' leaves them out)")
     args = parser.parse_args(argv)
+    from inference_server.hand_mesh.stage import DEFAULT_MODEL
+
+    if args.hand_mesh is None and DEFAULT_MODEL.is_file():
+        args.hand_mesh = DEFAULT_MODEL
+    if args.hand_mesh is not None and str(args.hand_mesh) == "none":
+        args.hand_mesh = None
     import torch
 
     from inference_server.fit import resolve_device
@@ -203,7 +246,9 @@ def main(argv=None) -> int:
     report = {"suite": args.suite, "device": args.device, "torch_threads": torch.get_num_threads(),
               "command": f"./reel2rig bench fit {args.suite}" + (" --any-render" if args.any_render else ""),
               "speed": {} if args.no_speed else speed(args.suite, args.any_render, args.device, args.frames),
-              **accuracy(args.suite, args.any_render, args.device, args.scenes)}
+              **accuracy(args.suite, args.any_render, args.device, args.scenes, args.hand_mesh)}
+    if args.hand_mesh is not None:
+        report["command"] += f" --hand-mesh {args.hand_mesh}"
     if args.scenes:
         report["command"] += f" --scenes {args.scenes}"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -452,6 +452,24 @@ def _stage_times(det: Detections, t_fit: float) -> dict:
     }
 
 
+def _hands_world(video: Path, options: CaptureOptions, det: Detections, progress: ProgressFn,
+                 cancelled: CancelledFn) -> tuple[np.ndarray, dict | None]:
+    """The hands' 3D shape the fit takes the fingers from: MediaPipe's world landmarks, or with ``hand_mesh="init"``
+    the hand-mesh network's points where it ran (hand_mesh/stage.py; the clip is decoded again, streamed), and what
+    the network did (for the sidecar)."""
+    if options.hand_mesh != "init":
+        return det.hands_world, None
+    from .hand_mesh.stage import run_on_video
+
+    mesh = run_on_video(video, det.frame_ids, det.hands_2d, options.hand_mesh_model, fps=options.fps,
+                        progress=lambda i, n: progress("hand_mesh", i, n, 0.0), cancelled=cancelled)
+    if cancelled():
+        raise Cancelled("cancelled in the hand-mesh stage")
+    info = {"crops": mesh.crops, "seconds": round(mesh.seconds, 3),
+            "frames_per_hand": dict(zip(("left", "right"), mesh.ran.sum(axis=0).tolist()))}
+    return np.where(mesh.ran[..., None, None], mesh.joints_m, det.hands_world), info
+
+
 def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, valid: np.ndarray,
                    hands_only: bool, skel, take_path: Path, rank: int, all_takes: list[Path],
                    progress: ProgressFn, cancelled: CancelledFn, target_model=None,
@@ -471,9 +489,11 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         from .motion_stage import network_prior
 
         prior, body_start = network_prior(skel, det, (info.width, info.height), K, motion_model)
+    hands_world, hand_mesh_info = _hands_world(video, options, det, progress, cancelled)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
-                       hands_world=det.hands_world, hands_only=hands_only, prior=prior)
+                       hands_world=hands_world, hands_only=hands_only, prior=prior)
+    del hands_world
     del prior
     t_fit = time.perf_counter() - t0
     if cancelled():
@@ -575,6 +595,8 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         "detection": dict(det.counts),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if hand_mesh_info is not None:
+        meta["hand_mesh"] = hand_mesh_info
     if options.multi_person:
         meta["person"] = {"index": rank, "of": len(all_takes), "takes": [p.name for p in all_takes]}
     meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
@@ -623,8 +645,10 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
     t0 = time.perf_counter()
     K = default_intrinsics(info.width, info.height, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
-    fits = fit_hands_in_camera(skel, det.hands_2d, det.hands_world, K, settings,
+    hands_world, hand_mesh_info = _hands_world(video, options, det, progress, cancelled)
+    fits = fit_hands_in_camera(skel, det.hands_2d, hands_world, K, settings,
                                progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled)
+    del hands_world
     t_fit = time.perf_counter() - t0
     if cancelled():
         raise Cancelled("cancelled after fit")
@@ -708,6 +732,8 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
             "hand": {"side": side, "takes": [names[g.side].name for g in sides]},
             "detection": dict(det.counts), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stages": dict(stages),
         }
+        if hand_mesh_info is not None:
+            meta["hand_mesh"] = hand_mesh_info
         t_write = time.perf_counter()
         progress("write", len(written), len(sides), 0.0)
         if not model.name.startswith("mano"):   # Anny's hand: that hand's part of Anny's mesh

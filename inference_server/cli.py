@@ -42,6 +42,11 @@ def add_commands(commands) -> None:
     cap.add_argument("--motion-model", default=None, metavar="FILE.onnx",
                      help="the motion network (default: $REEL2RIG_MOTION_MODEL, then the one shipped in "
                           "inference_server/weights/)")
+    cap.add_argument("--hand-mesh", choices=("off", "init"), default="off",
+                     help="init: the learned hand-mesh network's points give the fingers' 3D shape (instead of "
+                          "MediaPipe's world landmarks); off (default)")
+    cap.add_argument("--hand-mesh-model", default=None, metavar="FILE.onnx",
+                     help="the hand-mesh network (default: $REEL2RIG_HAND_MESH_MODEL, then the shipped one)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
     cap.add_argument("--json", action="store_true", help="print a JSON summary (stages, frames/s, peak memory)")
     commands.add_parser("warm", help="build the Anny model cache (first run ~1-2 min), keep only compact files")
@@ -130,7 +135,8 @@ def _capture(args: argparse.Namespace) -> int:
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
                              use_cache=not args.no_cache, fps=args.fps, people=args.people, model=args.model,
                              model_dir=args.model_dir, space=args.space, foot_lock=not args.no_foot_lock,
-                             motion=args.motion, motion_model=args.motion_model)
+                             motion=args.motion, motion_model=args.motion_model, hand_mesh=args.hand_mesh,
+                             hand_mesh_model=args.hand_mesh_model)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)

@@ -23,6 +23,7 @@ class Cancelled(Exception):
 CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx", "anny_hand", "mano")
 SPACES = ("world", "camera")
 MOTIONS = ("fit", "network", "prior")
+HAND_MESH = ("off", "init")
 HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each hand placed in the camera
 
 
@@ -53,6 +54,10 @@ class CaptureOptions:
                                       # (no body to start from); "network" is refused there
     motion_model: str | None = None   # the network's ONNX file (default: $REEL2RIG_MOTION_MODEL, then the one
                                       # shipped in inference_server/weights/)
+    hand_mesh: str = "off"            # "init": the learned hand-mesh network's 21 points (on crops around the found
+                                      # hands) give the fingers' 3D shape in place of MediaPipe's world landmarks
+                                      # (inference_server/hand_mesh/stage.py); "off": MediaPipe's
+    hand_mesh_model: str | None = None  # its ONNX file (default: $REEL2RIG_HAND_MESH_MODEL, then the shipped one)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -71,6 +76,8 @@ class CaptureOptions:
             raise ValueError(f"option 'motion' must be one of {list(MOTIONS)}, not {out.motion!r}")
         if out.motion == "network" and out.mode == "hands":
             raise ValueError("the motion network drives the body: use it with the body or body+hands mode")
+        if out.hand_mesh not in HAND_MESH:
+            raise ValueError(f"option 'hand_mesh' must be one of {list(HAND_MESH)}, not {out.hand_mesh!r}")
         if out.space not in SPACES:
             raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")
         if isinstance(out.people, int) and out.people < 0:

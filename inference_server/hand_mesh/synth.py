@@ -260,7 +260,8 @@ def render(verts_cam: np.ndarray, faces: np.ndarray, is_hand: np.ndarray, K: np.
     spec = np.clip((n * half).sum(axis=1), 0, None) ** 24
     shade = albedo[None] * (ambient + diffuse * lam[:, None]) + specular * spec[:, None]
     uv = tri @ K.T
-    uv = uv[..., :2] / uv[..., 2:3] * s                            # (F, 3, 2) supersampled pixels
+    # supersampled pixels: s·u + (s − 1)/2, so that the s×s block averaged into crop pixel i is centred on u = i
+    uv = uv[..., :2] / uv[..., 2:3] * s + (s - 1) / 2                # (F, 3, 2)
     order = np.argsort(-centre[:, 2])                              # far to near
     img = np.ascontiguousarray(bg, dtype=np.float32)
     mask = np.zeros((size, size), np.float32)
