@@ -102,10 +102,11 @@ def hand_mesh_rows(video: Path, det, skel, K, device: str, model: Path) -> dict:
     from inference_server.fit import R_WORLD2CAM_LEVEL
     from inference_server.hand_mesh.stage import run_on_video
 
-    res = run_on_video(video, det.frame_ids, det.hands_2d, model)
+    res = run_on_video(video, det.frame_ids, det.hands_2d, model, K=K)
     n = len(det.frame_ids)
     body = np.full((n, 33, 3), np.nan)
-    raw = Prediction("hand-mesh", body, body[..., :2], res.joints_m.copy(), res.joints_2d.copy(), True,
+    placed = np.where(np.isfinite(res.joints_cam), res.joints_cam, res.joints_m)   # a refined network places them
+    raw = Prediction("hand-mesh", body, body[..., :2], placed, res.joints_2d.copy(), True,
                      seconds={"hand_mesh": res.seconds})
     hands_world = np.where(res.ran[..., None, None], res.joints_m, det.hands_world)
     fit, seconds = _fit(dataclasses.replace(det, hands_world=hands_world), skel, K, _settings("lm", device))

@@ -452,7 +452,7 @@ def _stage_times(det: Detections, t_fit: float) -> dict:
     }
 
 
-def _hands_world(video: Path, options: CaptureOptions, det: Detections, progress: ProgressFn,
+def _hands_world(video: Path, options: CaptureOptions, det: Detections, K: np.ndarray, progress: ProgressFn,
                  cancelled: CancelledFn) -> tuple[np.ndarray, dict | None]:
     """The hands' 3D shape the fit takes the fingers from: MediaPipe's world landmarks, or with ``hand_mesh="init"``
     the hand-mesh network's points where it ran (hand_mesh/stage.py; the clip is decoded again, streamed), and what
@@ -462,7 +462,7 @@ def _hands_world(video: Path, options: CaptureOptions, det: Detections, progress
     from .hand_mesh.stage import run_on_video
 
     mesh = run_on_video(video, det.frame_ids, det.hands_2d, options.hand_mesh_model, fps=options.fps,
-                        progress=lambda i, n: progress("hand_mesh", i, n, 0.0), cancelled=cancelled)
+                        progress=lambda i, n: progress("hand_mesh", i, n, 0.0), cancelled=cancelled, K=K)
     if cancelled():
         raise Cancelled("cancelled in the hand-mesh stage")
     info = {"crops": mesh.crops, "seconds": round(mesh.seconds, 3),
@@ -489,7 +489,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         from .motion_stage import network_prior
 
         prior, body_start = network_prior(skel, det, (info.width, info.height), K, motion_model)
-    hands_world, hand_mesh_info = _hands_world(video, options, det, progress, cancelled)
+    hands_world, hand_mesh_info = _hands_world(video, options, det, K, progress, cancelled)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
                        hands_world=hands_world, hands_only=hands_only, prior=prior)
@@ -645,7 +645,7 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
     t0 = time.perf_counter()
     K = default_intrinsics(info.width, info.height, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
-    hands_world, hand_mesh_info = _hands_world(video, options, det, progress, cancelled)
+    hands_world, hand_mesh_info = _hands_world(video, options, det, K, progress, cancelled)
     fits = fit_hands_in_camera(skel, det.hands_2d, hands_world, K, settings,
                                progress=lambda i, n: progress("fit", i, n, 0.0), cancelled=cancelled)
     del hands_world

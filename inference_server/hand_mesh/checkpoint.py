@@ -60,7 +60,8 @@ def checkpoint_conv(state: dict[str, torch.Tensor]) -> str:
 def load_authors_checkpoint(path: str | Path, hierarchy: MeshHierarchy) -> MobRecon:
     """A MobRecon-DenseStack with the checkpoint's weights (strict: every name and shape must agree)."""
     state = read_state_dict(path)
-    model = MobRecon(hierarchy, "densestack", conv=checkpoint_conv(state))
+    model = MobRecon(hierarchy, "densestack", conv=checkpoint_conv(state), leak=0.0,
+                     uv_skip=False)   # their ReLU, no 2D skip
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

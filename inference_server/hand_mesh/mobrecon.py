@@ -39,6 +39,16 @@ N_JOINTS = 21
 INPUT_SIZE = 128
 LATENT_SIZE = 256
 DECODER_CHANNELS = (32, 64, 128, 256)   # level 0 (the template) … level 3; level 4 takes the lifted joints
+# The decoder's activation: the authors' ReLU (leak 0) left 60-70 % of the decoder's channels dead after 200 steps of
+# training here (root-relative vertices of hands seen from every side average to ~0, and the decoder settled on
+# predicting that); a leaky ReLU keeps them alive. The authors' checkpoint is loaded with leak 0.
+DECODER_LEAK = 0.1
+# Also ours: the 2D joints about the wrist mapped linearly onto the vertices and added to the decoder's output. From
+# MobRecon's design alone the decoder sat at the all-zero mean for the first few thousand crops here (its only view
+# of where the joints are is where the latent is sampled); with the direct path the x/y of the mesh follow the 2D
+# joints from the start. The authors' checkpoint is loaded without it.
+UV_SKIP = True
+UV_SKIP_GAIN = 4.0   # a hand spans ~2/3 of the crop and ~2 dm: the gain puts the map's weights near 1
 
 
 # --- building blocks ---------------------------------------------------------------------------------------------
@@ -257,15 +267,18 @@ class SpiralConv(nn.Module):
 
 
 class _UpConv(nn.Module):
-    """Up-sample one level along the hierarchy (barycentric, three coarse vertices per fine one), mesh conv, ReLU."""
+    """Up-sample one level along the hierarchy (barycentric, three coarse vertices per fine one), mesh conv, then
+    ReLU (the authors') or a leaky ReLU (slope ``leak``)."""
 
-    def __init__(self, c_in: int, c_out: int, spiral: torch.Tensor, meshconv: type[nn.Module]):
+    def __init__(self, c_in: int, c_out: int, spiral: torch.Tensor, meshconv: type[nn.Module], leak: float = 0.0):
         super().__init__()
         self.conv = meshconv(c_in, c_out, spiral)
+        self.leak = float(leak)
 
     def forward(self, x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         up = (x[:, index.reshape(-1)].reshape(x.shape[0], index.shape[0], 3, x.shape[2]) * weight[None, :, :, None])
-        return F.relu(self.conv(up.sum(dim=2)))
+        y = self.conv(up.sum(dim=2))
+        return F.leaky_relu(y, self.leak) if self.leak else F.relu(y)
 
 
 class MeshDecoder(nn.Module):
@@ -273,7 +286,7 @@ class MeshDecoder(nn.Module):
     vertices (B, V_0, 3)."""
 
     def __init__(self, hierarchy: MeshHierarchy, channels: tuple[int, ...] = DECODER_CHANNELS,
-                 conv: str = "dsconv"):
+                 conv: str = "dsconv", leak: float = 0.0, uv_skip: bool = False):
         super().__init__()
         n_up = len(hierarchy.up_index)
         if len(channels) != n_up:
@@ -290,9 +303,15 @@ class MeshDecoder(nn.Module):
         for i in range(n_up):
             level = n_up - 1 - i
             c_in = channels[-1] if i == 0 else channels[level + 1]
-            self.de_layer.append(_UpConv(c_in, channels[level], spirals[level], meshconv))
+            self.de_layer.append(_UpConv(c_in, channels[level], spirals[level], meshconv, leak))
         self.head = meshconv(channels[0], 3, spirals[0])
         self.upsample = nn.Parameter(torch.full((hierarchy.sizes[-1], N_JOINTS), 1.0 / N_JOINTS))   # PVL matrix
+        # ours, not the paper's: a linear map from the 2D joints (about the wrist) straight to the vertices, added to
+        # the decoder's output (starts at zero). See UV_SKIP.
+        self.uv_lift = nn.Linear(2 * N_JOINTS, 3 * hierarchy.sizes[0]) if uv_skip else None
+        if self.uv_lift is not None:
+            nn.init.zeros_(self.uv_lift.weight)
+            nn.init.zeros_(self.uv_lift.bias)
 
     def pool(self, latent: torch.Tensor, joints_2d: torch.Tensor) -> torch.Tensor:
         """The latent map sampled at each joint: (B, 21, C)."""
@@ -304,7 +323,11 @@ class MeshDecoder(nn.Module):
         for i, layer in enumerate(self.de_layer):
             level = self.n_up - 1 - i
             x = layer(x, getattr(self, f"up_index_{level}"), getattr(self, f"up_weight_{level}"))
-        return self.head(x)
+        verts = self.head(x)
+        if self.uv_lift is not None:
+            rel = UV_SKIP_GAIN * (joints_2d - joints_2d[:, :1]).flatten(1)              # (B, 42)
+            verts = verts + self.uv_lift(rel).reshape(verts.shape)
+        return verts
 
 
 ENCODERS = {
@@ -322,15 +345,21 @@ class MobRecon(nn.Module):
     refine stage}.
     """
 
-    def __init__(self, hierarchy: MeshHierarchy, encoder: str = "densestack", conv: str = "dsconv"):
+    def __init__(self, hierarchy: MeshHierarchy, encoder: str = "densestack", conv: str = "dsconv",
+                 leak: float = DECODER_LEAK, uv_skip: bool = UV_SKIP):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; one of {sorted(ENCODERS)}")
         self.encoder_name = encoder
+        self.leak = float(leak)
+        self.uv_skip = bool(uv_skip)
         self.backbone = StackEncoder(**ENCODERS[encoder])
-        self.decoder3d = MeshDecoder(hierarchy, conv=conv)
+        self.decoder3d = MeshDecoder(hierarchy, conv=conv, leak=leak, uv_skip=uv_skip)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, landmarks_2d: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``landmarks_2d`` (B, 21, 2) in [0, 1] of the crop: where the decoder pools the latent (and what the 2D
+        skip lifts) instead of the network's own 2D joints — the detector's landmarks at inference, the true joints
+        (with noise) in training. None: the network's own, as in the paper."""
         enc = self.backbone(image)
-        enc["verts"] = self.decoder3d(enc["joints_2d"], enc["latent"])
+        enc["verts"] = self.decoder3d(enc["joints_2d"] if landmarks_2d is None else landmarks_2d, enc["latent"])
         return enc

@@ -1,7 +1,8 @@
 """Tang et al.'s alignment refinement (*Towards Accurate Alignment in Real-time 3D Hand-Mesh Reconstruction*,
 ICCV 2021) on MobRecon's rough mesh, and the camera geometry and training losses it needs. torch; everything
 differentiable; ``project`` and ``AlignmentRefiner`` export to ONNX (opset 17, TorchScript exporter).
-``register_translation`` does not (aten::linalg_solve has no ONNX opset-17 export); run it in torch or numpy.
+``register_translation`` solves its 3×3 system by the adjugate (``solve3``), so it exports too (aten::linalg_solve
+has no ONNX opset-17 export).
 
 Camera (OpenCV): x right, y down, z forward, metres; K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels of the
 128-px crop, pixel centres at integer coordinates (pixel (0, 0) covers [−0.5, 0.5]²).
@@ -68,7 +69,7 @@ def register_translation(verts_rel: torch.Tensor, joint_regressor: torch.Tensor,
 
     verts_rel (B, V, 3) metres; joint_regressor (J, V) (J = 21 for MobRecon; any J ≥ 2 works); joints_px (B, J, 2)
     pixels in K's image; K (B, 3, 3); weights (B, J) ≥ 0 (None: all 1), at least two joints' worth non-zero.
-    Differentiable in every tensor argument. Not ONNX-exportable (torch.linalg.solve)."""
+    Differentiable in every tensor argument; ONNX-exportable (``solve3``)."""
     J = torch.matmul(joint_regressor.to(verts_rel), verts_rel)        # (B, J, 3) regressed joints, root-relative
     X, Y, Z = J[..., 0], J[..., 1], J[..., 2]                          # (B, J) each
     fx, s, cx = K[:, 0, 0, None], K[:, 0, 1, None], K[:, 0, 2, None]   # (B, 1) each
@@ -84,7 +85,25 @@ def register_translation(verts_rel: torch.Tensor, joint_regressor: torch.Tensor,
     w = torch.ones_like(du) if weights is None else weights.to(du)
     w = torch.cat([w, w], dim=1)[..., None]                            # (B, 2J, 1): each joint weighs both its rows
     AtW = (A * w).transpose(1, 2)                                      # (B, 3, 2J)
-    return torch.linalg.solve(AtW @ A, (AtW @ b[..., None]))[..., 0]   # (B, 3): (AᵀWA) t = AᵀWb
+    return solve3(AtW @ A, (AtW @ b[..., None])[..., 0])               # (B, 3): (AᵀWA) t = AᵀWb
+
+
+def solve3(M: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """x with M x = r for batches of 3×3 systems (M (B, 3, 3), r (B, 3)) by the adjugate: x = adj(M) r / det(M).
+
+    M is first scaled by 3/trace(M) (AᵀWA is positive definite; its entries grow as the focal length squared), so
+    the cofactors stay near 1 in float32. Exportable to ONNX, unlike torch.linalg.solve."""
+    scale = 3.0 / (M[:, 0, 0] + M[:, 1, 1] + M[:, 2, 2])[:, None]      # (B, 1)
+    m = M * scale[..., None]
+    r = r * scale
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    d, e, f = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    g, h, i = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
+    adj = torch.stack([torch.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
+                       torch.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
+                       torch.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1)], dim=1)   # (B, 3, 3)
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)                     # (B,)
+    return (adj @ r[..., None])[..., 0] / det[:, None]
 
 
 def _pixels_to_grid(uv: torch.Tensor) -> torch.Tensor:
@@ -231,3 +250,40 @@ def edge_length_loss(pred: torch.Tensor, gt: torch.Tensor, faces: torch.Tensor |
     diffs = [(ep.norm(dim=-1) - eg.norm(dim=-1)).abs()
              for ep, eg in zip(_face_edges(pred, faces), _face_edges(gt, faces))]  # (B, F) each
     return torch.stack(diffs).mean()
+
+
+# --- the whole network with its refinement -------------------------------------------------------------------------
+
+class RefinedMobRecon(nn.Module):
+    """MobRecon, its mesh placed in the crop's camera by ``register_translation`` on its own 2D joints, then Tang et
+    al.'s refinement.
+
+    forward(image (B, 3, 128, 128), K (B, 3, 3) the crop's intrinsics) → the base network's outputs ("verts" wrist-
+    relative in ``units_per_m`` units, "joints_2d" in [0, 1] of the crop, ...) plus "translation" (B, 3) metres,
+    "verts_rough_cam" (B, V, 3) and "verts_cam" (B, V, 3), the refined mesh, metres, crop camera frame.
+    """
+
+    def __init__(self, base: nn.Module, joint_regressor: torch.Tensor | np.ndarray, units_per_m: float = 10.0,
+                 hidden: int = 64, layers: int = 3):
+        super().__init__()
+        self.base = base
+        self.units_per_m = float(units_per_m)
+        self.register_buffer("joint_regressor", torch.as_tensor(np.asarray(joint_regressor), dtype=torch.float32))
+        spiral = base.decoder3d.head.spiral
+        shallow = base.backbone.pre_layer[1].conv1x1
+        channels = shallow.primary[0].out_channels * 2 if hasattr(shallow, "primary") else shallow[0].out_channels
+        self.refiner = AlignmentRefiner(spiral, channels, hidden=hidden, layers=layers)
+
+    def forward(self, image: torch.Tensor, K: torch.Tensor, landmarks_2d: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """``landmarks_2d`` (B, 21, 2) in [0, 1] of the crop: given landmarks for the base network's decoder (see
+        ``MobRecon.forward``) and for the registration; None: the network's own 2D joints for both."""
+        out = self.base(image, landmarks_2d)
+        rel = out["verts"] / self.units_per_m                                      # (B, V, 3) metres
+        joints_2d = out["joints_2d"] if landmarks_2d is None else landmarks_2d
+        t = register_translation(rel, self.joint_regressor, joints_2d * INPUT_SIZE, K)
+        rough = rel + t[:, None, :]
+        ref = self.refiner(image, out["shallow"], out["joint_maps"], out["latent"], rough, K)
+        out.update(translation=t, verts_rough_cam=rough, verts_cam=ref["verts"])
+        return out
+

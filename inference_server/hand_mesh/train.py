@@ -12,9 +12,14 @@ V the vertices, J (21 × 778) the joint regressor (``fit_joint_regressor``, fitt
 and kept with the network), P* the 21 ground-truth 3D points, p the 2D joints; L_normal (predicted face edges
 against the ground-truth face normals) and L_edge (edge lengths) from ``refine``. The silhouette term (the soft
 silhouette of the mesh placed at the ground-truth wrist, against the visible-hand mask at 32 px) is off unless
-``--silhouette`` gives it a weight: it costs about as much as the network on a CPU. With ``--refine`` the
-alignment refiner (``refine.AlignmentRefiner``) is trained too, on the mesh registered to the predicted 2D joints,
-with the same losses on its output plus the silhouette.
+``--silhouette`` gives it a weight: on a CPU it costs seconds per crop. With ``--refine --init RUN/hand_mesh.pt``
+the alignment refinement (``refine.RefinedMobRecon``: the mesh registered to the network's own 2D joints, then
+per-vertex offsets from pixel-aligned features) is trained on top of the frozen network, with
+
+    L = |V_cam − V*_cam|₁ + |J·V_cam − P*_cam|₁ + 10·|π(J·V_cam) − p*|₁/128 + 0.1·L_normal + L_edge
+
+in the crop camera's frame (π the projection with the crop's K): the 3D mesh and, for the alignment Tang et al. are
+after, its joints' projection onto the true 2D joints.
 
 Written to RUN: ``hand_mesh.pt`` (ours: ``export.load_network`` reads it), ``hand_mesh.onnx``, ``curves.json``
 (train and held-out figures at each evaluation), ``curve.png``, ``recipe.json`` (command, data, timings).
@@ -35,6 +40,7 @@ import numpy as np
 
 UNITS_PER_M = 10.0
 CROP = 128
+LANDMARK_NOISE_PX = 2.5   # the detector's landmark error on the benchmark's hands is ~8 px at ~1.5× this crop scale
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
@@ -97,7 +103,7 @@ def to_targets(b: dict[str, np.ndarray], device) -> dict[str, Any]:
     return {"image": t(b["image"].transpose(0, 3, 1, 2) / 127.5 - 1.0),
             "verts": t((b["verts"] - root) * UNITS_PER_M), "joints3d": t((b["joints3d"] - root) * UNITS_PER_M),
             "joints2d": t(b["joints2d"] / CROP), "root": t(root[:, 0]), "K": t(b["K"]),
-            "mask": t(b["mask"].astype(np.float32))}
+            "mask": t(b["mask"].astype(np.float32)), "verts_cam": t(b["verts"]), "joints_cam": t(b["joints3d"])}
 
 
 # --- losses and figures -------------------------------------------------------------------------------------------
@@ -115,6 +121,26 @@ def losses(out: dict[str, Any], tgt: dict[str, Any], Jr, faces, w_sil: float) ->
          "edge": edge_length_loss(v, tgt["verts"], faces)}
     if w_sil > 0:
         d["silhouette"] = w_sil * silhouette_term(v, tgt, faces, F)
+    d["loss"] = sum(d.values())
+    return d
+
+
+def refine_losses(out: dict[str, Any], tgt: dict[str, Any], Jr, faces, w_sil: float) -> dict[str, Any]:
+    """The refinement's losses: its camera-frame mesh and joints against the truth (in network units), the joints'
+    projection against the true 2D joints (the alignment), and the mesh regularisers."""
+    import torch.nn.functional as F
+
+    from .refine import edge_length_loss, normal_loss, project
+
+    v = out["verts_cam"]
+    joints = Jr @ v
+    d = {"verts_cam": ((v - tgt["verts_cam"]) * UNITS_PER_M).abs().mean(),
+         "joints_cam": ((joints - tgt["joints_cam"]) * UNITS_PER_M).abs().mean(),
+         "align2d": ((project(joints, tgt["K"]) - tgt["joints2d"] * CROP) / CROP).abs().mean() * 10,
+         "normal": 0.1 * normal_loss(v, tgt["verts_cam"], faces),
+         "edge": edge_length_loss(v * UNITS_PER_M, tgt["verts_cam"] * UNITS_PER_M, faces)}
+    if w_sil > 0:
+        d["silhouette"] = w_sil * silhouette_term((v - tgt["root"][:, None]) * UNITS_PER_M, tgt, faces, F)
     d["loss"] = sum(d.values())
     return d
 
@@ -157,20 +183,47 @@ def figures(pred_v: np.ndarray, pred_j2d: np.ndarray, b: dict[str, np.ndarray], 
             "joints2d_px": float(np.linalg.norm(pred_j2d * CROP - b["joints2d"], axis=2).mean())}
 
 
-def evaluate(model, data: dict[str, np.ndarray], Jr: np.ndarray, device, batch: int = 64) -> dict[str, float]:
+def evaluate(model, data: dict[str, np.ndarray], Jr: np.ndarray, device, batch: int = 64,
+             landmarks: bool = False) -> dict[str, float]:
+    """Held-out figures; for a refined network also the 2D error of its joints projected from the camera-frame
+    mesh, before (``rough_2d_px``: the registered mesh) and after (``refined_2d_px``) the refinement, and the
+    refined mesh's wrist-relative errors (``refined_*``). ``landmarks``: the decoder pools at the true 2D joints
+    jittered by LANDMARK_NOISE_PX (a fixed draw), as a detector's landmarks would be given at inference."""
     import torch
 
+    refined = hasattr(model, "refiner")
     was = model.training
     model.eval()
-    vs, js = [], []
+    vs, js, rough, fine = [], [], [], []
     with torch.no_grad():
         for s in range(0, data["image"].shape[0], batch):
             part = {k: v[s:s + batch] for k, v in data.items()}
-            out = model(to_targets(part, device)["image"])
+            tgt = to_targets(part, device)
+            given = None
+            if landmarks:
+                noise = np.random.default_rng(s).normal(0, LANDMARK_NOISE_PX, part["joints2d"].shape)
+                given = torch.as_tensor((part["joints2d"] + noise) / CROP, dtype=torch.float32, device=device)
+            out = model(tgt["image"], tgt["K"], given) if refined else model(tgt["image"], given)
             vs.append(out["verts"].cpu().numpy())
             js.append(out["joints_2d"].cpu().numpy())
+            if refined:
+                rough.append(out["verts_rough_cam"].cpu().numpy())
+                fine.append(out["verts_cam"].cpu().numpy())
     model.train(was)
-    return figures(np.concatenate(vs), np.concatenate(js), data, Jr)
+    if refined:
+        model.base.eval()
+    res = figures(np.concatenate(vs), np.concatenate(js), data, Jr)
+    if refined:
+        def px(v: np.ndarray) -> float:
+            p = np.einsum("nij,nkj->nki", data["K"], np.einsum("jv,nvc->njc", Jr, v))
+            return float(np.linalg.norm(p[..., :2] / p[..., 2:] - data["joints2d"], axis=2).mean())
+
+        fine_v = np.concatenate(fine)
+        wrist = np.einsum("v,nvc->nc", Jr[0], fine_v)[:, None]
+        ref = figures((fine_v - wrist) * UNITS_PER_M, np.concatenate(js), data, Jr)
+        res.update(rough_2d_px=px(np.concatenate(rough)), refined_2d_px=px(fine_v),
+                   **{f"refined_{k}": v for k, v in ref.items() if k != "joints2d_px"})
+    return res
 
 
 def plot_curves(curves: list[dict[str, Any]], path: Path) -> None:
@@ -198,7 +251,8 @@ def train(data_dir: str | Path, held_dir: str | Path, out_dir: str | Path, encod
           minutes: float | None = None, iterations: int | None = None, batch: int = 32, lr: float = 1e-3,
           seed: int = 0, device: str = "cpu", threads: int = 2, eval_every_s: float = 300.0,
           eval_every_it: int | None = None, held_limit: int | None = None, init: str | Path | None = None,
-          w_sil: float = 0.0, argv: Sequence[str] = (), log=print) -> dict[str, Any]:
+          w_sil: float = 0.0, refine: bool = False, landmarks: bool = True, warmup: int = 100,
+          argv: Sequence[str] = (), log=print) -> dict[str, Any]:
     import torch
 
     from .export import export_onnx, load_network, save_checkpoint
@@ -218,28 +272,49 @@ def train(data_dir: str | Path, held_dir: str | Path, out_dir: str | Path, encod
     held = read_shard(shard_paths(held_dir)[0])
     if held_limit:
         held = {k: v[:held_limit] for k, v in held.items()}
-    first = read_shard(train_paths[0])
-    Jr = fit_joint_regressor(first["verts"].astype(np.float64), first["joints3d"].astype(np.float64))
+    from .export import load_joint_regressor
+
+    if refine and init is None:
+        raise ValueError("--refine trains the refinement of a trained network: give it with --init")
+    stored = load_joint_regressor(init) if init else None
+    if stored is not None:
+        Jr = stored
+    else:
+        first = read_shard(train_paths[0])
+        Jr = fit_joint_regressor(first["verts"].astype(np.float64), first["joints3d"].astype(np.float64))
+        del first
     fit_err = np.linalg.norm(np.einsum("jv,nvc->njc", Jr, held["verts"]) - held["joints3d"], axis=2).mean() * 1000
     log(f"joint regressor: {fit_err:.2f} mm from the true points on held-out meshes")
-    del first
 
     model = load_network(template.hierarchy, encoder, init).to(dev) if init else None
     if model is None:
         from .mobrecon import MobRecon
 
         model = MobRecon(template.hierarchy, encoder).to(dev)
+    if not hasattr(model, "refiner"):
+        model.landmark_input = landmarks
+    elif landmarks != bool(getattr(model.base, "landmark_input", False)):
+        raise ValueError("--init's network and this run disagree on --own-2d")
+    if refine and not hasattr(model, "refiner"):
+        from .refine import RefinedMobRecon
+
+        model = RefinedMobRecon(model, Jr).to(dev)
+    if refine:      # the base network stays as it was trained: only the refinement learns
+        for p_ in model.base.parameters():
+            p_.requires_grad_(False)
     model.train()
+    if refine:
+        model.base.eval()
     Jr_t = torch.as_tensor(Jr, dtype=torch.float32, device=dev)
     faces = torch.as_tensor(template.faces, dtype=torch.long, device=dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam([p_ for p_ in model.parameters() if p_.requires_grad], lr=lr)
     stream = ShardStream(train_paths, rng)
     budget = (minutes or 0) * 60.0
     curves: list[dict[str, Any]] = []
     running: dict[str, list[float]] = {}
 
     def record(it: int, elapsed: float) -> None:
-        ho = evaluate(model, held, Jr, dev)
+        ho = evaluate(model, held, Jr, dev, landmarks=landmarks)
         entry = {"iteration": it, "elapsed_s": round(elapsed, 1), "lr": opt.param_groups[0]["lr"],
                  "train": {k: float(np.mean(v)) for k, v in running.items()}, "held_out": ho}
         running.clear()
@@ -247,7 +322,9 @@ def train(data_dir: str | Path, held_dir: str | Path, out_dir: str | Path, encod
         (out / "curves.json").write_text(json.dumps(curves, indent=1))
         log(f"[{it:6d} {elapsed / 60:5.1f} min] loss {entry['train'].get('loss', float('nan')):.4f}  held-out "
             f"MPJPE {ho['mpjpe_mm']:.1f} PA {ho['pa_mpjpe_mm']:.1f} MPVPE {ho['mpvpe_mm']:.1f} "
-            f"PA-V {ho['pa_mpvpe_mm']:.1f} mm, 2D {ho['joints2d_px']:.2f} px")
+            f"PA-V {ho['pa_mpvpe_mm']:.1f} mm, 2D {ho['joints2d_px']:.2f} px"
+            + (f"; refined MPJPE {ho['refined_mpjpe_mm']:.1f} PA {ho['refined_pa_mpjpe_mm']:.1f} mm, projected 2D "
+               f"{ho['rough_2d_px']:.2f} → {ho['refined_2d_px']:.2f} px" if "refined_2d_px" in ho else ""))
 
     t_train = time.time()
     record(0, 0.0)
@@ -261,13 +338,19 @@ def train(data_dir: str | Path, held_dir: str | Path, out_dir: str | Path, encod
             break
         frac = it / iterations if iterations else min(elapsed / budget, 1.0)
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (it + 1) / 100) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+            g["lr"] = lr * min(1.0, (it + 1) / max(warmup, 1)) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
         ts = time.time()
         tgt = to_targets(stream.batch(batch), dev)
-        res = losses(model(tgt["image"]), tgt, Jr_t, faces, w_sil)
+        given = None
+        if landmarks:   # the decoder pools at the true joints, jittered like a detector's landmarks
+            given = tgt["joints2d"] + torch.randn_like(tgt["joints2d"]) * (LANDMARK_NOISE_PX / CROP)
+        if refine:
+            res = refine_losses(model(tgt["image"], tgt["K"], given), tgt, Jr_t, faces, w_sil)
+        else:
+            res = losses(model(tgt["image"], given), tgt, Jr_t, faces, w_sil)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_([p_ for p_ in model.parameters() if p_.requires_grad], 5.0)
         opt.step()
         for k, v in res.items():
             running.setdefault(k, []).append(float(v.detach()))
@@ -289,6 +372,7 @@ def train(data_dir: str | Path, held_dir: str | Path, out_dir: str | Path, encod
                                                "held_out": json.dumps(curves[-1]["held_out"])}, joint_regressor=Jr)
     plot_curves(curves, out / "curve.png")
     recipe = {"command": "python -m inference_server.hand_mesh train " + " ".join(argv), "encoder": encoder,
+              "refine": refine, "init": None if init is None else str(init), "landmark_input": landmarks,
               "seed": seed, "device": device, "batch": batch, "lr": lr, "silhouette_weight": w_sil,
               "iterations": it, "samples_seen": it * batch, "train_shards": len(train_paths),
               "shards_read": stream.shards_read, "held_out_samples": int(held["image"].shape[0]),
@@ -319,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--held-limit", type=int, help="score only the first N held-out samples")
     p.add_argument("--init", help="a checkpoint to start from (ours or the authors')")
     p.add_argument("--silhouette", type=float, default=0.0, help="weight of the silhouette loss (0: off)")
+    p.add_argument("--own-2d", action="store_true",
+                   help="the decoder pools at the network's own 2D joints (the paper) rather than at given landmarks")
+    p.add_argument("--refine", action="store_true",
+                   help="train the alignment refinement on top of the --init network (which stays frozen)")
     a = p.parse_args(argv)
     if a.minutes is None and a.iterations is None:
         a.minutes = 30.0
@@ -326,5 +414,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prepare_environment()
     train(a.data, a.held, a.out, a.encoder, a.minutes, a.iterations, a.batch, a.lr, a.seed, a.device, a.threads,
-          a.eval_every, held_limit=a.held_limit, init=a.init, w_sil=a.silhouette, argv=argv)
+          a.eval_every, held_limit=a.held_limit, init=a.init, w_sil=a.silhouette, refine=a.refine,
+          landmarks=not a.own_2d, argv=argv)
     return 0

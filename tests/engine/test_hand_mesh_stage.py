@@ -15,8 +15,12 @@ class MarkerNet:
 
     def __init__(self):
         self.crops = []
+        self.landmarks = []
 
-    def __call__(self, image: np.ndarray) -> dict:
+    takes_landmarks = True
+
+    def __call__(self, image: np.ndarray, K=None, landmarks_2d=None) -> dict:
+        self.landmarks.append(landmarks_2d)
         self.crops.append(image)
         B = image.shape[0]
         j2d = np.zeros((B, 21, 2), np.float32)
@@ -61,6 +65,14 @@ def test_crops_mirror_and_map_back_to_the_image():
         # 3D: wrist-relative metres; the left hand's +x comes back as -x (mirrored), the right's stays +x
         assert res.joints_m[t, side, 0] == pytest.approx([0, 0, 0])
         assert res.joints_m[t, side, 1, 0] == pytest.approx(-0.05 if side == 0 else 0.05)
+    # the landmarks it was given are the detector's, in the crop: the crop's box centre is at 64, and the
+    # mirrored left hand's landmarks are mirrored too (the marker's place, mirrored the same way, is where the
+    # brightest pixel of the mirrored crop is)
+    given = np.concatenate(net.landmarks) * 128                      # (6, 21, 2) in the order the crops went
+    centres = (given.min(axis=1) + given.max(axis=1)) / 2
+    sides = [0, 1] * 3                                               # each frame's left then right hand
+    for c, side in zip(centres, sides):                              # mirrored about the pixel centre 63.5
+        assert c == pytest.approx([63.0 if side == 0 else 64.0, 64.0], abs=1e-6)
     # the crops are the network's input range
     crops = np.concatenate(net.crops)
     assert crops.shape[1:] == (3, 128, 128) and crops.min() >= -1.0 and crops.max() <= 1.0
