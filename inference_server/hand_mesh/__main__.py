@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--encoder", choices=("densestack", "ghoststack"), default="densestack")
     p_export.add_argument("--weights", help="a checkpoint: ours, or the authors' MobRecon-DenseStack")
     p_export.add_argument("--out", required=True)
+    p_export.add_argument("--half", action="store_true",
+                          help="store the large weights as float16 (half the file; the arithmetic stays float32)")
     p_synth = sub.add_parser("synth", help="make synthetic training crops (shards of .npz)")
     p_synth.add_argument("--out", required=True, help="folder for the shards (resumes: existing shards are kept)")
     p_synth.add_argument("--count", type=int, default=10240)
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_network(template.hierarchy, args.encoder, args.weights)
     export_onnx(model, args.out, joint_regressor=load_joint_regressor(args.weights) if args.weights else None)
+    if args.half:
+        from ..motion_net import half_weights
+
+        half_weights(args.out)
     print(f"wrote {args.out}")
     return 0
 
