@@ -127,14 +127,17 @@ AUTHORS_LAYOUT = {
 
 
 def test_densestack_has_the_authors_layout(template):
-    state = MobRecon(template.hierarchy, "densestack").state_dict()
+    state = MobRecon(template.hierarchy, "densestack", uv_skip=False).state_dict()
     for name, shape in AUTHORS_LAYOUT.items():
         assert name in state, name
         assert tuple(state[name].shape) == shape, name
+    # ours adds only the 2D skip to it
+    ours = MobRecon(template.hierarchy, "densestack").state_dict()
+    assert set(ours) - set(state) == {"decoder3d.uv_lift.weight", "decoder3d.uv_lift.bias"}
 
 
 def test_an_authors_style_checkpoint_loads_and_a_wrong_one_is_refused(template, tmp_path):
-    model = randomise(MobRecon(template.hierarchy, "densestack"), seed=2)
+    model = randomise(MobRecon(template.hierarchy, "densestack", leak=0.0, uv_skip=False), seed=2)   # their layout
     # as their training writes it: wrapped, DataParallel-prefixed, and with the released demo's "conv" name
     theirs = {("module." + k).replace("backbone.reduce.", "backbone.conv."): v for k, v in model.state_dict().items()}
     torch.save({"model_state_dict": theirs, "epoch": 37}, tmp_path / "mobrecon_densestack.pt")

@@ -128,7 +128,7 @@ def test_refiner_trains(template):
     refiner = make_refiner(template, shallow_channels=128)     # densestack's shallow width
     inputs = refiner_inputs(template, shallow_channels=128)
     target = inputs[4] + 0.003
-    opt = torch.optim.SGD(refiner.parameters(), lr=0.1)
+    opt = torch.optim.SGD(refiner.parameters(), lr=0.01)
 
     loss = (refiner(*inputs)["verts"] - target).pow(2).mean()
     loss.backward()
