@@ -54,6 +54,21 @@ def _fit(det, skel, K, settings, hands_only=False):
     return fit, time.perf_counter() - t0
 
 
+def _fit_row(method: str, det, skel, K, settings, seconds: dict | None = None):
+    """One fit of the detections scored as a row: (Prediction, the fit, its hands' fitted mask, fit seconds)."""
+    from bench import methods as M
+    from inference_server.fit import R_WORLD2CAM_LEVEL
+
+    fit, fit_s = _fit(det, skel, K, settings)
+    n = len(det.frame_ids)
+    hand_ok = fit.bone_fitted[:, [skel.index("finger2-1.L"), skel.index("finger2-1.R")]]
+    shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((n, 3))
+    pred = M._from_pose(method, skel, fit.local_rotations_aa, fit.root_position_world, K,
+                        np.broadcast_to(R_WORLD2CAM_LEVEL, (n, 3, 3)), shift, hand_ok,
+                        np.isfinite(det.pose_2d[:, 0, 0]), {"fit": fit_s, **(seconds or {})})
+    return pred, fit, hand_ok, fit_s
+
+
 def hands_alone(det, skel, K, device: str = "cpu"):
     """The ``hands-alone`` method: each hand fitted on its own where it is in the picture, as hands mode with a
     hand model does (``fit.fit_hands_in_camera``), with the body ignored; a Prediction with hands only."""
@@ -97,9 +112,7 @@ def _with_world(det, skel, fit, K, hand_ok, body_ok, fit_seconds: float):
 
 def hand_mesh_rows(video: Path, det, skel, K, device: str, model: Path) -> dict:
     """The ``hand-mesh`` and ``lm+hand-mesh`` predictions (module docstring)."""
-    from bench import methods as M
     from bench.evaluate import Prediction
-    from inference_server.fit import R_WORLD2CAM_LEVEL
     from inference_server.hand_mesh.stage import run_on_video
 
     res = run_on_video(video, det.frame_ids, det.hands_2d, model, K=K)
@@ -109,12 +122,8 @@ def hand_mesh_rows(video: Path, det, skel, K, device: str, model: Path) -> dict:
     raw = Prediction("hand-mesh", body, body[..., :2], placed, res.joints_2d.copy(), True,
                      seconds={"hand_mesh": res.seconds})
     hands_world = np.where(res.ran[..., None, None], res.joints_m, det.hands_world)
-    fit, seconds = _fit(dataclasses.replace(det, hands_world=hands_world), skel, K, _settings("lm", device))
-    hand_ok = fit.bone_fitted[:, [skel.index("finger2-1.L"), skel.index("finger2-1.R")]]
-    shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((n, 3))
-    fitted = M._from_pose("lm+hand-mesh", skel, fit.local_rotations_aa, fit.root_position_world, K,
-                          np.broadcast_to(R_WORLD2CAM_LEVEL, (n, 3, 3)), shift, hand_ok,
-                          np.isfinite(det.pose_2d[:, 0, 0]), {"fit": seconds, "hand_mesh": res.seconds})
+    fitted = _fit_row("lm+hand-mesh", dataclasses.replace(det, hands_world=hands_world), skel, K,
+                      _settings("lm", device), {"hand_mesh": res.seconds})[0]
     return {"hand-mesh": raw, "lm+hand-mesh": fitted, "crops_per_s": res.crops / max(res.seconds, 1e-9)}
 
 
@@ -126,7 +135,6 @@ def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None 
     from bench.run import aggregate, detections, select_scenes
     from inference_server.anny_skeleton import load_skeleton
     from inference_server.capture import default_intrinsics
-    from inference_server.fit import R_WORLD2CAM_LEVEL
     from inference_server.video import probe
 
     skel = load_skeleton()
@@ -140,15 +148,10 @@ def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None 
             truth = {k: f[k] for k in f.files}
         K = default_intrinsics(info.width, info.height, None)
         n = len(det.frame_ids)
-        R = np.broadcast_to(R_WORLD2CAM_LEVEL, (n, 3, 3))
         body_ok = np.isfinite(det.pose_2d[:, 0, 0])
         results = {"raw-mediapipe": evaluate(truth, M.raw_mediapipe(det, 1.0))}
         for method in ("direct", "adam", "lm"):
-            fit, seconds = _fit(det, skel, K, _settings(method, device))
-            hand_ok = fit.bone_fitted[:, [skel.index("finger2-1.L"), skel.index("finger2-1.R")]]
-            shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((n, 3))
-            pred = M._from_pose(method, skel, fit.local_rotations_aa, fit.root_position_world, K, R,
-                                shift, hand_ok, body_ok, {"fit": seconds})
+            pred, fit, hand_ok, seconds = _fit_row(method, det, skel, K, _settings(method, device))
             results[method] = evaluate(truth, pred)
             if method == "lm":   # the same fit placed in the world as capture does (world.py): the issue-6 stage
                 results["lm+world"] = evaluate(truth, _with_world(det, skel, fit, K, hand_ok, body_ok, seconds))

@@ -59,20 +59,12 @@ SKIN_RGB = np.array([(0.92, 0.70, 0.60), (0.80, 0.56, 0.44), (0.66, 0.47, 0.32),
 
 # --- rotations --------------------------------------------------------------------------------------------------
 
-def _axis_rot(axis: int, deg: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotations about one bone axis."""
-    a = np.radians(deg)
-    c, s = np.cos(a), np.sin(a)
-    R = np.zeros(a.shape + (3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    R[..., axis, axis] = 1.0
-    R[..., i, i], R[..., i, j], R[..., j, i], R[..., j, j] = c, -s, s, c
-    return R
-
-
 def zxy(z: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """R = Rz @ Rx @ Ry about the bone's own axes (the benchmark's convention), degrees → (N, 3, 3)."""
-    return _axis_rot(2, z) @ _axis_rot(0, x) @ _axis_rot(1, y)
+    """R = Rz @ Rx @ Ry about the bone's own axes (the benchmark's convention), degrees → (N, 3, 3): Euler angles
+    applied Y, then X, then Z (``rigs.rotations.euler_to_matrix`` order "YXZ")."""
+    from rigs.rotations import euler_to_matrix
+
+    return euler_to_matrix(np.radians(np.stack([x, y, z], axis=-1)), "YXZ")
 
 
 # --- poses ------------------------------------------------------------------------------------------------------

@@ -155,22 +155,10 @@ def silhouette_term(verts_units, tgt, faces, F, size: int = 32):
     return silhouette_loss(sil, mask)
 
 
-def procrustes(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """pred (N, P, 3) aligned to gt by the best similarity transform (per sample)."""
-    out = np.empty_like(pred)
-    for i in range(pred.shape[0]):
-        a, b = pred[i] - pred[i].mean(0), gt[i] - gt[i].mean(0)
-        U, S, Vt = np.linalg.svd(a.T @ b)
-        D = np.eye(3)
-        D[2, 2] = np.sign(np.linalg.det(U @ Vt))
-        R = U @ D @ Vt
-        s = (S * np.diag(D)).sum() / max((a ** 2).sum(), 1e-12)
-        out[i] = s * a @ R + gt[i].mean(0)
-    return out
-
-
 def figures(pred_v: np.ndarray, pred_j2d: np.ndarray, b: dict[str, np.ndarray], Jr: np.ndarray) -> dict[str, float]:
     """Held-out figures (mm, px) for predictions in network units."""
+    from ..motion_train import procrustes_aligned as procrustes
+
     root = b["joints3d"][:, :1]
     gt_v = (b["verts"] - root) * 1000
     gt_j = (b["joints3d"] - root) * 1000

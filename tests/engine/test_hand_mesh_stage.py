@@ -152,7 +152,7 @@ def test_the_shipped_network_reconstructs_unseen_synthetic_hands(tmp_path):
     training run's held-out figure was 10.4 mm)."""
     from inference_server.hand_mesh import synth
     from inference_server.hand_mesh.export import OnnxHandMesh
-    from inference_server.hand_mesh.train import procrustes
+    from inference_server.motion_train import procrustes_aligned as procrustes
 
     if not stage.DEFAULT_MODEL.is_file():
         pytest.skip("no shipped hand-mesh network")
