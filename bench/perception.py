@@ -6,7 +6,8 @@ MediaPipe Holistic measured in the same run.
 Ground-truth suites: a hand counts as visible on a frame when at least HAND_VISIBLE_MIN of its 21 points are
 unoccluded and inside the picture (bench/evaluate.py); coverage = found ∧ visible / visible, per side. A swap is a
 frame where the found hands sit closer to the other side's true wrists (bench.metrics.handedness_swaps, 10 px
-margin). Footage (no truth): the share of frames with each hand found.
+margin). Footage: where `bench/footage_hands.json` says which hand is in the picture on which frames (annotated by eye),
+coverage of the visible hands and false hand frames; elsewhere the share of frames with each hand found.
 
 Methods: ``holistic`` (MediaPipe Holistic alone, the baseline), ``ours`` (inference_server.detect.Perception in
 body+hands mode: Holistic + wrist-crop rescue + hand-detector fallback), and on close-up scenes also
@@ -206,15 +207,60 @@ def people_summary(rows: list[dict]) -> dict:
     return out
 
 
+FOOTAGE_TRUTH = ROOT / "bench" / "footage_hands.json"
+
+
+def _ranges(ranges: list, n: int) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    for a, b in ranges:
+        mask[a:min(b, n)] = True
+    return mask
+
+
+def footage_scores(hands: np.ndarray, truth: dict, width: float) -> dict:
+    """Score one clip's hands (T, 2, 21, 3) px against its annotation (`bench/footage_hands.json`): per side, the
+    share of its visible frames where a hand is found on its own side of ``split_x`` (coverage), and the frames with
+    a hand reported where that hand is not seen or sits on the other hand's side (false frames). Unsure frames
+    count neither way."""
+    n = len(hands)
+    seen = np.isfinite(hands[..., 0]).all(-1)                                     # (T, 2)
+    split = truth["split_x"] * width
+    wrist_x = hands[:, :, 0, 0]
+    # the subject's right hand is on the image's left (the subject faces the camera)
+    own_side = np.stack([wrist_x[:, 0] >= split, wrist_x[:, 1] < split], axis=1) & seen
+    out = {}
+    for s, name in ((0, "L"), (1, "R")):
+        ann = truth["left" if s == 0 else "right"]
+        visible = _ranges(ann["visible"], n)
+        unsure = _ranges(ann["unsure"], n) & ~visible
+        hit = own_side[:, s] & visible
+        false = seen[:, s] & ~unsure & ~(visible & own_side[:, s])
+        out[f"coverage_{name}"] = float(hit.sum() / visible.sum()) if visible.any() else None
+        out[f"visible_{name}"] = int(visible.sum())
+        out[f"false_{name}"] = int(false.sum())
+    return out
+
+
 def footage_rows(folder: Path, max_frames: int | None) -> list[dict]:
+    """Real clips. Where `bench/footage_hands.json` annotates a clip: coverage of its visible hands and false hand
+    frames (`footage_scores`); otherwise (and always, as ``found_L/R``) the share of frames with each hand found."""
+    import cv2
+
+    truth = json.loads(FOOTAGE_TRUTH.read_text())["clips"]
     rows = []
     for clip in sorted(folder.glob("*.mp4")):
-        row = {"scene": clip.name, "methods": {}}
+        row = {"scene": clip.name, "methods": {}, "annotated": clip.name in truth}
+        width = cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FRAME_WIDTH)
         for method in ("holistic", "ours") + (("ours-hands",) if "closeup" in clip.name else ()):
             hands, fps = _detect(clip, method, max_frames)
             seen = np.isfinite(hands[..., 0]).all(-1)
-            row["methods"][method] = {"coverage_L": float(seen[:, 0].mean()), "coverage_R": float(seen[:, 1].mean()),
-                                      "fps": fps, "frames": len(hands)}
+            m = {"found_L": float(seen[:, 0].mean()), "found_R": float(seen[:, 1].mean()), "fps": fps,
+                 "frames": len(hands)}
+            if clip.name in truth:
+                m.update(footage_scores(hands, truth[clip.name], width))
+            else:
+                m.update(coverage_L=m["found_L"], coverage_R=m["found_R"])
+            row["methods"][method] = m
         print(_row_text(row), flush=True)
         rows.append(row)
     return rows
@@ -228,6 +274,8 @@ def _row_text(row: dict) -> str:
     parts = [f"{row['scene']:<22}"]
     for method, m in row["methods"].items():
         swaps = f" swaps {m['swap_frames']}" if "swap_frames" in m else ""
+        if "false_L" in m:
+            swaps += f" false L {m['false_L']} R {m['false_R']}"
         parts.append(f"{method}: L {_pct(m['coverage_L'])} R {_pct(m['coverage_R'])}{swaps} {m['fps']:.1f} fps")
     return " | ".join(parts)
 
@@ -239,13 +287,16 @@ def summary(rows: list[dict]) -> dict:
         ms = [r["methods"][method] for r in rows if method in r["methods"]]
         if not ms:
             continue
-        if all("visible_L" in m for m in ms):
-            vis = sum(m["visible_L"] + m["visible_R"] for m in ms)
-            hit = sum((m["coverage_L"] or 0) * m["visible_L"] + (m["coverage_R"] or 0) * m["visible_R"] for m in ms)
+        known = [m for m in ms if "visible_L" in m]     # clips with truth (every suite clip; annotated footage)
+        if known:
+            vis = sum(m["visible_L"] + m["visible_R"] for m in known)
+            hit = sum((m["coverage_L"] or 0) * m["visible_L"] + (m["coverage_R"] or 0) * m["visible_R"]
+                      for m in known)
             cover = hit / vis if vis else None
         else:
             cover = float(np.mean([(m["coverage_L"] + m["coverage_R"]) / 2 for m in ms]))
         out[method] = {"coverage": cover, "swap_frames": sum(m.get("swap_frames", 0) for m in ms),
+                       "false_frames": sum(m.get("false_L", 0) + m.get("false_R", 0) for m in ms),
                        "scenes": len(ms), "fps": float(np.mean([m["fps"] for m in ms]))}
     return out
 
@@ -281,6 +332,7 @@ def main(argv=None) -> int:
                   f"{s['hand_swap_frames']}  {s['fps']:.1f} fps over {s['scenes']} clips")
             continue
         print(f"{method:<11} coverage {_pct(s['coverage'])}  swap frames {s['swap_frames']}  "
+              f"false hand frames {s['false_frames']}  "
               f"{s['fps']:.1f} fps over {s['scenes']} clips")
     print(f"wrote {args.out / (name + '.json')}")
     return 0

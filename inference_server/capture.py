@@ -193,7 +193,8 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
         detector.finish(found)
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
                   "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies,
-                  "unmirrored_frames": detector.unmirrored}
+                  "unmirrored_frames": detector.unmirrored,
+                  "misplaced_hands": detector.misplaced}
     camera = tracker.finish() if found else None
     return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
 

@@ -365,6 +365,46 @@ def drop_duplicate_hands(out: FrameLandmarks) -> None:
     _clear_hand(out, drop)
 
 
+#: A Holistic hand whose wrist is more than MISPLACED_FAR hand lengths (wrist → middle knuckle) from its own body
+#: wrist and less than MISPLACED_NEAR times that distance from the other body wrist sits on the wrong arm
+#: (`drop_misplaced_hands`).
+MISPLACED_FAR = 0.75
+MISPLACED_NEAR = 0.5
+MISPLACED_OTHER_VISIBILITY = 0.3   # the other body wrist counts from this visibility (a raised fist in front of the
+                                   # body gets 0.45-0.5 and is where it says)
+
+
+def drop_misplaced_hands(out: FrameLandmarks) -> int:
+    """Clear the hand on a side when it sits on the body's *other* wrist (seen with visibility ≥ 0.3): its wrist is
+    more than ``MISPLACED_FAR`` hand lengths from its own body wrist and less than ``MISPLACED_NEAR`` × that
+    distance from the other one. Runs on Holistic's hands before the searches for missing hands, and on every hand
+    at the end of the frame (a wrist crop's hand network may read the other hand's thumb as a small hand).
+
+    Holistic crops each hand from its side of the pose, but its hand tracking can lock onto the other arm: in a
+    thumbs-up close-up whose left arm is out of the picture it reports a "left hand" on the raised right fist in a
+    fifth of the frames, 1–2 hand lengths from where the body puts its left wrist and a quarter of that from the
+    right wrist (`vid02`). A hand is kept only on the wrist it is attached to, as `assign_to_wrists` does for the
+    hand network's hands. (Hand lengths, not the hand region's size: a region sized from an elbow the pose guessed
+    outside the picture is too large to tell.) A mirrored body moves both wrists and both hands together, so it is
+    not touched. Returns the number of hands cleared."""
+    cleared = 0
+    for side in (LEFT, RIGHT):
+        if out.hand_source[side] == SRC_NONE:
+            continue
+        hand = out.hands_2d[side, :, :2]
+        own, other = out.pose_2d[POSE_WRIST[side]], out.pose_2d[POSE_WRIST[1 - side]]
+        if not (np.isfinite(hand[[0, 9]]).all() and np.isfinite(own[:2]).all() and np.isfinite(other[:2]).all()):
+            continue
+        if np.nan_to_num(other[2]) < MISPLACED_OTHER_VISIBILITY:
+            continue
+        length = float(np.linalg.norm(hand[9] - hand[0]))
+        d_own, d_other = float(np.linalg.norm(hand[0] - own[:2])), float(np.linalg.norm(hand[0] - other[:2]))
+        if d_own > MISPLACED_FAR * length and d_other < MISPLACED_NEAR * d_own:
+            _clear_hand(out, side)
+            cleared += 1
+    return cleared
+
+
 def _clear_hand(out: FrameLandmarks, side: int) -> None:
     out.hands_2d[side] = np.nan
     out.hands_world[side] = np.nan
@@ -520,6 +560,9 @@ class Perception:
         self.whole_frame_searches = 0  # frames with a body where a missing hand was found in the whole frame
         self.phantom_bodies = 0   # of those, frames whose body could not be the hands' and was dropped
         self.unmirrored = 0       # frames whose body the pose network had mirrored, swapped back by `finish`
+        self.misplaced = 0        # hands cleared for sitting on the body's other wrist
+        self.searches_skipped = 0  # side-frames whose searches were skipped by the back-off (`_may_search`)
+        self._misses = [0, 0]     # frames in a row each side's hand has been missing
 
     def _own(self, graph):
         self._graphs.append(graph)
@@ -551,13 +594,31 @@ class Perception:
             self.fallback_frames += 1
             _read_without_body(out, self._hands.process(rgb, scale_to))
             return out
+        self.misplaced += drop_misplaced_hands(out)
         drop_duplicate_hands(out)
+        searchable = [self._may_search(side) for side in (LEFT, RIGHT)]
         if self.rescue_crop_px:
-            self._rescue(rgb, scale_to, out)
-        missing = [side for side in (LEFT, RIGHT) if out.hand_source[side] == SRC_NONE]
+            self._rescue(rgb, scale_to, out, searchable)
+        missing = [side for side in (LEFT, RIGHT) if out.hand_source[side] == SRC_NONE and searchable[side]]
         if missing and self._doubt(out.pose_2d, missing, scale_to):
             self._whole_frame(rgb, scale_to, out, missing)
+        self.misplaced += drop_misplaced_hands(out)
+        for side in (LEFT, RIGHT):
+            self._misses[side] = self._misses[side] + 1 if out.hand_source[side] == SRC_NONE else 0
         return out
+
+    #: After this many frames in a row in which a side's hand was not found, its searches (wrist crops, whole
+    #: frame) run only every SEARCH_BACKOFF_EVERY-th frame until it is found again: a hand outside the picture (an
+    #: arm hanging below a close-up) would otherwise cost three extra network runs on every frame.
+    SEARCH_BACKOFF_AFTER = 3
+    SEARCH_BACKOFF_EVERY = 4
+
+    def _may_search(self, side: int) -> bool:
+        misses = self._misses[side] - self.SEARCH_BACKOFF_AFTER
+        if misses < 0 or misses % self.SEARCH_BACKOFF_EVERY == 0:
+            return True
+        self.searches_skipped += 1
+        return False
 
     #: Below this wrist visibility the pose is unsure of that arm: its hand is searched for in the whole frame.
     DOUBT_VISIBILITY = 0.5
@@ -619,14 +680,16 @@ class Perception:
                     if sides[k] >= 0:
                         _put_hand(out, int(sides[k]), hand, SRC_HANDS)
 
-    def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks) -> None:
-        """Run the hand network on an upscaled crop around each body wrist whose hand is missing."""
+    def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks,
+                searchable: list[bool] | None = None) -> None:
+        """Run the hand network on an upscaled crop around each body wrist whose hand is missing (and whose side
+        is not backing off, `_may_search`)."""
         import cv2
 
         width, height = scale_to
         sx, sy = rgb.shape[1] / width, rgb.shape[0] / height       # frame px → rgb px (detection may downscale)
         for side in (LEFT, RIGHT):
-            if out.hand_source[side] != SRC_NONE:
+            if out.hand_source[side] != SRC_NONE or (searchable is not None and not searchable[side]):
                 continue
             region = hand_region(out.pose_2d, side)
             if region is None:
