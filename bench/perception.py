@@ -1,7 +1,7 @@
 """Perception benchmark: hand coverage, handedness swaps and frames/s of the detection stage, against plain
 MediaPipe Holistic measured in the same run.
 
-    ./reel2rig bench perception [smoke|standard|multi] [--footage DIR] [--any-render] [--max-frames N]
+    ./reel2rig bench perception [smoke|standard|multi] [--footage DIR] [--any-render] [--max-frames N] [--scenes A,B]
 
 Ground-truth suites: a hand counts as visible on a frame when at least HAND_VISIBLE_MIN of its 21 points are
 unoccluded and inside the picture (bench/evaluate.py); coverage = found ∧ visible / visible, per side. A swap is a
@@ -64,13 +64,13 @@ def _scene_video(scene, any_render: bool) -> Path | None:
     return folder
 
 
-def scene_rows(suite: str, any_render: bool, max_frames: int | None) -> list[dict]:
+def scene_rows(suite: str, any_render: bool, max_frames: int | None, names: str | None = None) -> list[dict]:
     from bench import metrics as M
     from bench.evaluate import HAND_VISIBLE_MIN
-    from bench.scenes import suite as suite_scenes
+    from bench.run import select_scenes
 
     rows = []
-    for scene in suite_scenes(suite):
+    for scene in select_scenes(suite, names):
         folder = _scene_video(scene, any_render)
         with np.load(folder / "truth.npz") as f:
             visible = f["hand_visible"].sum(-1) >= HAND_VISIBLE_MIN       # (T, 2)
@@ -308,6 +308,7 @@ def main(argv=None) -> int:
     parser.add_argument("--any-render", action="store_true",
                         help="use an existing render of a scene from another renderer version instead of re-rendering")
     parser.add_argument("--max-frames", type=int, default=None, help="first N frames of each clip")
+    parser.add_argument("--scenes", default=None, help="only these scenes of the suite (comma-separated names)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
     args = parser.parse_args(argv)
     from inference_server.config import prepare_environment
@@ -319,7 +320,9 @@ def main(argv=None) -> int:
     elif args.suite == "multi":
         rows, name = people_rows(args.suite, args.any_render, args.max_frames), "perception-multi"
     else:
-        rows, name = scene_rows(args.suite, args.any_render, args.max_frames), f"perception-{args.suite}"
+        rows, name = scene_rows(args.suite, args.any_render, args.max_frames, args.scenes), f"perception-{args.suite}"
+        if args.scenes:
+            name += "-some"     # a partial run does not replace the suite's results
     report = {"suite": name, "command": "./reel2rig bench perception " + " ".join(argv or sys.argv[1:]),
               "seconds": time.perf_counter() - started,
               "summary": people_summary(rows) if name == "perception-multi" else summary(rows), "rows": rows}

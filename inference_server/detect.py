@@ -36,7 +36,8 @@ import numpy as np
 
 from . import scratch
 from .protocol import MODEL_MISSING, RpcError
-from .sides import CHIRALITY_LAMBDA, CHIRALITY_MU, chirality_votes, mirrored_frames, unmirror
+from .sides import (CHIRALITY_LAMBDA, CHIRALITY_MIN_SINE, CHIRALITY_MU, chirality_sine, chirality_votes,
+                    mirrored_frames, unmirror)
 
 N_POSE = 33
 N_HAND = 21
@@ -144,6 +145,13 @@ class HandStore:
     def __len__(self) -> int:
         """Frames."""
         return len(self.offsets) - 1
+
+    def replace_last(self, hands: list[HandObservation]) -> None:
+        """Replace the last frame's hands (which must have been none)."""
+        if self.offsets[-1] != self.offsets[-2]:
+            raise ValueError("replace_last() replaces a frame without hands")
+        self.offsets.pop()
+        self.append(hands)
 
     def frame(self, t: int) -> list[HandObservation]:
         landmarks, world, side, score = (self.rows[name] for name in ("landmarks", "world", "side", "score"))
@@ -347,15 +355,40 @@ def assign_to_wrists(hands: list[HandObservation], pose_2d: np.ndarray, sides=(L
     return taken
 
 
-def drop_duplicate_hands(out: FrameLandmarks) -> None:
-    """When both sides hold the same hand (landmarks within 0.3 hand lengths on average) while the body's wrists are
-    more than a hand length apart, keep it on the side whose body wrist is nearer and clear the other side. (Hands
-    that really overlap in the picture — a walk seen side-on — have overlapping body wrists too and stay.)"""
+#: Two hands whose landmarks lie within this many hand lengths of each other on average, and whose thumbs both lie
+#: clearly on one side of the palm (the same chirality, |sine| ≥ `CHIRALITY_MIN_SINE`'s upper end), are one hand.
+DUPLICATE_CHIRAL = 0.5
+
+
+def hand_chirality(hand: np.ndarray, mirrored: bool = False) -> tuple[int, float]:
+    """Which hand a hand's landmarks ``(21, ≥3)`` (px, relative depth) are by their shape — 0 left, 1 right, the
+    subject's own — and how sure (|sine| of the thumb against the palm plane; see `sides.chirality_votes`)."""
+    sine = float(np.nan_to_num(chirality_sine(hand)))
+    return int(sine > 0) ^ int(mirrored), abs(sine)
+
+
+def drop_duplicate_hands(out: FrameLandmarks, mirrored: bool = False) -> None:
+    """When both sides hold the same hand, clear one.
+
+    Where both readings have the same clear chirality (landmarks within ``DUPLICATE_CHIRAL`` hand lengths on
+    average), the hand is the one its shape says and the other side is cleared — in a close-up of crossing hands
+    Holistic may put the left hand on both sides while the body's wrists are a hand length apart
+    (hands_cross_closeup). Otherwise, when the landmarks lie within 0.3 hand lengths while the body's wrists are
+    more than a hand length apart, the side whose body wrist is nearer keeps it. (Hands that really overlap in the
+    picture — a walk seen side-on — have overlapping body wrists too, and opposite chiralities, and stay.)"""
     a, b = out.hands_2d[LEFT], out.hands_2d[RIGHT]
     if not (np.isfinite(a[:, 0]).all() and np.isfinite(b[:, 0]).all()):
         return
     length = max(np.linalg.norm(a[9, :2] - a[0, :2]), np.linalg.norm(b[9, :2] - b[0, :2]), 1.0)
-    if np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() > 0.3 * length:
+    apart = np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() / length
+    if apart > max(DUPLICATE_CHIRAL, 0.3):
+        return
+    (side_a, sure_a), (side_b, sure_b) = hand_chirality(a, mirrored), hand_chirality(b, mirrored)
+    if min(sure_a, sure_b) >= CHIRALITY_MIN_SINE[1] and np.isfinite(a[:, 2]).all() and np.isfinite(b[:, 2]).all():
+        if side_a == side_b:
+            _clear_hand(out, 1 - side_a)
+        return                                       # two different hands, or one cleared
+    if apart > 0.3:
         return
     body_gap = np.linalg.norm(out.pose_2d[POSE_WRIST[LEFT], :2] - out.pose_2d[POSE_WRIST[RIGHT], :2])
     if not np.isfinite(body_gap) or body_gap <= length:
@@ -436,6 +469,7 @@ def unmirror_by_chirality(frames: "list[FrameLandmarks] | FrameStore", mirrored:
         unmirror(frame)
         frames[t] = frame   # a `FrameStore` takes the swapped fields back (a list holds the same object)
     return int(swap.sum())
+
 
 
 def _read_without_body(out: FrameLandmarks, hands: list[HandObservation]) -> None:
@@ -589,13 +623,17 @@ class Perception:
             for side, hand in hands_by_label(hands).items():   # provisional: `finish` decides by track
                 _put_hand(out, side, hand, SRC_HANDS)
             return out
+        self._image_size = scale_to
         out = self._holistic.process(rgb, scale_to)
         if not np.isfinite(out.pose_2d[:, 0]).any():
             self.fallback_frames += 1
-            _read_without_body(out, self._hands.process(rgb, scale_to))
+            found = self._hands.process(rgb, scale_to)
+            _read_without_body(out, found)
+            self._observed.append(found)   # `finish` gives these hands their sides by track
             return out
+        self._observed.append([])
         self.misplaced += drop_misplaced_hands(out)
-        drop_duplicate_hands(out)
+        drop_duplicate_hands(out, self.mirrored)
         searchable = [self._may_search(side) for side in (LEFT, RIGHT)]
         if self.rescue_crop_px:
             self._rescue(rgb, scale_to, out, searchable)
@@ -651,34 +689,42 @@ class Perception:
         taken = assign_to_wrists(found, out.pose_2d, sides=tuple(missing), min_visibility=0.0)
         for side, hand in taken.items():
             _put_hand(out, side, hand, SRC_HANDS)
-        drop_duplicate_hands(out)
+        drop_duplicate_hands(out, self.mirrored)
         if (out.hand_source == SRC_NONE).all() and _cannot_hold(out.pose_2d, found):
             self.phantom_bodies += 1
             out.pose_2d[:] = np.nan
             out.pose_world[:] = np.nan
             _read_without_body(out, found)
+            if len(self._observed):                  # `process` recorded this frame (as one with a body)
+                self._observed.replace_last(found)
 
     def finish(self, frames: "list[FrameLandmarks] | FrameStore") -> None:
         """After the last frame: hands mode re-assigns sides by track over the whole clip (`assign_hand_tracks`);
-        body+hands mode swaps back the frames where the pose network mirrored the body (`unmirror_by_chirality`).
+        body+hands mode swaps back the frames where the pose network mirrored the body (`unmirror_by_chirality`),
+        and gives the hands of its frames without a body (close-ups) their sides by track the same way, instead of
+        each frame's own labels, which swap when the hands cross.
         `frames` are this detector's outputs, in order; they are updated in place."""
         if self.mode == "body+hands":
             self.unmirrored = unmirror_by_chirality(frames, self.mirrored)
-            return
-        if self.mode != "hands" or not len(self._observed):
+        if self.mode == "body" or not len(self._observed):
             return
         if len(frames) != len(self._observed):
             raise ValueError("finish() needs every frame this detector processed, in order")
-        sides = assign_hand_tracks(self._observed, self._image_size)
         starts = self._observed.offsets
+        if self.mode == "body+hands" and starts[-1] == 0:
+            return                                    # every frame had a body: its wrists gave the sides
+        sides = assign_hand_tracks(self._observed, self._image_size)
         for a, b in scratch.windows(len(frames)):
             for t in range(a, b):
                 out = frames[t]   # a `FrameStore`'s frame is views into its arrays: the edits land there
+                if self.mode == "body+hands" and (starts[t] == starts[t + 1] or np.isfinite(out.pose_2d[:, 0]).any()):
+                    continue                          # a frame with a body (or no hands) keeps what it has
                 for side in (LEFT, RIGHT):
                     _clear_hand(out, side)
                 for k, hand in zip(range(starts[t], starts[t + 1]), self._observed.frame(t)):
                     if sides[k] >= 0:
                         _put_hand(out, int(sides[k]), hand, SRC_HANDS)
+                frames[t] = out
 
     def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks,
                 searchable: list[bool] | None = None) -> None:
@@ -708,4 +754,4 @@ class Perception:
                     _put_hand(out, side, hand, SRC_WRIST_CROP)
                     self.rescued += 1
                     break
-        drop_duplicate_hands(out)
+        drop_duplicate_hands(out, self.mirrored)

@@ -108,6 +108,19 @@ CHIRALITY_MIN_SINE = (0.1, 0.3)    # |sin| of the thumb against the palm plane: 
 CHIRALITY_MIN_SPREAD = (1.5, 2.0)  # wrists apart, in shoulder widths: no vote below, a full vote above
 
 
+def chirality_sine(hands: np.ndarray) -> np.ndarray:
+    """The sine of the thumb (mean of its MCP, IP and tip, from the wrist) against the palm plane, n = (index
+    knuckle − wrist) × (pinky knuckle − wrist), for hands ``(..., 21, ≥3)`` (px, relative depth): > 0 for a right
+    hand, < 0 for a left one in an unmirrored image (see `chirality_votes`); NaN where a point is missing."""
+    h = np.asarray(hands, dtype=float)[..., :3]
+    wrist = h[..., 0, :]
+    normal = np.cross(h[..., 5, :] - wrist, h[..., 17, :] - wrist)
+    thumb = h[..., 2:5, :].mean(axis=-2) - wrist
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("...k,...k", normal, thumb) / (np.linalg.norm(normal, axis=-1) *
+                                                        np.linalg.norm(thumb, axis=-1))
+
+
 def chirality_votes(pose_2d: np.ndarray, hands_2d: np.ndarray, mirrored: bool = False) -> np.ndarray:
     """`mirrored_frames`' hand votes from the hands' own shape: ``(T, 2)``.
 
@@ -121,13 +134,8 @@ def chirality_votes(pose_2d: np.ndarray, hands_2d: np.ndarray, mirrored: bool = 
 
     pose_2d:  (T, 33, 3) px + visibility; hands_2d: (T, 2, 21, ≥3) [left, right] px + relative depth.
     """
-    h = np.asarray(hands_2d, dtype=float)[..., :3]
-    wrist = h[..., 0, :]
-    normal = np.cross(h[..., 5, :] - wrist, h[..., 17, :] - wrist)
-    thumb = h[..., 2:5, :].mean(axis=-2) - wrist
+    sine = chirality_sine(hands_2d)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sine = np.einsum("...k,...k", normal, thumb) / (np.linalg.norm(normal, axis=-1) *
-                                                         np.linalg.norm(thumb, axis=-1))
         lo, hi = CHIRALITY_MIN_SINE
         strength = np.clip((np.abs(sine) - lo) / (hi - lo), 0.0, 1.0)
         chiral_side = (sine > 0).astype(int) ^ int(mirrored)           # 0: a left hand, 1: a right hand

@@ -129,6 +129,65 @@ def test_hands_near_their_own_wrists_stay_even_when_close_together():
     assert detect.drop_misplaced_hands(out) == 0
 
 
+def _chiral_hand(wrist_xy, right: bool) -> np.ndarray:
+    """Landmarks (21, 3) px + depth of a hand pointing up whose thumb lies away from (right hand) or toward
+    (left hand) the camera, from the palm plane: its chirality (`sides.chirality_sine`) is clear."""
+    pts = np.zeros((21, 3))
+    pts[:, :2] = np.asarray(wrist_xy, float) + np.linspace(0, -120, 21)[:, None] * np.array([0.0, 1.0])
+    pts[5] = (wrist_xy[0] - 20, wrist_xy[1] - 60, 0)
+    pts[17] = (wrist_xy[0] + 20, wrist_xy[1] - 60, 0)
+    pts[9] = (wrist_xy[0], wrist_xy[1] - 60, 0)
+    pts[2:5] = (wrist_xy[0] - 30, wrist_xy[1] - 20, 30.0 if right else -30.0)
+    return pts
+
+
+def test_one_hand_on_both_sides_stays_on_the_side_its_shape_names():
+    """hands_cross_closeup's case: Holistic puts the left hand on both sides in a close-up whose body wrists are
+    less than a hand length apart (the old rule kept both there)."""
+    from inference_server.sides import chirality_sine
+    assert chirality_sine(_chiral_hand((0, 0), True)) > 0.3 and chirality_sine(_chiral_hand((0, 0), False)) < -0.3
+    pose = _pose_with_wrists((300, 200), (250, 200))                   # 50 px apart, hands 60 px long
+    out = _frame_with_hands(pose, {})
+    for side, dx in ((LEFT, 0.0), (RIGHT, 8.0)):
+        out.hands_2d[side] = _chiral_hand((290 + dx, 200), right=False)
+        out.hand_source[side] = SRC_HOLISTIC
+    detect.drop_duplicate_hands(out)
+    assert out.hand_source.tolist() == [SRC_HOLISTIC, SRC_NONE]
+    # the same place but opposite shapes: two hands (a clap, a side-on walk), both stay
+    out.hands_2d[RIGHT] = _chiral_hand((298, 200), right=True)
+    out.hand_source[RIGHT] = SRC_HOLISTIC
+    detect.drop_duplicate_hands(out)
+    assert out.hand_source.tolist() == [SRC_HOLISTIC, SRC_HOLISTIC]
+    # mirrored input (a selfie camera) reads the shapes the other way round
+    out.hands_2d[RIGHT] = _chiral_hand((298, 200), right=False)
+    detect.drop_duplicate_hands(out, mirrored=True)
+    assert out.hand_source.tolist() == [SRC_NONE, SRC_HOLISTIC]
+
+
+def test_hands_of_frames_without_a_body_get_their_sides_by_track():
+    """body+hands mode, a close-up without a body: each frame's labels put the hands on sides (`hands_by_label`);
+    `finish` gives every hand its track's side instead, so two frames whose labels flipped are put right."""
+    perception = Perception.__new__(Perception)
+    perception.mode, perception.mirrored, perception._image_size = "body+hands", False, (640, 480)
+    perception._observed = detect.HandStore()
+    frames_out = []
+    for t in range(12):
+        flip = t in (5, 6)                                               # the network swaps its labels here
+        hands = [HandObservation(_chiral_hand((200 + 2 * t, 300), False), np.zeros((21, 3)), RIGHT if flip else LEFT,
+                                 0.9),
+                 HandObservation(_chiral_hand((440 - 2 * t, 300), True), np.zeros((21, 3)), LEFT if flip else RIGHT,
+                                 0.9)]
+        out = detect.empty_frame()
+        detect._read_without_body(out, hands)
+        perception._observed.append(hands)
+        frames_out.append(out)
+    assert frames_out[5].hands_2d[LEFT, 0, 0] > 400                     # before: the flipped frames are swapped
+    perception.finish(frames_out)
+    for t, out in enumerate(frames_out):
+        assert out.hands_2d[LEFT, 0, 0] == pytest.approx(200 + 2 * t), t
+        assert out.hands_2d[RIGHT, 0, 0] == pytest.approx(440 - 2 * t), t
+
+
 def test_searches_for_a_hand_that_stays_missing_back_off():
     perception = Perception.__new__(Perception)          # the back-off's bookkeeping alone, no graphs
     perception._misses, perception.searches_skipped = [0, 0], 0
