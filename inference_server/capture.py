@@ -28,10 +28,11 @@ from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-DETECT_CACHE_VERSION = 7  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
+DETECT_CACHE_VERSION = 8  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
 #                           4: whole-frame hand search for unsure wrists and close-ups, phantom bodies dropped,
 # 5: mirrored bodies swapped back by the hands' chirality; 6: the camera's rotation (camera_motion.py);
-# 7: each person's arrays an entry of its own (streamed: no stack of the people in memory)
+# 7: each person's arrays an entry of its own (streamed: no stack of the people in memory);
+# 8: hands on the other arm dropped, one hand on both sides by chirality, body-less frames' hands by track
 
 
 @dataclasses.dataclass
@@ -88,6 +89,9 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
                 "start": options.frame_start, "end": options.frame_end, "max_side": options.max_side}
     if options.multi_person:
         key_opts["people"] = options.people
+    backend = options.detector_backend()
+    if backend != "mediapipe":
+        key_opts["detector"] = backend
     options_digest = hashlib.sha256(json.dumps(key_opts, sort_keys=True).encode()).hexdigest()[:12]
     key = content_hash(video)[:24] + "_" + options_digest
     cache_file = stage_cache_dir() / "detect" / f"{key}.npz"
@@ -105,12 +109,16 @@ def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress
     stats = DecodeStats()
     frames = iter_frames(video, options.frame_start, end, stats=stats, fps=options.fps)
     camera = None
-    if options.multi_person:
-        people, frame_ids, stamps, t_decode, t_detect, counts = _detect_people(frames, info, options, total,
-                                                                               progress, cancelled)
+    if options.multi_person or (backend == "torch" and options.mode != "hands"):
+        people, frame_ids, stamps, t_decode, t_detect, counts, camera = _detect_people(frames, info, options, total,
+                                                                                       progress, cancelled)
+    elif backend == "torch":
+        people, frame_ids, stamps, t_decode, t_detect, counts = _detect_hands_torch(frames, info, options, total,
+                                                                                    progress, cancelled)
     else:
         people, frame_ids, stamps, t_decode, t_detect, counts, camera = _detect_one(frames, info, options, total,
                                                                                     progress, cancelled)
+    counts["detector"] = backend
     counts.update({"decode_skipped": stats.frames_skipped, "decode_skipped_frames": list(stats.skipped_indices),
                    "decode_ended_early": bool(stats.ended_early)})
     if stats.frames_skipped or stats.ended_early:
@@ -199,26 +207,44 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
     return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
 
 
+def _detect_device() -> str:
+    """Where the torch detector runs: CUDA whenever torch sees a GPU (that is what it is for), else the CPU. (The
+    ``device`` option says where the fit runs.)"""
+    from .fit import resolve_device
+
+    return resolve_device("auto")
+
+
 def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
                    cancelled: CancelledFn):
-    """Every person, in batches of frames, with `people.MultiPerson`; then one track per person."""
-    from .fit import resolve_device
+    """People with the torch port of MediaPipe's networks (`people.MultiPerson`), in batches of frames, then one
+    track per person: every person (``options.people`` ≠ 1) or the main one (``--detector torch``). The camera's
+    rotation comes from the same frames' background with every person masked out."""
+    from .camera_motion import CameraTracker
     from .people import MultiPerson, detect_stream, track_people
 
-    device = resolve_device(options.device)
+    device = _detect_device()
     detector = MultiPerson(device=device, hands=options.mode == "body+hands")
     decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
+    tracker = CameraTracker(default_intrinsics(info.width, info.height, options.focal_px), (info.width, info.height))
     started = time.perf_counter()
 
     def on_batch(done: int, _seconds: float) -> None:
         progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
 
+    def on_frames(batch: list[np.ndarray], people) -> None:
+        for rgb, persons in zip(batch, people):
+            points = [np.concatenate([p.landmarks.pose_2d[:, :2], p.landmarks.hands_2d[..., :2].reshape(-1, 2)])
+                      for p in persons]
+            tracker.add(rgb, points or None)            # one box per person
+
     found, t_detect = detect_stream(detector, ((rgb, size) for _, _, size, rgb in decoded),
-                                    DETECT_BATCH.get(device.split(":")[0], 8), on_batch)   # whole-clip columns
+                                    DETECT_BATCH.get(device.split(":")[0], 8), on_batch, on_frames)   # whole-clip
     size = (info.width, info.height)
     t0 = time.perf_counter()
     tracks = track_people(found, size, max_people=options.people or None)   # a FrameStore per person
     t_detect += time.perf_counter() - t0
+    camera = tracker.finish() if len(found) else None
     counts = {"people": len(tracks), "device": device, "recovered": detector.recovered,
               "hands_tracked": detector.hand_tracked, "palm_retry": detector.hand_palm_retry,
               "relabelled_frames": [int(tr.mirrored.sum()) for tr in tracks],
@@ -228,8 +254,75 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
         nobody = FrameStore(len(found))
         for _ in range(len(found)):
             nobody.append(empty_frame())
-        return [nobody], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
-    return [tr.frames for tr in tracks], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
+        return [nobody], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
+    return [tr.frames for tr in tracks], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
+
+
+def _tracked_hands(hands_net, rgb: np.ndarray, previous: list, found: list) -> list:
+    """MediaPipe's hand tracking for the torch port: a hand of the previous frame that no palm detection of this
+    frame covers (no hand found with its wrist inside the ROI the previous landmarks give) is looked for with the
+    landmark network alone on that ROI, and kept when the network says a hand is there."""
+    missing = []
+    for hand in previous:
+        cx, cy, w, h, _ = hand.next_roi
+        if all(np.hypot(*(f.landmarks_px[0, :2] - (cx, cy))) > 0.5 * max(w, h) for f in found):
+            missing.append(hand.next_roi)
+    missing = missing[:max(0, hands_net.max_hands - len(found))]
+    if not missing:
+        return []
+    again = hands_net.landmarks_in_rois([rgb], [np.stack(missing)])[0]
+    return [r for r in again if r is not None]
+
+
+def _detect_hands_torch(frames, info: VideoInfo, options: CaptureOptions, total: int, progress: ProgressFn,
+                        cancelled: CancelledFn):
+    """Hands mode with the torch port (`models.blaze.BlazeHands`: palm detection and hand landmarks on every frame,
+    batched), the sides then given by track over the clip exactly as on MediaPipe's path (`detect.Perception`)."""
+    from .detect import FrameStore, HandObservation, Perception, subject_side
+    from .models.blaze import BlazeHands
+
+    device = _detect_device()
+    batch_size = DETECT_BATCH.get(device.split(":")[0], 8)
+    hands_net = BlazeHands(device=device, max_hands=2)
+    decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
+    found = FrameStore(total)
+    perception = Perception("hands", graphs=False)
+    t_detect, started = 0.0, time.perf_counter()
+    batch: list[np.ndarray] = []
+    size = (info.width, info.height)
+
+    previous: list = []
+
+    def flush() -> None:
+        nonlocal t_detect, previous
+        t0 = time.perf_counter()
+        h, w = batch[0].shape[:2]
+        sx, sy = size[0] / w, size[1] / h
+        for rgb, results in zip(batch, hands_net.detect(batch)):
+            results = results + _tracked_hands(hands_net, rgb, previous, results)
+            previous = results
+            hands = []
+            for r in results:
+                px = np.asarray(r.landmarks_px, dtype=np.float64) * (sx, sy, sx)
+                hands.append(HandObservation(px, np.asarray(r.world, dtype=np.float64),
+                                             subject_side(r.handedness_label), float(r.handedness_score)))
+            found.append(perception.add_hands(hands, size))
+        t_detect += time.perf_counter() - t0
+        batch.clear()
+        progress("detect", min(len(found), total), max(total, len(found)),
+                 len(found) / max(1e-6, time.perf_counter() - started))
+
+    for _, _, size, rgb in decoded:
+        batch.append(rgb)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    t0 = time.perf_counter()
+    perception.finish(found)
+    t_detect += time.perf_counter() - t0
+    counts = {"device": device}
+    return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts
 
 
 def _camera_fields(camera) -> tuple[np.ndarray | None, dict]:

@@ -45,6 +45,9 @@ def add_commands(commands) -> None:
     cap.add_argument("--hand-mesh", choices=("off", "init"), default="off",
                      help="init: the learned hand-mesh network's points give the fingers' 3D shape (instead of "
                           "MediaPipe's world landmarks); off (default)")
+    cap.add_argument("--detector", choices=("auto", "mediapipe", "torch"), default="auto",
+                     help="the landmark networks' runtime: MediaPipe's graphs, or their torch port batched over "
+                          "frames (CUDA when there is one); auto: torch on a CUDA GPU, else mediapipe")
     cap.add_argument("--hand-mesh-model", default=None, metavar="FILE.onnx",
                      help="the hand-mesh network (default: $REEL2RIG_HAND_MESH_MODEL, then the shipped one)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")
@@ -136,7 +139,7 @@ def _capture(args: argparse.Namespace) -> int:
                              use_cache=not args.no_cache, fps=args.fps, people=args.people, model=args.model,
                              model_dir=args.model_dir, space=args.space, foot_lock=not args.no_foot_lock,
                              motion=args.motion, motion_model=args.motion_model, hand_mesh=args.hand_mesh,
-                             hand_mesh_model=args.hand_mesh_model)
+                             hand_mesh_model=args.hand_mesh_model, detector=args.detector)
     progress = _Progress()
     try:
         result = run_capture(Path(args.video), Path(args.out), options, progress, lambda: False)

@@ -355,9 +355,9 @@ def assign_to_wrists(hands: list[HandObservation], pose_2d: np.ndarray, sides=(L
     return taken
 
 
-#: Two hands whose landmarks lie within this many hand lengths of each other on average, and whose thumbs both lie
-#: clearly on one side of the palm (the same chirality, |sine| ≥ `CHIRALITY_MIN_SINE`'s upper end), are one hand.
-DUPLICATE_CHIRAL = 0.5
+#: Two hands whose landmarks lie within this many hand lengths (wrist → middle knuckle) of each other on average
+#: are one hand read twice, unless their shapes say otherwise (`drop_duplicate_hands`).
+DUPLICATE_APART = 0.3
 
 
 def hand_chirality(hand: np.ndarray, mirrored: bool = False) -> tuple[int, float]:
@@ -370,26 +370,25 @@ def hand_chirality(hand: np.ndarray, mirrored: bool = False) -> tuple[int, float
 def drop_duplicate_hands(out: FrameLandmarks, mirrored: bool = False) -> None:
     """When both sides hold the same hand, clear one.
 
-    Where both readings have the same clear chirality (landmarks within ``DUPLICATE_CHIRAL`` hand lengths on
-    average), the hand is the one its shape says and the other side is cleared — in a close-up of crossing hands
-    Holistic may put the left hand on both sides while the body's wrists are a hand length apart
-    (hands_cross_closeup). Otherwise, when the landmarks lie within 0.3 hand lengths while the body's wrists are
-    more than a hand length apart, the side whose body wrist is nearer keeps it. (Hands that really overlap in the
-    picture — a walk seen side-on — have overlapping body wrists too, and opposite chiralities, and stay.)"""
+    Both sides hold one hand when their landmarks lie within ``DUPLICATE_APART`` hand lengths on average. Where both
+    readings have the same clear chirality (|sine| ≥ `CHIRALITY_MIN_SINE`'s upper end), the hand is the one its
+    shape says and the other side is cleared — in a close-up of crossing hands Holistic may put the left hand on
+    both sides while the body's wrists are less than a hand length apart (hands_cross_closeup); opposite clear
+    chiralities are two hands (a clap), and both stay. Without a clear shape, the side whose body wrist is nearer
+    keeps it when the body's wrists are more than a hand length apart. (Hands that really overlap in the picture —
+    a walk seen side-on — have overlapping body wrists too, and stay.)"""
     a, b = out.hands_2d[LEFT], out.hands_2d[RIGHT]
     if not (np.isfinite(a[:, 0]).all() and np.isfinite(b[:, 0]).all()):
         return
     length = max(np.linalg.norm(a[9, :2] - a[0, :2]), np.linalg.norm(b[9, :2] - b[0, :2]), 1.0)
     apart = np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() / length
-    if apart > max(DUPLICATE_CHIRAL, 0.3):
+    if apart > DUPLICATE_APART:
         return
     (side_a, sure_a), (side_b, sure_b) = hand_chirality(a, mirrored), hand_chirality(b, mirrored)
     if min(sure_a, sure_b) >= CHIRALITY_MIN_SINE[1] and np.isfinite(a[:, 2]).all() and np.isfinite(b[:, 2]).all():
         if side_a == side_b:
             _clear_hand(out, 1 - side_a)
         return                                       # two different hands, or one cleared
-    if apart > 0.3:
-        return
     body_gap = np.linalg.norm(out.pose_2d[POSE_WRIST[LEFT], :2] - out.pose_2d[POSE_WRIST[RIGHT], :2])
     if not np.isfinite(body_gap) or body_gap <= length:
         return
@@ -570,9 +569,14 @@ class Perception:
     #: finds 57% of the missed hands, 1.0× 39%, 2.0× 31%; together they find more).
     RESCUE_SCALES = (1.4, 1.0)
 
-    def __init__(self, mode: str = "body+hands", rescue_crop_px: int = 256, mirrored: bool = False):
+    def __init__(self, mode: str = "body+hands", rescue_crop_px: int = 256, mirrored: bool = False,
+                 graphs: bool = True):
+        """``graphs=False`` (hands mode): no MediaPipe graph; the hands come from elsewhere (`add_hands`: the torch
+        port's batched hand detector), and `finish` gives them their sides by track as usual."""
         if mode not in MODES:
             raise ValueError(f"unknown capture mode {mode!r}; choose one of {MODES}")
+        if not graphs and mode != "hands":
+            raise ValueError("only hands mode runs without MediaPipe's graphs")
         self.mode = mode
         self.mirrored = mirrored
         self.rescue_crop_px = rescue_crop_px
@@ -585,7 +589,7 @@ class Perception:
             self._hands = self._own(HandsDetector(static=True, max_hands=2, mirrored=mirrored))
         elif mode == "body":
             self._pose = self._own(PoseDetector())
-        else:
+        elif graphs:
             self._hands = self._own(HandsDetector(static=False, max_hands=2, mirrored=mirrored))
         self._observed = HandStore()   # hands mode: every frame's hands, for `finish`
         self._image_size = (0, 0)
@@ -616,13 +620,7 @@ class Perception:
         if self.mode == "body":
             return self._pose.process(rgb, scale_to)
         if self.mode == "hands":
-            out = empty_frame()
-            hands = self._hands.process(rgb, scale_to)
-            self._observed.append(hands)
-            self._image_size = scale_to
-            for side, hand in hands_by_label(hands).items():   # provisional: `finish` decides by track
-                _put_hand(out, side, hand, SRC_HANDS)
-            return out
+            return self.add_hands(self._hands.process(rgb, scale_to), scale_to)
         self._image_size = scale_to
         out = self._holistic.process(rgb, scale_to)
         if not np.isfinite(out.pose_2d[:, 0]).any():
@@ -634,10 +632,9 @@ class Perception:
         self._observed.append([])
         self.misplaced += drop_misplaced_hands(out)
         drop_duplicate_hands(out, self.mirrored)
-        searchable = [self._may_search(side) for side in (LEFT, RIGHT)]
         if self.rescue_crop_px:
-            self._rescue(rgb, scale_to, out, searchable)
-        missing = [side for side in (LEFT, RIGHT) if out.hand_source[side] == SRC_NONE and searchable[side]]
+            self._rescue(rgb, scale_to, out)
+        missing = [side for side in (LEFT, RIGHT) if out.hand_source[side] == SRC_NONE and self._may_search(side)]
         if missing and self._doubt(out.pose_2d, missing, scale_to):
             self._whole_frame(rgb, scale_to, out, missing)
         self.misplaced += drop_misplaced_hands(out)
@@ -645,9 +642,11 @@ class Perception:
             self._misses[side] = self._misses[side] + 1 if out.hand_source[side] == SRC_NONE else 0
         return out
 
-    #: After this many frames in a row in which a side's hand was not found, its searches (wrist crops, whole
-    #: frame) run only every SEARCH_BACKOFF_EVERY-th frame until it is found again: a hand outside the picture (an
-    #: arm hanging below a close-up) would otherwise cost three extra network runs on every frame.
+    #: After this many frames in a row in which a side's hand was not found, the whole-frame search for it runs
+    #: only every SEARCH_BACKOFF_EVERY-th frame until it is found again: a hand outside the picture (an arm hanging
+    #: below a close-up) would otherwise cost a whole-frame palm detection on every frame. (The wrist crops keep
+    #: running: they find the small hands of full-body shots now and then, and backing them off lost 4–11 % of
+    #: reach_overhead's hands.)
     SEARCH_BACKOFF_AFTER = 3
     SEARCH_BACKOFF_EVERY = 4
 
@@ -657,6 +656,16 @@ class Perception:
             return True
         self.searches_skipped += 1
         return False
+
+    def add_hands(self, hands: list[HandObservation], scale_to: tuple[int, int]) -> FrameLandmarks:
+        """Hands mode: one frame's hands (sides as their labels say, the subject's own) → its landmarks, sides
+        provisional until `finish` decides them by track."""
+        out = empty_frame()
+        self._observed.append(hands)
+        self._image_size = scale_to
+        for side, hand in hands_by_label(hands).items():
+            _put_hand(out, side, hand, SRC_HANDS)
+        return out
 
     #: Below this wrist visibility the pose is unsure of that arm: its hand is searched for in the whole frame.
     DOUBT_VISIBILITY = 0.5
@@ -726,16 +735,14 @@ class Perception:
                         _put_hand(out, int(sides[k]), hand, SRC_HANDS)
                 frames[t] = out
 
-    def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks,
-                searchable: list[bool] | None = None) -> None:
-        """Run the hand network on an upscaled crop around each body wrist whose hand is missing (and whose side
-        is not backing off, `_may_search`)."""
+    def _rescue(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks) -> None:
+        """Run the hand network on an upscaled crop around each body wrist whose hand is missing."""
         import cv2
 
         width, height = scale_to
         sx, sy = rgb.shape[1] / width, rgb.shape[0] / height       # frame px → rgb px (detection may downscale)
         for side in (LEFT, RIGHT):
-            if out.hand_source[side] != SRC_NONE or (searchable is not None and not searchable[side]):
+            if out.hand_source[side] != SRC_NONE:
                 continue
             region = hand_region(out.pose_2d, side)
             if region is None:

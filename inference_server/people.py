@@ -431,9 +431,11 @@ class PeopleStore:
         return FrameLandmarks(*(self.rows[name][k] for name in self.FIELDS))
 
 
-def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None) -> tuple[PeopleStore, float]:
+def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None, on_frames=None
+                  ) -> tuple[PeopleStore, float]:
     """Run ``detector`` over an iterable of ``(rgb, (width, height))`` in batches of ``batch_size`` frames (the
-    stream is read batch by batch: memory stays at one batch of frames). ``on_batch(done, seconds)`` after each batch.
+    stream is read batch by batch: memory stays at one batch of frames). ``on_batch(done, seconds)`` after each batch;
+    ``on_frames(frames, people)`` with the batch's frames and their people (not timed: the camera tracker).
     Returns the people of every frame (a `PeopleStore`: whole-clip columns, no object per person and frame) and the
     seconds spent detecting (reading the stream excluded)."""
     import time
@@ -450,6 +452,8 @@ def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None)
         seconds += time.perf_counter() - t0
         for frame in people:
             found.append(frame)
+        if on_frames is not None:
+            on_frames(batch, people)
         batch.clear()
         if on_batch is not None:
             on_batch(len(found), seconds)

@@ -24,6 +24,7 @@ CAPTURE_MODELS = ("anny", "smpl", "smplh", "smplx", "anny_hand", "mano")
 SPACES = ("world", "camera")
 MOTIONS = ("fit", "network", "prior")
 HAND_MESH = ("off", "init")
+DETECTORS = ("auto", "mediapipe", "torch")
 HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each hand placed in the camera
 
 
@@ -58,6 +59,11 @@ class CaptureOptions:
                                       # hands) give the fingers' 3D shape in place of MediaPipe's world landmarks
                                       # (inference_server/hand_mesh/stage.py); "off": MediaPipe's
     hand_mesh_model: str | None = None  # its ONNX file (default: $REEL2RIG_HAND_MESH_MODEL, then the shipped one)
+    detector: str = "auto"            # the landmark networks' runtime: "mediapipe" (MediaPipe's own graphs, frame
+                                      # by frame, one person: detect.py), "torch" (the same networks ported to torch,
+                                      # batched over frames, on CUDA when there is one: people.py, models/blaze.py),
+                                      # "auto" = torch when torch sees a CUDA GPU, else mediapipe (the faster one on a
+                                      # CPU, see README › Perception)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -78,11 +84,21 @@ class CaptureOptions:
             raise ValueError("the motion network drives the body: use it with the body or body+hands mode")
         if out.hand_mesh not in HAND_MESH:
             raise ValueError(f"option 'hand_mesh' must be one of {list(HAND_MESH)}, not {out.hand_mesh!r}")
+        if out.detector not in DETECTORS:
+            raise ValueError(f"option 'detector' must be one of {list(DETECTORS)}, not {out.detector!r}")
         if out.space not in SPACES:
             raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")
         if isinstance(out.people, int) and out.people < 0:
             raise ValueError(f"option 'people' must be 0 (everyone) or a positive count, not {out.people}")
         return out
+
+    def detector_backend(self) -> str:
+        """"mediapipe" or "torch": ``detector`` with "auto" resolved (torch when torch sees a CUDA GPU)."""
+        if self.detector != "auto":
+            return self.detector
+        import torch
+
+        return "torch" if torch.cuda.is_available() else "mediapipe"
 
     @property
     def multi_person(self) -> bool:
