@@ -2,6 +2,7 @@
 MediaPipe Holistic measured in the same run.
 
     ./reel2rig bench perception [smoke|standard|multi] [--footage DIR] [--any-render] [--max-frames N] [--scenes A,B]
+                                [--torch]
 
 Ground-truth suites: a hand counts as visible on a frame when at least HAND_VISIBLE_MIN of its 21 points are
 unoccluded and inside the picture (bench/evaluate.py); coverage = found ∧ visible / visible, per side. A swap is a
@@ -11,7 +12,9 @@ coverage of the visible hands and false hand frames; elsewhere the share of fram
 
 Methods: ``holistic`` (MediaPipe Holistic alone, the baseline), ``ours`` (inference_server.detect.Perception in
 body+hands mode: Holistic + wrist-crop rescue + hand-detector fallback), and on close-up scenes also
-``ours-hands`` (hands mode). Frames/s is decode excluded, detection only, on this machine.
+``ours-hands`` (hands mode); with ``--torch`` also ``torch`` / ``torch-hands``: the same modes through the
+capture's detection stage with ``--detector torch`` (models/blaze.py, people.py). Frames/s is decode excluded,
+detection only, on this machine.
 
 The ``multi`` suite (several people) scores tracks instead: for every true person, the share of the frames where
 they are visible that a track follows them, id switches, frames of tracks on nobody, and their hands' coverage and
@@ -31,10 +34,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _detect_torch(video: Path, mode: str, max_frames: int | None) -> tuple[np.ndarray, float]:
+    """The capture's detection stage with ``--detector torch`` (the torch port of MediaPipe's networks, batched,
+    on the CPU here): hands (T, 2, 21, 3) px and its frames/s (detection and tracking; decode excluded)."""
+    from inference_server.capture import detect_stage
+    from inference_server.pipeline import CaptureOptions
+    from inference_server.video import probe
+
+    options = CaptureOptions(mode=mode, detector="torch", use_cache=False, frame_end=max_frames)
+    found = detect_stage(video, probe(video), options, lambda *a: None, lambda: False)[0]
+    return found.hands_2d, len(found.hands_2d) / max(found.detect_seconds, 1e-9)
+
+
 def _detect(video: Path, method: str, max_frames: int | None) -> tuple[np.ndarray, float]:
     """Hands (T, 2, 21, 3) px of one method over a clip, and its detection frames/s."""
     import cv2
 
+    if method.startswith("torch"):
+        return _detect_torch(video, "hands" if method == "torch-hands" else "body+hands", max_frames)
     from inference_server.detect import HolisticDetector, Perception
     from inference_server.video import iter_frames
 
@@ -64,7 +81,8 @@ def _scene_video(scene, any_render: bool) -> Path | None:
     return folder
 
 
-def scene_rows(suite: str, any_render: bool, max_frames: int | None, names: str | None = None) -> list[dict]:
+def scene_rows(suite: str, any_render: bool, max_frames: int | None, names: str | None = None,
+               torch_rows: bool = False) -> list[dict]:
     from bench import metrics as M
     from bench.evaluate import HAND_VISIBLE_MIN
     from bench.run import select_scenes
@@ -76,6 +94,8 @@ def scene_rows(suite: str, any_render: bool, max_frames: int | None, names: str 
             visible = f["hand_visible"].sum(-1) >= HAND_VISIBLE_MIN       # (T, 2)
             true_wrists = f["hand_points_2d"][:, :, 0, :2]                # (T, 2, 2)
         methods = ["holistic", "ours"] + (["ours-hands"] if scene.framing == "hands" else [])
+        if torch_rows:
+            methods += ["torch"] + (["torch-hands"] if scene.framing == "hands" else [])
         row = {"scene": scene.name, "framing": scene.framing, "render": folder.name, "methods": {}}
         for method in methods:
             hands, fps = _detect(folder / "clip.mp4", method, max_frames)
@@ -283,7 +303,7 @@ def _row_text(row: dict) -> str:
 def summary(rows: list[dict]) -> dict:
     """Per method: coverage pooled over all visible hand-frames, total swap frames, mean fps."""
     out: dict[str, dict] = {}
-    for method in ("holistic", "ours", "ours-hands"):
+    for method in ("holistic", "ours", "ours-hands", "torch", "torch-hands"):
         ms = [r["methods"][method] for r in rows if method in r["methods"]]
         if not ms:
             continue
@@ -309,6 +329,8 @@ def main(argv=None) -> int:
                         help="use an existing render of a scene from another renderer version instead of re-rendering")
     parser.add_argument("--max-frames", type=int, default=None, help="first N frames of each clip")
     parser.add_argument("--scenes", default=None, help="only these scenes of the suite (comma-separated names)")
+    parser.add_argument("--torch", action="store_true",
+                        help="also the capture's detection with --detector torch (rows torch, torch-hands)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
     args = parser.parse_args(argv)
     from inference_server.config import prepare_environment
@@ -320,7 +342,8 @@ def main(argv=None) -> int:
     elif args.suite == "multi":
         rows, name = people_rows(args.suite, args.any_render, args.max_frames), "perception-multi"
     else:
-        rows, name = scene_rows(args.suite, args.any_render, args.max_frames, args.scenes), f"perception-{args.suite}"
+        rows = scene_rows(args.suite, args.any_render, args.max_frames, args.scenes, args.torch)
+        name = f"perception-{args.suite}"
         if args.scenes:
             name += "-some"     # a partial run does not replace the suite's results
     report = {"suite": name, "command": "./reel2rig bench perception " + " ".join(argv or sys.argv[1:]),

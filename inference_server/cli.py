@@ -47,7 +47,7 @@ def add_commands(commands) -> None:
                           "MediaPipe's world landmarks); off (default)")
     cap.add_argument("--detector", choices=("auto", "mediapipe", "torch"), default="auto",
                      help="the landmark networks' runtime: MediaPipe's graphs, or their torch port batched over "
-                          "frames (CUDA when there is one); auto: torch on a CUDA GPU, else mediapipe")
+                          "frames (CUDA when there is one); auto: torch for hands mode on a CUDA GPU, else mediapipe")
     cap.add_argument("--hand-mesh-model", default=None, metavar="FILE.onnx",
                      help="the hand-mesh network (default: $REEL2RIG_HAND_MESH_MODEL, then the shipped one)")
     cap.add_argument("--no-cache", action="store_true", help="recompute detection even if a cached result exists")

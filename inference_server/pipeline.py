@@ -62,8 +62,9 @@ class CaptureOptions:
     detector: str = "auto"            # the landmark networks' runtime: "mediapipe" (MediaPipe's own graphs, frame
                                       # by frame, one person: detect.py), "torch" (the same networks ported to torch,
                                       # batched over frames, on CUDA when there is one: people.py, models/blaze.py),
-                                      # "auto" = torch when torch sees a CUDA GPU, else mediapipe (the faster one on a
-                                      # CPU, see README › Perception)
+                                      # "auto": torch for hands mode when torch sees a CUDA GPU, else mediapipe — the
+                                      # faster one where both are as good (README › Perception: on a CPU MediaPipe's
+                                      # runtime is faster; the torch body path swaps hands more often)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "CaptureOptions":
@@ -93,9 +94,14 @@ class CaptureOptions:
         return out
 
     def detector_backend(self) -> str:
-        """"mediapipe" or "torch": ``detector`` with "auto" resolved (torch when torch sees a CUDA GPU)."""
+        """"mediapipe" or "torch": ``detector`` with "auto" resolved — torch for hands mode on a CUDA GPU (its
+        hands match MediaPipe's on the benchmark's close-ups), MediaPipe otherwise: on a CPU its runtime is the
+        faster, and the torch port's body path still swaps hands more often than MediaPipe's Holistic path
+        (README › Perception)."""
         if self.detector != "auto":
             return self.detector
+        if self.mode != "hands":
+            return "mediapipe"
         import torch
 
         return "torch" if torch.cuda.is_available() else "mediapipe"

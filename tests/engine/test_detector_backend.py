@@ -1,8 +1,9 @@
 """The detector option (`CaptureOptions.detector`): MediaPipe's graphs or their torch port, through the real engine
 pipeline on the sample clip, whose ground truth says where the subject's wrists are.
 
-"auto" picks the torch port only when torch sees a CUDA GPU (on a CPU MediaPipe's own runtime is the faster one:
-README › Perception); "torch" runs it anyway, batched over frames, on the CPU here.
+"auto" picks the torch port only for hands mode and only when torch sees a CUDA GPU (on a CPU MediaPipe's own
+runtime is the faster one, and the torch body path swaps hands more often: README › Perception); "torch" runs it
+anyway, batched over frames, on the CPU here.
 """
 from __future__ import annotations
 
@@ -46,9 +47,11 @@ def _hands_on_own_wrists(take, min_found: float) -> None:
     assert np.nanmedian(own[found]) < 25.0
 
 
-def test_auto_picks_torch_only_on_a_gpu():
+def test_auto_picks_torch_only_for_hands_on_a_gpu():
     assert CaptureOptions().detector == "auto"
-    assert CaptureOptions().detector_backend() == ("torch" if torch.cuda.is_available() else "mediapipe")
+    assert CaptureOptions().detector_backend() == "mediapipe"
+    assert CaptureOptions(mode="body").detector_backend() == "mediapipe"
+    assert CaptureOptions(mode="hands").detector_backend() == ("torch" if torch.cuda.is_available() else "mediapipe")
     assert CaptureOptions(detector="mediapipe").detector_backend() == "mediapipe"
     assert CaptureOptions(detector="torch").detector_backend() == "torch"
     with pytest.raises(ValueError, match="detector"):
