@@ -1,5 +1,6 @@
 """``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py, ``fit``:
-bench/fit.py, ``batch``: bench/batch.py, ``stage-memory``: bench/stage_memory.py, ``detector-errors``: bench/detector_errors.py)."""
+bench/fit.py, ``batch``: bench/batch.py, ``stage-memory``: bench/stage_memory.py, ``detector-errors``: bench/detector_errors.py,
+``throughput``: bench/throughput.py)."""
 import sys
 
 if len(sys.argv) > 1 and sys.argv[1] == "fit":
@@ -21,6 +22,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "detector-errors":
     from bench.detector_errors import main as detector_errors_main
 
     sys.exit(detector_errors_main(sys.argv[2:]))
+
+if len(sys.argv) > 1 and sys.argv[1] == "throughput":
+    from bench.throughput import main as throughput_main
+
+    sys.exit(throughput_main(sys.argv[2:]))
 
 if len(sys.argv) > 1 and sys.argv[1] == "perception":
     from bench.perception import main as perception_main
