@@ -202,7 +202,7 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
                   "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies,
                   "unmirrored_frames": detector.unmirrored,
-                  "misplaced_hands": detector.misplaced}
+                  "misplaced_hands": detector.misplaced, "searches_skipped": detector.searches_skipped}
     camera = tracker.finish() if found else None
     return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
 

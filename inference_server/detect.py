@@ -413,8 +413,8 @@ def drop_misplaced_hands(out: FrameLandmarks) -> int:
     at the end of the frame (a wrist crop's hand network may read the other hand's thumb as a small hand).
 
     Holistic crops each hand from its side of the pose, but its hand tracking can lock onto the other arm: in a
-    thumbs-up close-up whose left arm is out of the picture it reports a "left hand" on the raised right fist in a
-    fifth of the frames, 1–2 hand lengths from where the body puts its left wrist and a quarter of that from the
+    thumbs-up close-up whose left arm is out of the picture it reports a "left hand" on the raised right fist in
+    47% of the frames, 1–2 hand lengths from where the body puts its left wrist and a quarter of that from the
     right wrist (`vid02`). A hand is kept only on the wrist it is attached to, as `assign_to_wrists` does for the
     hand network's hands. (Hand lengths, not the hand region's size: a region sized from an elbow the pose guessed
     outside the picture is too large to tell.) A mirrored body moves both wrists and both hands together, so it is
@@ -468,7 +468,6 @@ def unmirror_by_chirality(frames: "list[FrameLandmarks] | FrameStore", mirrored:
         unmirror(frame)
         frames[t] = frame   # a `FrameStore` takes the swapped fields back (a list holds the same object)
     return int(swap.sum())
-
 
 
 def _read_without_body(out: FrameLandmarks, hands: list[HandObservation]) -> None:
