@@ -120,11 +120,11 @@ def _people_tracks(video: Path, max_frames: int | None, max_people: int | None
     frames/s (tracking included) and its counters."""
     import cv2
 
-    from inference_server.capture import DETECT_BATCH
+    from inference_server.capture import DETECT_BATCH, PEOPLE_TILES
     from inference_server.people import MultiPerson, detect_stream, track_people
     from inference_server.video import iter_frames
 
-    detector = MultiPerson(device="cpu")
+    detector = MultiPerson(device="cpu", tiles=PEOPLE_TILES)   # as `capture --people` runs it
     size = (1, 1)
 
     def frames():

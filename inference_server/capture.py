@@ -79,6 +79,7 @@ def _mediapipe_version() -> str:
 
 
 DETECT_BATCH = {"cpu": 8, "cuda": 64}   # frames per batch on the multi-person path
+PEOPLE_TILES = 2   # several people: person detection also on 2 × 2 overlapping tiles of each frame (small, far people)
 
 
 def detect_stage(video: Path, info: VideoInfo, options: CaptureOptions, progress: ProgressFn,
@@ -224,7 +225,8 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
     from .people import MultiPerson, detect_stream, track_people
 
     device = _detect_device()
-    detector = MultiPerson(device=device, hands=options.mode == "body+hands")
+    detector = MultiPerson(device=device, hands=options.mode == "body+hands",
+                           tiles=PEOPLE_TILES if options.people != 1 else 0)
     decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
     tracker = CameraTracker(default_intrinsics(info.width, info.height, options.focal_px), (info.width, info.height))
     started = time.perf_counter()

@@ -145,11 +145,12 @@ class MultiPerson:
     the people found (`Person`); consecutive calls continue the same clip (recovery uses the previous frame)."""
 
     def __init__(self, device: str = "cpu", max_people: int | None = None, hands: bool = True,
-                 min_detection: float = 0.5, max_batch: int = 32):
+                 min_detection: float = 0.5, max_batch: int = 32, tiles: int = 0):
+        """``tiles`` = g > 1: people are also detected on g × g overlapping tiles of each frame (`BlazePose`)."""
         from .models.blaze import BlazeHands, BlazePose
 
         self.pose = BlazePose(device=device, max_people=max_people, min_detection=min_detection,
-                              max_batch=max_batch)
+                              max_batch=max_batch, tiles=tiles)
         self.hands = BlazeHands(device=device, max_batch=max_batch) if hands else None
         self.max_people = max_people
         self._previous: list[Person] = []

@@ -58,6 +58,7 @@ POSE_INPUT = 256
 # The graph says kernel_size: 7, but MediaPipe 0.10.21 refines with a 9×9 window (the option's default): its
 # landmarks match a 9×9 refinement to 0.005 px at 256², a 7×7 one only to ~0.8 px. Match what it does.
 POSE_HEATMAP_KERNEL = 9
+TILE_OVERLAP = 0.25    # neighbouring tiles of a tiled detection (`_Blaze._detect`) share this share of a side
 N_POSE = 33
 N_POSE_ALL = 39          # 33 body + 2 auxiliary (ROI centre, scale point) + 4 unused
 TARGET_ANGLE = math.pi / 2
@@ -230,13 +231,23 @@ class _Blaze:
 
     def _detect(self, frames: Tensor, sizes: Tensor, net: str, anchors: Tensor, size: int,
                 value_range: tuple[float, float], decode: ops.DecodeOptions, min_score: float,
-                iou: float) -> list[Detections]:
-        """Full-frame detector on every frame: letterbox, network, decode, threshold, weighted NMS, un-letterbox."""
+                iou: float, tiles: int = 0) -> list[Detections]:
+        """Full-frame detector on every frame: letterbox, network, decode, threshold, weighted NMS, un-letterbox.
+
+        ``tiles`` = g > 1 also runs the detector on a g × g grid of overlapping tiles of every frame (each seen
+        larger than in the whole frame: small, far people), in the same network call, and merges every view's
+        detections of a frame by the same weighted NMS."""
         n = frames.shape[0]
         if n == 0:
             return []
-        rois, padding = ops.pad_roi(ops.full_frame_rois(sizes), size, size)           # (N, 5), (N, 4)
-        x = ops.crop_rois(frames, sizes, torch.arange(n, device=self.device), rois, size, size, "zero", value_range)
+        views = ops.full_frame_rois(sizes)[:, None]                                     # (N, 1, 5)
+        if tiles > 1:
+            views = torch.cat([views, ops.tile_rois(sizes, tiles, TILE_OVERLAP)], dim=1)   # (N, V, 5)
+        v = views.shape[1]
+        view_rois = views.reshape(-1, 5)
+        owner = torch.arange(n, device=self.device).repeat_interleave(v)
+        rois, padding = ops.pad_roi(view_rois, size, size)                              # (N·V, 5), (N·V, 4)
+        x = ops.crop_rois(frames, sizes, owner, rois, size, size, "zero", value_range)
         outs = self._run(net, x)
         raw_boxes = next(o for o in outs if o.shape[-1] == 4 + 2 * decode.num_keypoints)   # (N, A, 4 + 2P)
         raw_scores = next(o for o in outs if o.shape[-1] == 1)                             # (N, A, 1)
@@ -247,16 +258,25 @@ class _Blaze:
         # One transfer of the few candidates to the host; NMS is a short greedy loop.
         fi, b, k, s = fi.cpu(), boxes[fi, ai].cpu(), kps[fi, ai].cpu(), scores[fi, ai].cpu()
         pad, scale = padding.cpu(), ops.letterbox_scale(padding).cpu()
-        wh = sizes.cpu().to(torch.float32)
+        vr = view_rois.cpu()
+        origin, wh = vr[:, :2] - vr[:, 2:4] / 2, vr[:, 2:4]                              # each view's corner, size
         result = []
         for f in range(n):
-            m = fi == f
-            db, dk, ds = ops.weighted_nms(b[m], k[m], s[m], iou)
-            # letterbox removal:  x' = (x − left) / (1 − left − right),  w' = w / (1 − left − right)
-            xy = ops.remove_letterbox(db[None, :, :2], pad[f:f + 1])[0]
-            db = torch.cat([xy, db[:, 2:] / scale[f]], dim=1)
-            dk = ops.remove_letterbox(dk[None], pad[f:f + 1])[0]
-            result.append(Detections(db * wh[f].repeat(2), dk * wh[f], ds))
+            parts = []
+            for j in range(f * v, (f + 1) * v):
+                m = fi == j
+                db, dk, ds = ops.weighted_nms(b[m], k[m], s[m], iou)
+                # letterbox removal:  x' = (x − left) / (1 − left − right),  w' = w / (1 − left − right)
+                xy = ops.remove_letterbox(db[None, :, :2], pad[j:j + 1])[0]
+                db = torch.cat([xy, db[:, 2:] / scale[j]], dim=1)
+                dk = ops.remove_letterbox(dk[None], pad[j:j + 1])[0]
+                parts.append((torch.cat([origin[j] + db[:, :2] * wh[j], db[:, 2:] * wh[j]], dim=1),
+                              origin[j] + dk * wh[j], ds))
+            if v == 1:
+                result.append(Detections(*parts[0]))
+                continue
+            db, dk, ds = (torch.cat([p[i] for p in parts]) for i in range(3))
+            result.append(Detections(*ops.weighted_nms(db, dk, ds, iou)))   # IoU: any units
         return result
 
 
@@ -397,8 +417,11 @@ class BlazePose(_Blaze):
 
     def __init__(self, device: torch.device | str = "cpu", max_people: int | None = None,
                  min_detection: float = 0.5, min_presence: float = 0.5, max_batch: int = 32,
-                 dtype: torch.dtype = torch.float32, nets: Mapping[str, Net] | None = None):
+                 dtype: torch.dtype = torch.float32, nets: Mapping[str, Net] | None = None, tiles: int = 0):
+        """``tiles`` = g > 1: person detection also on a g × g grid of overlapping tiles of each frame (small, far
+        people; MediaPipe's own Pose sees only the whole frame)."""
         super().__init__(device, max_batch, dtype, nets)
+        self.tiles = tiles
         self.max_people = max_people
         self.min_detection = min_detection
         self.min_presence = min_presence
@@ -412,7 +435,7 @@ class BlazePose(_Blaze):
 
     def _detect_people(self, t: Tensor, sizes: Tensor) -> list[Detections]:
         dets = self._detect(t, sizes, "pose_detection", self.anchors, POSE_ANCHORS.input_size, (-1.0, 1.0),
-                            POSE_DECODE, self.min_detection, POSE_NMS_IOU)
+                            POSE_DECODE, self.min_detection, POSE_NMS_IOU, self.tiles)
         if self.max_people is not None:
             dets = [Detections(d.boxes[:self.max_people], d.keypoints[:self.max_people], d.scores[:self.max_people])
                     for d in dets]

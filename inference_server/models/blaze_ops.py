@@ -226,6 +226,24 @@ def full_frame_rois(sizes: Tensor) -> Tensor:
     return torch.stack([s[:, 0] / 2, s[:, 1] / 2, s[:, 0], s[:, 1], z], dim=1)
 
 
+def tile_rois(sizes: Tensor, grid: int, overlap: float) -> Tensor:
+    """Axis-aligned tiles of each image, ``(N, grid², 5)`` px: a ``grid × grid`` layout whose neighbours overlap by
+    ``overlap`` of a tile's side (each tile spans ``1 / (grid − (grid − 1) · overlap)`` of the image)."""
+    s = sizes.to(torch.float32)                                                       # (N, 2)
+    span = 1.0 / (grid - (grid - 1) * overlap)
+    step = span * (1.0 - overlap)
+    centres = torch.tensor([span / 2 + i * step for i in range(grid)], dtype=torch.float32, device=s.device)
+    cy, cx = torch.meshgrid(centres, centres, indexing="ij")                         # (grid, grid)
+    cx, cy = cx.reshape(-1), cy.reshape(-1)
+    n, k = s.shape[0], grid * grid
+    out = torch.zeros((n, k, 5), dtype=torch.float32, device=s.device)
+    out[..., 0] = cx[None] * s[:, None, 0]
+    out[..., 1] = cy[None] * s[:, None, 1]
+    out[..., 2] = span * s[:, None, 0]
+    out[..., 3] = span * s[:, None, 1]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------- rotated crops
 _TAB = 32          # OpenCV's INTER_TAB_SIZE: bilinear sample positions are quantised to 1/32 px
 _BLOCK = 32        # OpenCV's warp works in blocks; the block origin enters the floating-point sums (ties!)

@@ -433,6 +433,33 @@ def test_every_person_is_kept(blaze):
     assert np.median(err) < 0.02 * left.roi[2]
 
 
+def test_tiles_cover_the_image_with_the_overlap_asked():
+    t = ops.tile_rois(torch.tensor([[1000, 600]]), 2, 0.25)[0]                      # (4, 5)
+    span = 1 / (2 - 0.25)
+    assert torch.allclose(t[:, 2:4], torch.tensor([span * 1000, span * 600]).expand(4, 2))
+    x0, x1 = t[:, 0] - t[:, 2] / 2, t[:, 0] + t[:, 2] / 2
+    assert float(x0.min()) == pytest.approx(0.0, abs=1e-4) and float(x1.max()) == pytest.approx(1000.0, abs=1e-3)
+    left, right = t[0], t[1]                                                         # one row, two columns
+    overlap = (left[0] + left[2] / 2) - (right[0] - right[2] / 2)
+    assert float(overlap / left[2]) == pytest.approx(0.25, abs=1e-5)
+    assert torch.all(t[:, 4] == 0)
+
+
+def test_tiled_detection_finds_a_small_far_person(blaze):
+    """The sample's subject shrunk to 320 px in the corner of a 1920×1080 frame: the whole frame at 224² is too
+    coarse for the person detector, its 3 × 3 tiles are not; the landmarks land on the person."""
+    _, pose = blaze
+    f = _video_frames(SAMPLE, [0])[0]
+    small = cv2.resize(f, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1080, 1920, 3), 90, np.uint8)
+    canvas[700:700 + small.shape[0], 1500:1500 + small.shape[1]] = small
+    assert pose.detect([canvas])[0] == []
+    found = BlazePose(tiles=3, nets=pose._nets).detect([canvas])[0]
+    assert len(found) == 1
+    xy = found[0].landmarks_px[:, :2]
+    assert (xy[:, 0] > 1480).all() and (xy[:, 0] < 1760).all() and (xy[:, 1] > 680).all()
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(blaze):
