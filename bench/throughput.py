@@ -71,7 +71,8 @@ def mediapipe_rows(frames: list[np.ndarray]) -> list[dict]:
 
     rows = []
     size = (frames[0].shape[1], frames[0].shape[0])
-    for name, graph in (("mediapipe holistic", HolisticDetector(hands=True)),
+    frames = [f.copy() for f in frames]      # MediaPipe marks the arrays it reads read-only: the torch rows' stay as
+    for name, graph in (("mediapipe holistic", HolisticDetector(hands=True)),     # they are
                         ("mediapipe hands", HandsDetector(static=False, max_hands=2))):
         with graph:
             fps = time_batches(lambda fs: [graph.process(f, size) for f in fs], frames, 1, "cpu")
