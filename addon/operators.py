@@ -178,6 +178,8 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
     device = preferences.default_device(context)
     if device != "cpu":
         options["device"] = device
+    if preferences.detector(context) != "auto":
+        options["detector"] = preferences.detector(context)
     return CaptureSettings(video=path, engine=preferences.engine_config(context), options=options)
 
 

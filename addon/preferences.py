@@ -70,6 +70,15 @@ class REEL2RIG_AddonPreferences(bpy.types.AddonPreferences):
                ("cpu", "CPU", "Always the CPU"),
                ("cuda", "GPU (CUDA)", "The NVIDIA GPU; a capture fails with a clear message when there is none")),
         default="auto")
+    detector: EnumProperty(  # type: ignore[valid-type]
+        name="Detector",
+        description="Which runtime runs the landmark networks (the same MediaPipe networks either way)",
+        items=(("auto", "Auto", "The torch port for hands-only captures when the engine sees an NVIDIA GPU, "
+                "MediaPipe's own runtime otherwise (the faster one on a CPU, and the more reliable for bodies)"),
+               ("mediapipe", "MediaPipe", "MediaPipe's own runtime, frame by frame"),
+               ("torch", "Torch (GPU)", "The networks ported to torch, many frames at once, on the GPU when there "
+                "is one; swaps hands more often on body clips")),
+        default="auto")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -136,6 +145,7 @@ class REEL2RIG_AddonPreferences(bpy.types.AddonPreferences):
         col = box.column()
         col.use_property_split = True
         col.prop(self, "default_device")
+        col.prop(self, "detector")
 
 
 def _wrapped(layout: bpy.types.UILayout, text: str, icon: Any, width: int = 100) -> None:
@@ -247,3 +257,8 @@ def setup_plan(context: bpy.types.Context, requirements: str = "", pip_options: 
 def default_device(context: bpy.types.Context) -> str:
     prefs = get_preferences(context)
     return str(prefs.default_device) if prefs is not None else "auto"
+
+
+def detector(context: bpy.types.Context) -> str:
+    prefs = get_preferences(context)
+    return str(prefs.detector) if prefs is not None else "auto"

@@ -62,7 +62,8 @@ def test_preferences_survive_save_and_reload(bpy: ModuleType, empty_scene: Modul
     p = prefs(bpy)
     values = {"cache_dir": str(tmp_path / "cache") + "/", "model_dir": str(tmp_path / "models") + "/",
               "engine_folder": str(tmp_path / "engine") + "/", "base_python": sys.executable,
-              "torch_build": "CPU", "pip_options": "--find-links /wheels --no-index", "default_device": "cpu"}
+              "torch_build": "CPU", "pip_options": "--find-links /wheels --no-index", "default_device": "cpu",
+              "detector": "torch"}
     for name, value in values.items():
         setattr(p, name, value)
     try:
@@ -98,7 +99,7 @@ def test_preferences_draw_engine_state(bpy: ModuleType, empty_scene: ModuleType,
         st.check_report, st.setup_message, st.setup_is_error = report.to_json(), "Engine check: 1 problem", True
         calls = _draw(preferences.REEL2RIG_AddonPreferences.draw, {k: getattr(p, k) for k in (
             "engine_python", "cache_dir", "model_dir", "presets_dir", "engine_folder", "base_python",
-            "torch_build", "pip_options", "default_device")}, bpy.context)
+            "torch_build", "pip_options", "default_device", "detector")}, bpy.context)
         ops = [args[0] for name, args, _ in calls if name == "operator"]
         assert {"reel2rig.setup_engine", "reel2rig.check_engine", "reel2rig.clear_cache"} <= set(ops)
         labels = _labels(calls)
@@ -108,7 +109,7 @@ def test_preferences_draw_engine_state(bpy: ModuleType, empty_scene: ModuleType,
         st.setup_running, st.setup_progress, st.setup_stage = True, 0.3, "Installing PyTorch (1/3)"
         calls = _draw(preferences.REEL2RIG_AddonPreferences.draw, {k: getattr(p, k) for k in (
             "engine_python", "cache_dir", "model_dir", "presets_dir", "engine_folder", "base_python",
-            "torch_build", "pip_options", "default_device")}, bpy.context)
+            "torch_build", "pip_options", "default_device", "detector")}, bpy.context)
         assert any(n == "progress" and kw.get("text") == "Installing PyTorch (1/3)" for n, _, kw in calls)
         assert "reel2rig.setup_engine_cancel" in [a[0] for n, a, _ in calls if n == "operator"]
     finally:
@@ -276,6 +277,12 @@ def test_sources_frame_range_and_device_reach_the_options(bpy: ModuleType, empty
         assert "device" not in operators.capture_settings(bpy.context).options    # the engine's default
     finally:
         prefs(bpy).default_device = "auto"
+    assert "detector" not in operators.capture_settings(bpy.context).options      # auto: the engine decides
+    prefs(bpy).detector = "torch"
+    try:
+        assert operators.capture_settings(bpy.context).options["detector"] == "torch"
+    finally:
+        prefs(bpy).detector = "auto"
 
     settings.source = "CLIP"                                      # a Movie Clip of the file
     with pytest.raises(operators.Reel2RigError, match="Choose a Movie Clip"):
