@@ -97,8 +97,7 @@ def torch_rows(frames: list[np.ndarray], device: str, batches: list[int], half: 
     rows = []
     for name, run in runs.items():
         for batch in batches:
-            if name == "torch people":
-                people._previous = []               # each timing starts without a previous frame to recover from
+            people.reset()                          # each timing starts without a previous frame to recover from
             fps = time_batches(run, frames, batch, device)
             rows.append({"method": name, "device": device, "batch": batch, "fps": fps,
                          "dtype": "float16" if half else "float32"})

@@ -282,6 +282,7 @@ def _detect_hands_torch(frames, info: VideoInfo, options: CaptureOptions, total:
     batched), the sides then given by track over the clip exactly as on MediaPipe's path (`detect.Perception`)."""
     from .detect import FrameStore, HandObservation, Perception, subject_side
     from .models.blaze import BlazeHands
+    from .people import batches
 
     device = _detect_device()
     batch_size = DETECT_BATCH.get(device.split(":")[0], 8)
@@ -290,36 +291,21 @@ def _detect_hands_torch(frames, info: VideoInfo, options: CaptureOptions, total:
     found = FrameStore(total)
     perception = Perception("hands", graphs=False)
     t_detect, started = 0.0, time.perf_counter()
-    batch: list[np.ndarray] = []
     size = (info.width, info.height)
-
     previous: list = []
-
-    def flush() -> None:
-        nonlocal t_detect, previous
+    for batch in batches((rgb for _, _, _, rgb in decoded), batch_size):
         t0 = time.perf_counter()
-        h, w = batch[0].shape[:2]
-        sx, sy = size[0] / w, size[1] / h
+        sx, sy = size[0] / batch[0].shape[1], size[1] / batch[0].shape[0]
         for rgb, results in zip(batch, hands_net.detect(batch)):
             results = results + _tracked_hands(hands_net, rgb, previous, results)
             previous = results
-            hands = []
-            for r in results:
-                px = np.asarray(r.landmarks_px, dtype=np.float64) * (sx, sy, sx)
-                hands.append(HandObservation(px, np.asarray(r.world, dtype=np.float64),
-                                             subject_side(r.handedness_label), float(r.handedness_score)))
+            hands = [HandObservation(np.asarray(r.landmarks_px, dtype=np.float64) * (sx, sy, sx),
+                                     np.asarray(r.world, dtype=np.float64), subject_side(r.handedness_label),
+                                     float(r.handedness_score)) for r in results]
             found.append(perception.add_hands(hands, size))
         t_detect += time.perf_counter() - t0
-        batch.clear()
         progress("detect", min(len(found), total), max(total, len(found)),
                  len(found) / max(1e-6, time.perf_counter() - started))
-
-    for _, _, size, rgb in decoded:
-        batch.append(rgb)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
     t0 = time.perf_counter()
     perception.finish(found)
     t_detect += time.perf_counter() - t0

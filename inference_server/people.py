@@ -154,12 +154,16 @@ class MultiPerson:
         self.hands = BlazeHands(device=device, max_batch=max_batch) if hands else None
         self.max_people = max_people
         self._previous: list[Person] = []
+        self._prev_hands: list[tuple[np.ndarray, dict[int, np.ndarray]]] = []   # (box, side → next ROI)
         self.recovered = 0        # poses found on a previous frame's ROI (no detection)
         self.hand_second_pass = 0  # hands whose second (landmark-derived) crop was kept
         self.hand_tracked = 0      # hands found on the previous frame's hand ROI
         self.hand_palm_retry = 0      # hands found by the palm detector around a wrist after the pose's crop missed
         self._palm = None
-        self._prev_hands: list[tuple[np.ndarray, dict[int, np.ndarray]]] = []   # (box, side → next ROI)
+
+    def reset(self) -> None:
+        """Forget the previous frame (a new clip starts): no person or hand is recovered from it."""
+        self._previous, self._prev_hands = [], []
 
     # -------------------------------------------------------------------------------------------------- frames
     def process_batch(self, frames: Sequence[np.ndarray], scale_to: tuple[int, int]) -> list[list[Person]]:
@@ -432,6 +436,18 @@ class PeopleStore:
         return FrameLandmarks(*(self.rows[name][k] for name in self.FIELDS))
 
 
+def batches(items, size: int):
+    """Lists of up to ``size`` consecutive items of an iterable, read lazily (one list in memory at a time)."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None, on_frames=None
                   ) -> tuple[PeopleStore, float]:
     """Run ``detector`` over an iterable of ``(rgb, (width, height))`` in batches of ``batch_size`` frames (the
@@ -443,11 +459,8 @@ def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None,
 
     found = PeopleStore()
     seconds = 0.0
-    batch: list[np.ndarray] = []
-    size = (1, 1)
-
-    def flush() -> None:
-        nonlocal seconds
+    for chunk in batches(frames, batch_size):
+        batch, size = [rgb for rgb, _ in chunk], chunk[-1][1]
         t0 = time.perf_counter()
         people = detector.process_batch(batch, size)
         seconds += time.perf_counter() - t0
@@ -455,16 +468,8 @@ def detect_stream(detector: MultiPerson, frames, batch_size: int, on_batch=None,
             found.append(frame)
         if on_frames is not None:
             on_frames(batch, people)
-        batch.clear()
         if on_batch is not None:
             on_batch(len(found), seconds)
-
-    for rgb, size in frames:
-        batch.append(rgb)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
     return found, seconds
 
 
@@ -536,5 +541,5 @@ def track_people(people: PeopleStore, image_size: tuple[int, int], min_length: i
     return tracks
 
 
-__all__ = ["MultiPerson", "Person", "PeopleStore", "PersonTrack", "detect_stream", "track_people",
+__all__ = ["MultiPerson", "Person", "PeopleStore", "PersonTrack", "batches", "detect_stream", "track_people",
            "hand_rois_from_pose", "pose_similarity", "box_iou", "N_POSE", "N_HAND"]
