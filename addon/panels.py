@@ -55,6 +55,7 @@ class REEL2RIG_PT_capture(_SidebarPanel):
         row.prop(settings, "space", expand=True)
         col.prop(settings, "plant_feet")
         col.prop(settings, "focal_px")
+        col.prop(settings, "actor_height")
         col.prop(settings, "target")
         if settings.target == "SELECTED":
             ob = context.active_object

@@ -98,6 +98,12 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
     focal_px: FloatProperty(  # type: ignore[valid-type]
         name="Focal Length (px)", description="Camera focal length in pixels; 0 estimates it from the frame size",
         default=0.0, min=0.0, soft_max=10000.0)
+    actor_height: FloatProperty(  # type: ignore[valid-type]
+        name="Actor Height (m)",
+        description="The actor's height in metres (soles to the top of the head). One camera cannot tell a small "
+                    "person near it from a tall one further away: this sets how far away they are and how far they "
+                    "travel. 0: Anny's average body (1.63 m)",
+        default=0.0, min=0.0, max=3.0, soft_min=0.0, soft_max=2.2, step=1, precision=2)
 
 
 class REEL2RIG_PG_status(bpy.types.PropertyGroup):

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the motion network for --motion network|prior (default: $REEL2RIG_MOTION_MODEL, then "
                         "the one shipped with the engine)")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing 0..1 (default 0.5)")
+    p.add_argument("--actor-height", type=float, default=None, metavar="METRES",
+                   help="the actor's height in metres, the same in every clip (default: Anny's average body)")
     p.add_argument("--space", choices=("world", "camera"), default="world")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin planted feet")
     p.add_argument("--fps", type=float, default=None, help="frame rate of image-sequence clips (default 30)")
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SettingsError(f"--workers {args.workers}", "give at least one worker")
         if args.part_frames < 0:
             raise SettingsError(f"--part-frames {args.part_frames}", "give 0 (never split) or a frame count")
+        if args.actor_height is not None and not 0.0 < args.actor_height <= 3.0:
+            raise SettingsError(f"--actor-height {args.actor_height:g}", "give the actor's height in metres "
+                                "(soles to the top of the head), e.g. 1.72")
         if not 0.0 <= args.smoothing <= 1.0:
             raise SettingsError(f"--smoothing {args.smoothing} is outside 0..1", "give a value from 0 to 1")
         model_dir = BatchSettings.check_model(args.model, args.model_dir)
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             out=Path(args.out).expanduser().absolute(), formats=formats, rig=rig, rig_object=rig_object,
             bone_map="AUTO" if args.map.lower() == "auto" else args.map, fbx_preset=args.fbx_preset,
             device=args.device, mode=args.mode, smoothing=args.smoothing, space=args.space,
-            foot_lock=not args.no_foot_lock, sequence_fps=args.fps,
+            foot_lock=not args.no_foot_lock, sequence_fps=args.fps, actor_height_m=args.actor_height,
             presets_dir=Path(args.presets_dir).expanduser().absolute() if args.presets_dir else None,
             thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout, part_frames=args.part_frames,
             model=args.model, model_dir=model_dir, motion=args.motion, motion_model=motion_model)

@@ -46,6 +46,8 @@ class BatchSettings:
     motion: str = "prior"              # the body's motion: prior (the fit started from the motion network's body;
                                        # the engine's default), fit (the fit alone) or network (the network's)
     motion_model: Path | None = None   # the motion network's .onnx (None: the engine's default)
+    actor_height_m: float | None = None  # the actor's height in metres, the same for every clip (None: Anny's
+                                       # average body)
 
     @staticmethod
     def parse_formats(text: str) -> tuple[str, ...]:
@@ -84,6 +86,8 @@ class BatchSettings:
             options["motion"] = self.motion
         if self.motion != "fit" and self.motion_model is not None:
             options["motion_model"] = str(self.motion_model)
+        if self.actor_height_m is not None:
+            options["actor_height_m"] = self.actor_height_m
         if self.model != "anny":
             options["model"] = self.model
             if self.model_dir is not None:

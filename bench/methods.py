@@ -26,8 +26,8 @@ import numpy as np
 
 from bench.evaluate import FOOT_POINTS, Prediction
 
-METHODS = ("raw-mediapipe", "direct-mapping", "reel2rig", "motion-fit", "motion-net")   # the last two: only
-#                                                                                   with --motion-rows
+METHODS = ("raw-mediapipe", "direct-mapping", "reel2rig", "motion-fit", "motion-net", "reel2rig+height")
+# motion-fit and motion-net only with --motion-rows; reel2rig+height only with --height-rows
 
 
 def _markers(skel, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +100,16 @@ def direct_mapping(det, skel, K: np.ndarray, device: str = "cpu") -> Prediction:
 
 
 def reel2rig(take_path: Path, skel, seconds: dict, method: str = "reel2rig") -> Prediction:
-    """Our capture, read from the Take it wrote (its own skeleton must be the engine's Anny skeleton); ``method``
-    names the row (``motion-net`` for a capture with the motion network)."""
+    """Our capture, read from the Take it wrote (its own skeleton must be the engine's Anny skeleton, of the Take's
+    phenotype: an actor's height makes it another size); ``method`` names the row (``motion-net`` for a capture with
+    the motion network)."""
+    from inference_server.anny_skeleton import load_skeleton, shape_phenotype
     from inference_server.take import read_take
 
     a = read_take(take_path).arrays
+    phenotype = shape_phenotype(a.get("shape"))
+    if phenotype is not None:
+        skel = load_skeleton(phenotype)
     if list(map(str, a["bone_names"])) != skel.names:
         raise ValueError(f"{take_path}: the Take's skeleton is not the engine's Anny skeleton")
     names = skel.names

@@ -71,6 +71,13 @@ def detections(video: Path, info):
     return detect_stage(video, info, CaptureOptions(), lambda *a: None, lambda: False)[0]   # the main person
 
 
+def truth_stature(truth: dict) -> float:
+    """The scene subject's height (m, soles to the top of the head): Anny's rest mesh at the truth's phenotype."""
+    from inference_server.anny_skeleton import load_anny_model, phenotype_key, stature_m
+
+    return stature_m(load_anny_model(), phenotype_key(truth["phenotype"]))
+
+
 def empty_prediction(method: str, n: int) -> Prediction:
     return Prediction(method, np.full((n, 33, 3), np.nan), np.full((n, 33, 2), np.nan),
                       np.full((n, 2, 21, 3), np.nan), np.full((n, 2, 21, 2), np.nan))
@@ -369,11 +376,14 @@ def select_scenes(suite_name: str, names: str | list[str] | None = None) -> list
 
 
 def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, scene_names: str | None = None,
-              motion_model: Path | None = None, any_render: bool = False, motion_rows: bool = False) -> dict:
+              motion_model: Path | None = None, any_render: bool = False, motion_rows: bool = False,
+              height_rows: bool = False) -> dict:
     """Run the suite (or the scenes named in ``scene_names``, comma-separated: a partial run, whose latest copy is
     ``<out>/<suite>-partial.json`` so that it never replaces the whole suite's ``<suite>.json``). ``motion_model``:
     the motion network every capture uses (default: the engine's own); ``motion_rows``: also the ``motion-fit`` and
-    ``motion-net`` rows (two more captures per scene, from the cached detections)."""
+    ``motion-net`` rows (two more captures per scene, from the cached detections); ``height_rows``: also the
+    ``reel2rig+height`` row (the default capture told the subject's true height, ``--actor-height``: what the scale
+    a single camera cannot see costs)."""
     from inference_server.anny_skeleton import load_skeleton
 
     scenes = select_scenes(name, scene_names)
@@ -397,6 +407,12 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
             network = {row: run_capture(video, run_dir / f"takes-{row}" / scene.name, device, "--motion", how,
                                         *model, fresh=False)
                        for row, how in (("motion-fit", "fit"), ("motion-net", "network"))}
+        if height_rows:
+            height = truth_stature(truth)
+            log(f"scene {i}/{len(scenes)}: {scene.name} — capture told the actor's height ({height:.3f} m)")
+            network = dict(network or {})
+            network["reel2rig+height"] = run_capture(video, run_dir / "takes-height" / scene.name, device, *model,
+                                                     "--actor-height", f"{height:.4f}", fresh=False)
         preds, det = predictions(video, summary, skel, device, network)
         results = {m: evaluate(truth, preds[m]) for m in METHODS if m in preds}
         n = len(truth["frame_ids"])
@@ -417,6 +433,7 @@ def run_suite(name: str, device: str, out_root: Path, pictures: bool = True, sce
     summary = aggregate(per_scene)
     command = (f"./reel2rig bench {name} --device {device}" + (f" --scenes {scene_names}" if scene_names else "")
                + (f" --motion-model {motion_model}" if motion_model else "") + (" --motion-rows" if motion_rows else "")
+               + (" --height-rows" if height_rows else "")
                + (" --any-render" if any_render else ""))
     report = {"suite": name, "device": device, "scenes": len(scenes), "frames": sum(s["frames"] for s in per_scene),
               "seconds": time.perf_counter() - started, "render_seconds": render_seconds,
@@ -556,6 +573,9 @@ def main(argv=None) -> int:
                         help="use an older cached render of a scene when the current code's is not there")
     parser.add_argument("--motion-model", type=Path, default=None, metavar="FILE.onnx",
                         help="the learned motion network every capture uses (default: the engine's own)")
+    parser.add_argument("--height-rows", action="store_true",
+                        help="also the reel2rig+height row: the capture told the subject's true height "
+                             "(--actor-height), the scale one camera cannot see")
     parser.add_argument("--motion-rows", action="store_true",
                         help="also the motion-fit row (captures with --motion fit: the fit alone) and the motion-net "
                              "row (--motion network: the network's body alone)")
@@ -581,7 +601,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--motion-model {args.motion_model}: no such file (train one: python -m "
                          "inference_server.motion_train --out DIR, then pass DIR/motion_net.onnx)")
     run_suite(args.suite, args.device, args.out, pictures=not args.no_pictures, scene_names=args.scenes,
-              motion_model=args.motion_model, any_render=args.any_render, motion_rows=args.motion_rows)
+              motion_model=args.motion_model, any_render=args.any_render, motion_rows=args.motion_rows,
+              height_rows=args.height_rows)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The Anny body model's mesh (default phenotype) with its skinning, and linear blend skinning in numpy. No bpy.
+"""The Anny body model's mesh (the default phenotype, or a given one) with its skinning, and linear blend skinning in numpy. No bpy.
 
 Built once from the real Anny model and cached next to the skeleton (``anny_skeleton``) as a small compressed
 ``.npz`` in the stage cache: rest vertices in the same armature space as ``Skeleton.rest``, triangle faces, and
@@ -40,20 +40,18 @@ class AnnyMesh:
         return int(self.rest_vertices.shape[0])
 
 
-def _cache_path() -> Path:
+def _cache_path(key: tuple[float, ...] | None = None) -> Path:
+    from .anny_skeleton import phenotype_tag
     from .npz_cache import versioned_path
 
-    return versioned_path(stage_cache_dir(), "anny_mesh", MESH_CACHE_VERSION)
+    return versioned_path(stage_cache_dir(), "anny_mesh" + phenotype_tag(key), MESH_CACHE_VERSION)
 
 
-def _build() -> dict[str, np.ndarray]:
-    import torch
-
-    from .anny_skeleton import load_anny_model
+def _build(key: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
+    from .anny_skeleton import anny_forward, load_anny_model
 
     model = load_anny_model()
-    with torch.no_grad():
-        out = model.forward()
+    out = anny_forward(model, key)
     verts = out["rest_vertices"][0].double().numpy().astype(np.float32)  # (V, 3)
     faces = model.get_triangular_faces().cpu().numpy().astype(np.int32)   # (F, 3)
     indices = model.vertex_bone_indices.long().cpu().numpy()              # (V, K)
@@ -76,15 +74,17 @@ def _validate(data: dict[str, np.ndarray]) -> None:
         raise ValueError("face index out of range")
 
 
-def load_mesh() -> AnnyMesh:
-    """The Anny mesh and skinning, from the cache or built from the model (a few seconds; the write is atomic).
-
-    A cache entry that cannot be read (truncated, damaged) is rebuilt.
+def load_mesh(phenotype=None) -> AnnyMesh:
+    """The Anny mesh and skinning of a phenotype (default: the average body; the rest of
+    ``anny_skeleton.load_skeleton(phenotype)``), from the cache or built from the model (a few seconds; the write is
+    atomic). A cache entry that cannot be read (truncated, damaged) is rebuilt.
     """
+    from .anny_skeleton import phenotype_key
     from .npz_cache import load_or_build
 
     prepare_environment()
-    data = load_or_build(_cache_path(), _build, _validate)
+    key = phenotype_key(phenotype)
+    data = load_or_build(_cache_path(key), lambda: _build(key), _validate)
     return AnnyMesh(rest_vertices=data["rest_vertices"].astype(np.float32),
                     faces=data["faces"].astype(np.int32),
                     bone_indices=data["bone_indices"].astype(np.int64),
@@ -129,23 +129,23 @@ def skin(mesh: AnnyMesh, rest: np.ndarray, W: np.ndarray) -> np.ndarray:
     return out
 
 
-def take_mesh_arrays(bone_names: list[str]) -> dict[str, np.ndarray] | None:
+def take_mesh_arrays(bone_names: list[str], phenotype=None) -> dict[str, np.ndarray] | None:
     """The mesh sidecar's arrays (``take.MESH_FIELDS``) for a Take on Anny's skeleton, or None when its bones are not
     Anny's (SMPL family, MANO).
 
-    The Take's bones may be all of Anny's (body Takes: the same default-phenotype rest as this mesh, so the vertices
-    are used as they are) or one hand's (hand-model Takes: the bones of ``body_models.hand_bones``, with the rest of
+    The Take's bones may be all of Anny's (body Takes: the same rest as this mesh, of the Take's ``phenotype``, so
+    the vertices are used as they are) or one hand's (hand-model Takes: the bones of ``body_models.hand_bones``, with the rest of
     the skeleton's rest). For a subset, only the faces skinned mostly (> 1/2) to the subset are kept and every other
     bone's influence goes to the subset's root (the wrist), as the overlay does: the skin near the wrist follows it.
     """
     from .anny_skeleton import load_skeleton
 
-    skel = load_skeleton()
+    skel = load_skeleton(phenotype)
     index = {name: j for j, name in enumerate(skel.names)}
     if not bone_names or any(name not in index for name in bone_names):
         return None
     keep = np.array([index[name] for name in bone_names], dtype=np.int64)
-    mesh = load_mesh()
+    mesh = load_mesh(phenotype)
     vertices, faces = mesh.rest_vertices, mesh.faces
     indices, weights = mesh.bone_indices, mesh.bone_weights
     if keep.shape[0] != len(skel.names) or not np.array_equal(keep, np.arange(len(skel.names))):
@@ -166,12 +166,12 @@ def take_mesh_arrays(bone_names: list[str]) -> dict[str, np.ndarray] | None:
                 bone_names=np.array(bone_names), rest_matrices=rest.astype(np.float32))
 
 
-def write_take_mesh(take_path: str | Path, bone_names: list[str]) -> dict | None:
+def write_take_mesh(take_path: str | Path, bone_names: list[str], phenotype=None) -> dict | None:
     """Write the mesh sidecar next to a Take about to be written (``take.mesh_path``) and return its sidecar JSON
     entry ``{"file", "model", "vertices", "faces"}``; None (nothing written) when the bones are not Anny's."""
     from .take import mesh_path, write_mesh
 
-    arrays = take_mesh_arrays(bone_names)
+    arrays = take_mesh_arrays(bone_names, phenotype)
     if arrays is None:
         return None
     path = write_mesh(mesh_path(take_path), arrays)

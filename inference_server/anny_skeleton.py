@@ -1,6 +1,7 @@
 """The Anny body model's skeleton and the landmark markers attached to it. No bpy.
 
-Builds once from the real Anny model (default phenotype) and caches a small ``.npz`` in the stage cache:
+Builds once from the real Anny model and caches a small ``.npz`` in the stage cache, one per phenotype (the default
+one, or the body of a given stature: :func:`phenotype_for_height`, the capture's ``actor_height_m``):
 bone names, parents, rest matrices (Blender convention: Y along the bone), bone lengths, and "markers" — points
 rigidly attached to a bone that correspond to MediaPipe landmarks:
 
@@ -21,6 +22,11 @@ from .config import prepare_environment, stage_cache_dir
 from .protocol import MODEL_MISSING, RpcError
 
 SKELETON_CACHE_VERSION = 6
+
+# Anny's phenotype parameters, each in [0, 1] (0.5 = the model's average): the Take's ``shape`` for Anny.
+ANNY_PHENOTYPE = ("gender", "age", "muscle", "weight", "height", "proportions")
+DEFAULT_PHENOTYPE = np.full(len(ANNY_PHENOTYPE), 0.5)
+HEIGHT_TOLERANCE_M = 0.001   # phenotype_for_height: the body's stature within 1 mm of the one asked for
 
 # MediaPipe pose index → (Anny COCO+foot keypoint index, bone the marker rides on). Unlisted: not used.
 _BODY_MARKERS: dict[int, tuple[int, str]] = {
@@ -66,10 +72,116 @@ def attached_points(W: np.ndarray, bones: np.ndarray, offsets: np.ndarray) -> np
     return Wb[:, :, :3, 3] + np.einsum("tjab,jb->tja", Wb[:, :, :3, :3], offsets)
 
 
-def _cache_path() -> Path:
+def phenotype_key(phenotype) -> tuple[float, ...] | None:
+    """A phenotype (len(ANNY_PHENOTYPE) values in [0, 1], or None) rounded for caching; None for the default one."""
+    if phenotype is None:
+        return None
+    p = np.asarray(phenotype, dtype=np.float64).reshape(-1)
+    if p.shape != DEFAULT_PHENOTYPE.shape or not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0:
+        raise ValueError(f"an Anny phenotype is {len(ANNY_PHENOTYPE)} values in [0, 1] "
+                         f"({', '.join(ANNY_PHENOTYPE)}), not {np.asarray(phenotype).tolist()}")
+    key = tuple(round(float(v), 5) for v in p)   # 5 decimals survive the Take's float32 ``shape``
+    return None if np.allclose(key, DEFAULT_PHENOTYPE, atol=1e-6) else key
+
+
+def shape_phenotype(shape) -> np.ndarray | None:
+    """An Anny Take's ``shape`` as the phenotype of its skeleton and mesh (for :func:`load_skeleton`,
+    ``anny_mesh.load_mesh``), or None — the default body — when it has none Anny can be (an older Take, another
+    model's shape)."""
+    if shape is None:
+        return None
+    p = np.asarray(shape, dtype=np.float64).reshape(-1)
+    if p.shape != DEFAULT_PHENOTYPE.shape or not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0:
+        return None
+    return None if phenotype_key(p) is None else p
+
+
+def phenotype_tag(key: tuple[float, ...] | None) -> str:
+    """The cache files' suffix of a phenotype key: "" for the default, else a short digest of its values."""
+    if key is None:
+        return ""
+    import hashlib
+
+    return "_p" + hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+
+
+def _cache_path(key: tuple[float, ...] | None = None) -> Path:
     from .npz_cache import versioned_path
 
-    return versioned_path(stage_cache_dir(), "anny_skeleton", SKELETON_CACHE_VERSION)
+    return versioned_path(stage_cache_dir(), "anny_skeleton" + phenotype_tag(key), SKELETON_CACHE_VERSION)
+
+
+def anny_forward(model, key: tuple[float, ...] | None) -> dict:
+    """Anny's rest output (rest_vertices, rest_bone_poses, ...) for a phenotype key (None: the default one)."""
+    import torch
+
+    with torch.no_grad():
+        if key is None:
+            return model.forward()
+        return model.forward(phenotype_kwargs=dict(zip(ANNY_PHENOTYPE, key)))
+
+
+def stature_m(model, key: tuple[float, ...] | None) -> float:
+    """The height of Anny's rest mesh (soles to the top of the head, metres) for a phenotype key."""
+    z = anny_forward(model, key)["rest_vertices"][0, :, 2]
+    return float(z.max() - z.min())
+
+
+def height_range_m() -> tuple[float, float]:
+    """The statures Anny's ``height`` parameter spans (0 and 1) with every other parameter at its average."""
+    from .npz_cache import load_or_build, versioned_path
+
+    def build() -> dict[str, np.ndarray]:
+        model = load_anny_model()
+        return {"range": np.array([stature_m(model, _with_height(0.0)), stature_m(model, _with_height(1.0))])}
+
+    data = load_or_build(versioned_path(stage_cache_dir(), "anny_height_range", 1), build)
+    return float(data["range"][0]), float(data["range"][1])
+
+
+def _with_height(h: float) -> tuple[float, ...]:
+    p = DEFAULT_PHENOTYPE.copy()
+    p[ANNY_PHENOTYPE.index("height")] = h
+    return tuple(round(float(v), 5) for v in p)
+
+
+def phenotype_for_height(height_m: float) -> np.ndarray:
+    """The Anny phenotype of an actor of this height (metres, soles to the top of the head): every parameter at
+    its average but ``height``, solved (the stature grows monotonically with it) to within HEIGHT_TOLERANCE_M.
+    Raises ValueError, naming the range, for a height Anny cannot be (or a value that looks like centimetres).
+    Cached in the stage cache per millimetre of height."""
+    from .npz_cache import load_or_build, versioned_path
+
+    h = float(height_m)
+    if not np.isfinite(h) or h <= 0:
+        raise ValueError(f"the actor's height must be a positive number of metres, not {height_m!r}")
+    if h > 3.0:
+        raise ValueError(f"an actor's height of {h:g} m: give it in metres (e.g. {h / 100:.2f} for {h:g} cm)")
+    lo_m, hi_m = height_range_m()
+    if not lo_m - HEIGHT_TOLERANCE_M <= h <= hi_m + HEIGHT_TOLERANCE_M:
+        raise ValueError(f"an actor's height of {h:.2f} m is outside what the Anny body can be "
+                         f"({lo_m:.2f}–{hi_m:.2f} m)")
+    mm = int(round(h * 1000))
+
+    def build() -> dict[str, np.ndarray]:
+        model = load_anny_model()
+        target = mm / 1000.0
+        a, b = 0.0, 1.0
+        fa, fb = lo_m - target, hi_m - target
+        x = float(np.clip(-fa / (fb - fa), 0.0, 1.0))
+        for _ in range(40):   # regula falsi, bracketed: Anny's stature is very nearly linear in ``height``
+            fx = stature_m(model, _with_height(x)) - target
+            if abs(fx) <= HEIGHT_TOLERANCE_M / 4 or b - a < 1e-7:
+                break
+            if (fx < 0) == (fa < 0):
+                a, fa = x, fx
+            else:
+                b, fb = x, fx
+            x = float(np.clip(a - fa * (b - a) / (fb - fa), a, b))
+        return {"phenotype": np.array(_with_height(x))}
+
+    data = load_or_build(versioned_path(stage_cache_dir(), f"anny_height_{mm}mm", 1), build)
+    return data["phenotype"].astype(np.float64)
 
 
 def load_anny_model():
@@ -82,13 +194,13 @@ def load_anny_model():
     return anny.Anny()
 
 
-def _build() -> dict[str, np.ndarray]:
+def _build(key: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
     import anny
     import torch
 
     model = load_anny_model()
+    out = anny_forward(model, key)
     with torch.no_grad():
-        out = model.forward()
         # The markers are regressed from the REST vertices, in the frame of ``rest_bone_poses``. Anny's posed output
         # (``vertices``, ``bone_poses``) puts the root at the origin, ~5 cm away from its rest place: regressing
         # from it left every body marker 5 cm off its bone (cache v3 and earlier).
@@ -155,12 +267,14 @@ def _build() -> dict[str, np.ndarray]:
                 body_marker_local=body_local, hand_marker_bone=hand_bone, hand_marker_local=hand_local)
 
 
-def load_skeleton() -> Skeleton:
-    """The Anny skeleton, from the cache or built from the model (a few seconds; the cache write is atomic)."""
+def load_skeleton(phenotype=None) -> Skeleton:
+    """The Anny skeleton of a phenotype (default: the model's average body), from the cache or built from the model
+    (a few seconds; the cache write is atomic). Every phenotype has the same bones, in the same order."""
     from .npz_cache import load_or_build
 
     prepare_environment()
-    data = load_or_build(_cache_path(), _build)
+    key = phenotype_key(phenotype)
+    data = load_or_build(_cache_path(key), lambda: _build(key))
     return Skeleton(
         names=[str(n) for n in data["names"]], parents=data["parents"].astype(np.int64), rest=data["rest"],
         lengths=data["lengths"], body_marker_bone=data["body_marker_bone"],

@@ -24,11 +24,11 @@ import os
 from pathlib import Path
 import numpy as np
 
+from .anny_skeleton import ANNY_PHENOTYPE
 from .protocol import MODEL_MISSING, RpcError
 
 # Model frame (Y up, facing +Z, subject's left +X) → the Take's world (Z up, facing −Y, left +X).
 SMPL_TO_TAKE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-ANNY_PHENOTYPE = ("gender", "age", "muscle", "weight", "height", "proportions")
 MODEL_TYPES = ("anny", "anny_hand", "mano", "smpl", "smplh", "smplx")
 N_BETAS = 10
 _DEBUG_JOINTS = bool(os.environ.get("REEL2RIG_DEBUG_JOINTS"))

@@ -20,7 +20,7 @@ import numpy as np
 from . import __version__
 from .config import stage_cache_dir
 from .pipeline import HAND_MODELS, CancelledFn, CaptureOptions, CaptureResult, Cancelled, ProgressFn
-from .protocol import JOB_FAILED, NO_PERSON, OUTPUT_NOT_WRITABLE, RpcError
+from .protocol import INVALID_PARAMS, JOB_FAILED, NO_PERSON, OUTPUT_NOT_WRITABLE, RpcError
 from . import scratch
 from .take import (TAKE_SUFFIX, Stored, atomic_write, read_npz_member, sidecar_path, write_npz,
                    write_take)
@@ -403,6 +403,34 @@ def _camera_words(info: dict, options: CaptureOptions) -> str:
     return f"{kind}, {options.space} space, {focal}"
 
 
+def actor_phenotype(options: CaptureOptions) -> np.ndarray | None:
+    """The Anny phenotype of ``options.actor_height_m`` (None: the default body). An actor's height Anny cannot be
+    fails here, before any detection work, with the range it can."""
+    if options.actor_height_m is None:
+        return None
+    from .anny_skeleton import phenotype_for_height
+
+    try:
+        return phenotype_for_height(options.actor_height_m)
+    except ValueError as exc:
+        raise RpcError(INVALID_PARAMS, f"actor height: {exc}",
+                       fix="give the actor's height in metres (soles to the top of the head), e.g. 1.72, or leave "
+                           "it unset for Anny's average body") from exc
+
+
+def _size_ratio(skel) -> float:
+    """How much larger (> 1) or smaller this skeleton is than Anny's default one (its shoulders' height above the
+    ankles at rest)."""
+    from .anny_skeleton import load_skeleton
+
+    def size(s) -> float:
+        z = s.rest[:, 2, 3]
+        return float(z[[s.index("upperarm01.L"), s.index("upperarm01.R")]].mean()
+                     - z[[s.index("foot.L"), s.index("foot.R")]].mean())
+
+    return size(skel) / size(load_skeleton())
+
+
 def _target_model(options: CaptureOptions):
     """The model the Take is for: None for Anny (the fit's own); the user's SMPL-family model; for a hand model
     (hands mode) {"left": model, "right": model}. Loaded (and its files checked) before any detection work so that
@@ -470,6 +498,7 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
     except OSError as exc:
         raise RpcError(OUTPUT_NOT_WRITABLE, f"{out_dir}: cannot create the output folder ({exc})") from exc
     target_model = _target_model(options)   # a missing model file fails here, before any detection work
+    phenotype = actor_phenotype(options)     # ... and so does an actor's height Anny cannot be
     motion_model = None
     if options.motion != "fit" and options.mode != "hands":   # ... and so does a missing or unreadable motion network
         from .motion_infer import MotionModel
@@ -492,17 +521,17 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
     if hands_only:
         kept = kept[:1]   # hands without a body cannot be told apart by person
 
-    skel = load_skeleton()
+    skel = load_skeleton(phenotype)
     stem = take_stem(Path(video))
     if options.model in HAND_MODELS:
         return _fit_and_write_hands(video, info, options, people[kept[0]], skel, out_dir / stem, progress, cancelled,
-                                    target_model, started)
+                                    target_model, started, phenotype)
     names = [out_dir / (stem + TAKE_SUFFIX if rank == 0 else f"{stem}.person{rank + 1}{TAKE_SUFFIX}")
              for rank in range(len(kept))]
     written: list[CaptureResult] = []
     for rank, p in enumerate(kept):
         written.append(_fit_and_write(video, info, options, people[p], valid[p], hands_only, skel, names[rank],
-                                      rank, names, progress, cancelled, target_model, motion_model))
+                                      rank, names, progress, cancelled, target_model, motion_model, phenotype))
     main = written[0]
     return CaptureResult(take_path=main.take_path, sidecar_path=main.sidecar_path, frames=main.frames,
                          seconds=time.perf_counter() - started, stages=main.stages,
@@ -555,9 +584,9 @@ def _hands_world(video: Path, options: CaptureOptions, det: Detections, K: np.nd
 def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, valid: np.ndarray,
                    hands_only: bool, skel, take_path: Path, rank: int, all_takes: list[Path],
                    progress: ProgressFn, cancelled: CancelledFn, target_model=None,
-                   motion_model=None) -> CaptureResult:
+                   motion_model=None, phenotype: np.ndarray | None = None) -> CaptureResult:
     """Fit one person's detections and write their Take (``motion_model``: the loaded motion network, when
-    ``options.motion`` asks for it)."""
+    ``options.motion`` asks for it; ``phenotype``: the Anny body ``skel`` is of, None for the default one)."""
     from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence, resolve_device
     from rigs.fk import bone_heads
 
@@ -571,6 +600,10 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         from .motion_stage import network_prior
 
         prior, body_start = network_prior(skel, det, (info.width, info.height), K, motion_model)
+        if prior is not None and phenotype is not None:
+            # The network places a body of Anny's default size: a body k times as tall stands k times as far
+            # along the same line of sight to look the same.
+            prior[1][:] = prior[1] * _size_ratio(skel)
     hands_world, hand_mesh_info = _hands_world(video, options, det, K, progress, cancelled)
     fit = fit_sequence(skel, det.pose_2d, det.pose_world, det.hands_2d, K, settings,
                        progress=lambda i, n: progress("fit", rank * n + i, count * n, 0.0), cancelled=cancelled,
@@ -592,7 +625,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         from .motion_stage import network_world
 
         world = network_world(skel, fit, det, (info.width, info.height), K, options, valid, hands_only,
-                              motion_model)
+                              motion_model, 1.0 if phenotype is None else _size_ratio(skel))
     else:
         world = _world_stage(skel, fit, det, valid, hands_only, options, K, confidence)
         if body_start is not None:
@@ -614,9 +647,9 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     # corresponding Anny points; one shape for the take).
     out_names, out_parents, out_rest, out_lengths = skel.names, skel.parents, skel.rest, skel.lengths
     local, fitted = world.local_rotations_aa, bone_fitted
-    from .body_models import ANNY_PHENOTYPE
+    from .anny_skeleton import ANNY_PHENOTYPE, DEFAULT_PHENOTYPE
 
-    shape = np.full(len(ANNY_PHENOTYPE), 0.5)   # the fit's default phenotype
+    shape = DEFAULT_PHENOTYPE if phenotype is None else np.asarray(phenotype)   # the fitted body's phenotype
     model_pose = local
     extra: dict[str, np.ndarray] = {}
     extra_stages: dict[str, dict] = {}
@@ -683,7 +716,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         meta["person"] = {"index": rank, "of": len(all_takes), "takes": [p.name for p in all_takes]}
     meta["stages"] = dict(stages)  # the sidecar cannot time its own writing; the result below does
     if target_model is None:   # Anny: its skinned mesh for the add-on's preview, written before the sidecar
-        _add_mesh(meta, take_path, list(out_names))
+        _add_mesh(meta, take_path, list(out_names), phenotype)
     write_take(take_path, arrays, meta, after_block=scratch.trim)
     stages["write"] = {"seconds": time.perf_counter() - t0, "fps": None}
     progress("write", 1, 1, 0.0)
@@ -691,13 +724,13 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
                          seconds=time.perf_counter() - started, stages=stages)
 
 
-def _add_mesh(meta: dict, take_path: Path, bone_names: list[str]) -> None:
+def _add_mesh(meta: dict, take_path: Path, bone_names: list[str], phenotype: np.ndarray | None = None) -> None:
     """Write the Take's mesh sidecar (``anny_mesh.write_take_mesh``) and name it in ``meta["mesh"]``. The mesh is
     only a preview: if it cannot be written the Take is written without it (logged)."""
     from .anny_mesh import write_take_mesh
 
     try:
-        entry = write_take_mesh(take_path, bone_names)
+        entry = write_take_mesh(take_path, bone_names, phenotype)
     except Exception as exc:  # a damaged Anny cache, a full disk: the Take itself matters more
         log.warning("%s: the preview mesh was not written (%s); the Take has no mesh", take_path, exc)
         return
@@ -712,7 +745,7 @@ def hand_take_path(out_stem: Path, side: str) -> Path:
 
 def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, det: Detections, skel,
                          out_stem: Path, progress: ProgressFn, cancelled: CancelledFn, models: dict,
-                         started: float) -> CaptureResult:
+                         started: float, phenotype: np.ndarray | None = None) -> CaptureResult:
     """Hands mode with a hand model: each hand fitted where it is in the picture (``fit.fit_hands_in_camera``) and
     written as its own Take of the hand model (Anny's hand, or MANO carried over from it), the hand seen most first.
 
@@ -762,7 +795,8 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
         root_world = W[:, keep[0], :3, 3] - shift
         joints = W[:, keep][..., :3, 3] - shift
         fitted = np.repeat(f.seen[:, None], len(keep), axis=1)
-        shape = np.asarray(model.default_shape, dtype=np.float64)
+        anny_hand = not model.name.startswith("mano")
+        shape = np.asarray(phenotype if anny_hand and phenotype is not None else model.default_shape, np.float64)
         model_pose, extra = local, {}
         model_meta = {"name": model.name, "convention": "bone-local", "shape_names": list(model.shape_names)}
         if model.name.startswith("mano"):
@@ -819,7 +853,7 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
         t_write = time.perf_counter()
         progress("write", len(written), len(sides), 0.0)
         if not model.name.startswith("mano"):   # Anny's hand: that hand's part of Anny's mesh
-            _add_mesh(meta, names[f.side], list(sub_names))
+            _add_mesh(meta, names[f.side], list(sub_names), phenotype)
         write_take(names[f.side], arrays, meta)
         stages["write"] = {"seconds": time.perf_counter() - t_write, "fps": None}
         written.append(CaptureResult(take_path=names[f.side], sidecar_path=sidecar_path(names[f.side]), frames=n,

@@ -13,11 +13,12 @@ from .protocol import JOB_FAILED, RpcError
 
 
 def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, options, valid: np.ndarray,
-                  hands_only: bool, model):
+                  hands_only: bool, model, scale: float = 1.0):
     """A `world.World` from the motion network for one person's detections ``det`` and the fit ``fit`` (whose
     rotations it takes over, changed in place: the network's body bones except the wrists, which stay fitted with
     the hands); ``model``: the loaded `motion_infer.MotionModel`. Foot lock (``options.foot_lock``) plants the
-    network's contacts as the fit's world stage does."""
+    network's contacts as the fit's world stage does. ``scale``: how much taller ``skel`` is than Anny's default
+    body, whose world the network gives: the paths (the root's, the camera's) are that much longer."""
     from .world import World, WorldSettings, lock_feet
 
     if hands_only:
@@ -33,6 +34,8 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
         net = res.local_rotations_aa[a:b, body].astype(np.float64)
         local[a:b, body] = np.where(valid[a:b, None, None], net, local[a:b, body])
     root = scratch.copy_of(res.root_position_world, np.float64)               # (T, 3)
+    if scale != 1.0:
+        root[:] = root * scale
     contact = scratch.empty(res.foot_contact.shape, np.float32)               # (T, 4)
     for a, b in scratch.windows(len(contact)):
         contact[a:b] = np.where(valid[a:b, None], res.foot_contact[a:b], 0.0)
@@ -47,8 +50,10 @@ def network_world(skel, fit, det, image_size: tuple[int, int], K: np.ndarray, op
         left += int((contact[a:b, :2].max(1) > 0.5).sum())
         right += int((contact[a:b, 2:].max(1) > 0.5).sum())
     info["contact_frames"] = {"left": left, "right": right}
-    return World(local, root, scratch.copy_of(res.R_world2cam, np.float64),
-                 scratch.copy_of(res.t_world2cam, np.float64), contact, info)
+    t_w2c = scratch.copy_of(res.t_world2cam, np.float64)
+    if scale != 1.0:
+        t_w2c[:] = t_w2c * scale
+    return World(local, root, scratch.copy_of(res.R_world2cam, np.float64), t_w2c, contact, info)
 
 
 LEG_LANDMARKS = (23, 24, 25, 26, 27, 28)   # MediaPipe's hips, knees and ankles

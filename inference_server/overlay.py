@@ -85,6 +85,13 @@ def _hand_faces(faces: np.ndarray, weights: np.ndarray, names: list[str], parent
     return on_hand[faces].all(axis=1)
 
 
+def _take_phenotype(take: Take) -> np.ndarray | None:
+    """The Anny phenotype an Anny Take was fitted with (its ``shape``: an actor's height gives a non-default one)."""
+    from .anny_skeleton import shape_phenotype
+
+    return shape_phenotype(take.arrays.get("shape"))
+
+
 def _anny_world(take: Take, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Anny: (n,V,3) world vertices and faces, or None when the Take's bones are not the installed skeleton's."""
     from rigs.fk import forward_kinematics
@@ -92,7 +99,8 @@ def _anny_world(take: Take, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] |
     from .anny_mesh import dense_weights, load_mesh, skin
     from .anny_skeleton import load_skeleton
 
-    skel = load_skeleton()
+    phenotype = _take_phenotype(take)
+    skel = load_skeleton(phenotype)
     if take.bone_names != list(skel.names):
         _warn_once(f"anny-bones:{take.path}", f"{take.path}: the Take's bones are not the installed Anny "
                                               "skeleton's; overlay without the mesh")
@@ -101,7 +109,7 @@ def _anny_world(take: Take, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] |
     W = forward_kinematics(take["rest_matrices"].astype(np.float64), take["bone_parents"],
                            take["local_rotations_aa"][rows].astype(np.float64),
                            take["root_position_world"][rows].astype(np.float64))
-    mesh = load_mesh()
+    mesh = load_mesh(phenotype)
     faces = mesh.faces
     if take.meta.get("hands_only"):   # only the hands were fitted: the rest of the body is not on the person
         faces = faces[_hand_faces(faces, dense_weights(mesh, len(skel.names)), skel.names, skel.parents)]
@@ -117,7 +125,8 @@ def _anny_hand_world(take: Take, rows: np.ndarray, side: str) -> tuple[np.ndarra
     from .anny_skeleton import load_skeleton
     from .body_models import hand_bones
 
-    skel = load_skeleton()
+    phenotype = _take_phenotype(take)
+    skel = load_skeleton(phenotype)
     keep = hand_bones(skel.names, skel.parents, side)
     if take.bone_names != [skel.names[j] for j in keep]:
         _warn_once(f"anny-hand-bones:{take.path}", f"{take.path}: the Take's bones are not the installed Anny "
@@ -129,7 +138,7 @@ def _anny_hand_world(take: Take, rows: np.ndarray, side: str) -> tuple[np.ndarra
     follow = W_hand[:, 0] @ rigid_inverse(skel.rest[keep[0]])                          # the wrist's move
     W = follow[:, None] @ skel.rest[None]
     W[:, keep] = W_hand
-    mesh = load_mesh()
+    mesh = load_mesh(phenotype)
     on_hand = dense_weights(mesh, len(skel.names))[:, keep].sum(axis=1) > 0.5
     faces = mesh.faces[on_hand[mesh.faces].all(axis=1)]
     return skin(mesh, skel.rest, W).astype(np.float64), faces

@@ -9,6 +9,7 @@ complete, so a killed engine never leaves a half-written entry behind.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +33,10 @@ HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each
 class CaptureOptions:
     mode: str = "body+hands"          # "body+hands" | "hands" | "body" (see detect.py)
     focal_px: float | None = None     # camera focal length in pixels; None = estimate from the frame size
+    actor_height_m: float | None = None  # the actor's height (metres, soles to the top of the head): the Anny body
+                                      # is made that tall (anny_skeleton.phenotype_for_height), which sets the
+                                      # scale a single camera cannot see — the depth, the path's length, the
+                                      # feet's steps; None = Anny's average body (1.63 m)
     frame_start: int = 0
     frame_end: int | None = None      # exclusive; None = to the end
     max_side: int = 1280              # frames larger than this are downscaled for detection
@@ -89,6 +94,10 @@ class CaptureOptions:
             raise ValueError(f"option 'detector' must be one of {list(DETECTORS)}, not {out.detector!r}")
         if out.space not in SPACES:
             raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")
+        if out.actor_height_m is not None and not (isinstance(out.actor_height_m, (int, float))
+                                                   and math.isfinite(out.actor_height_m) and out.actor_height_m > 0):
+            raise ValueError(f"option 'actor_height_m' must be a positive number of metres or null, "
+                             f"not {out.actor_height_m!r}")
         if isinstance(out.people, int) and out.people < 0:
             raise ValueError(f"option 'people' must be 0 (everyone) or a positive count, not {out.people}")
         return out

@@ -264,6 +264,11 @@ def test_sources_frame_range_and_device_reach_the_options(bpy: ModuleType, empty
     assert "motion" not in operators.capture_settings(bpy.context).options    # no body to move
     settings.mode, settings.motion = "body+hands", "prior"
 
+    assert "actor_height_m" not in s.options                                  # 0: Anny's average body
+    settings.actor_height = 1.58
+    assert operators.capture_settings(bpy.context).options["actor_height_m"] == pytest.approx(1.58)
+    settings.actor_height = 0.0
+
     settings.use_frame_range, settings.frame_first, settings.frame_last = True, 5, 12
     s = operators.capture_settings(bpy.context)
     assert (s.options["frame_start"], s.options["frame_end"]) == (4, 12)      # 0-based start, end excluded

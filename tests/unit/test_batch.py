@@ -343,3 +343,16 @@ def test_the_motion_network_reaches_the_engine_and_a_missing_one_is_refused(tmp_
                      "--motion-model", str(missing)]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert str(missing) in err and "motion_train" in err and not (tmp_path / "o").exists()
+
+
+def test_the_actors_height_reaches_the_engine_and_a_wrong_one_is_refused(tmp_path, capsys):
+    base = BatchSettings(out=tmp_path)
+    assert "actor_height_m" not in base.capture_options()                        # Anny's average body
+    settings = BatchSettings(out=tmp_path, actor_height_m=1.64)
+    assert settings.capture_options()["actor_height_m"] == 1.64
+    assert settings.key() != base.key()                                           # finished clips are redone
+    assert BatchSettings.from_json(json.loads(json.dumps(settings.to_json()))) == settings
+    touch(tmp_path / "a.mp4")
+    assert cli.main([str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o"), "--actor-height", "164"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--actor-height 164" in err and "metres" in err and not (tmp_path / "o").exists()
