@@ -112,7 +112,12 @@ def test_still_camera_plants_the_feet_and_keeps_the_path(walk):
     # leg stays). Measured 1.0 and 4.3 mm/frame. The benchmark's bar of 3 mm/frame over all of the truth's
     # contacts is measured by `./reel2rig bench fit` on renders.
     assert planted_xy < 0.0015 and planted_z < 0.006, (planted_xy, planted_z)
-    assert after < 0.35 * before, (before, after)                             # measured 4.6 against 18.8 mm/f
+    # The path's solve holds planted points tightly (σ_c 5 mm: moving the root costs the pose nothing) and takes
+    # out much of the sliding before the lock bends a leg: measured 11.0 mm/f against 18.8 with σ_c 5 cm.
+    loose = ground(skel, local, root - centre, walk["stamps"], valid, conf, None,
+                   WorldSettings(foot_lock=False, sigma_contact_m=0.05))
+    assert before < 0.75 * foot_sliding(_world_points(skel, loose)[:, FOOT_POINTS], truth_contact)
+    assert after < 0.45 * before, (before, after)                             # measured 4.0 against 11.0 mm/f
     # the path: the truth's within 5 % of the distance walked (the injected depth error alone is ~2.5 %), and not
     # much worse than the picture's (the feet's odometry is loose in the path's solve: measured 3.0 % against 2.5 %)
     err = root_trajectory_error(world.root_position_world, walk["root"])
