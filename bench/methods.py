@@ -115,8 +115,10 @@ def reel2rig(take_path: Path, skel, seconds: dict, method: str = "reel2rig") -> 
     names = skel.names
     fitted = a["bone_fitted"]                                   # (T, J)
     hand_ok = np.stack([fitted[:, names.index("finger2-1.L")], fitted[:, names.index("finger2-1.R")]], 1)
-    valid = a["valid"].astype(bool)
-    contact = contacts_per_side(a["foot_contact"], valid) if "foot_contact" in a else None  # optional field
+    # A body is scored where the Take fitted one: a hands-only Take (a close-up with no body detected) carries its
+    # hands on Anny at rest, whose body bones are marked unfitted — no body prediction, as for raw MediaPipe there.
+    body_ok = a["valid"].astype(bool) & fitted[:, 0].astype(bool)
+    contact = contacts_per_side(a["foot_contact"], body_ok) if "foot_contact" in a else None  # optional field
     return _from_pose(method, skel, a["local_rotations_aa"].astype(np.float64),
                       a["root_position_world"].astype(np.float64), a["K"], a["R_world2cam"].astype(np.float64),
-                      a["t_world2cam"].astype(np.float64), hand_ok, valid, seconds, contact)
+                      a["t_world2cam"].astype(np.float64), hand_ok, body_ok, seconds, contact)
