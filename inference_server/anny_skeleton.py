@@ -88,12 +88,11 @@ def shape_phenotype(shape) -> np.ndarray | None:
     """An Anny Take's ``shape`` as the phenotype of its skeleton and mesh (for :func:`load_skeleton`,
     ``anny_mesh.load_mesh``), or None — the default body — when it has none Anny can be (an older Take, another
     model's shape)."""
-    if shape is None:
+    try:
+        key = phenotype_key(shape)
+    except ValueError:
         return None
-    p = np.asarray(shape, dtype=np.float64).reshape(-1)
-    if p.shape != DEFAULT_PHENOTYPE.shape or not np.all(np.isfinite(p)) or p.min() < 0.0 or p.max() > 1.0:
-        return None
-    return None if phenotype_key(p) is None else p
+    return None if key is None else np.asarray(shape, dtype=np.float64).reshape(-1)
 
 
 def phenotype_tag(key: tuple[float, ...] | None) -> str:
