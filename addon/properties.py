@@ -96,7 +96,9 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
         name="Lock Feet", description="Keep feet planted while they touch the ground (the legs bend to reach)",
         default=False)
     focal_px: FloatProperty(  # type: ignore[valid-type]
-        name="Focal Length (px)", description="Camera focal length in pixels; 0 estimates it from the frame size",
+        name="Focal Length (px)",
+        description="Camera focal length in pixels; 0 uses the one the file records (EXIF, an iPhone video's "
+                    "metadata), else estimates it from the frame size",
         default=0.0, min=0.0, soft_max=10000.0)
     actor_height: FloatProperty(  # type: ignore[valid-type]
         name="Actor Height (m)",

@@ -134,7 +134,7 @@ def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None 
     from bench.perception import _scene_video
     from bench.run import aggregate, detections, select_scenes
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import default_intrinsics
+    from inference_server.capture import camera_intrinsics
     from inference_server.video import probe
 
     skel = load_skeleton()
@@ -146,7 +146,7 @@ def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None 
         det = detections(video, info)
         with np.load(folder / "truth.npz", allow_pickle=False) as f:
             truth = {k: f[k] for k in f.files}
-        K = default_intrinsics(info.width, info.height, None)
+        K = camera_intrinsics(info, None)
         n = len(det.frame_ids)
         body_ok = np.isfinite(det.pose_2d[:, 0, 0])
         results = {"raw-mediapipe": evaluate(truth, M.raw_mediapipe(det, 1.0))}
@@ -174,7 +174,7 @@ def speed(suite: str, any_render: bool, device: str, frames: int) -> dict:
     from bench.run import detections
     from bench.scenes import suite as suite_scenes
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import default_intrinsics
+    from inference_server.capture import camera_intrinsics
     from inference_server.video import probe
 
     skel = load_skeleton()
@@ -196,7 +196,7 @@ def speed(suite: str, any_render: bool, device: str, frames: int) -> dict:
     hand = dataclasses.replace(det, pose_2d=np.full((frames, 33, 3), np.nan), pose_world=np.full((frames, 33, 3),
                                                                                                  np.nan),
                                hands_2d=one_hand, hands_world=hands_world)
-    K = default_intrinsics(info.width, info.height, None)
+    K = camera_intrinsics(info, None)
     out = {"frames": frames, "source": folder.name}
     for method in ("adam", "lm"):
         s = _settings(method, device)

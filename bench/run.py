@@ -88,7 +88,7 @@ def predictions(video: Path, summary: dict, skel, device: str, network: dict | N
     """Every method's prediction for one clip; ``network``: the summaries of its captures with the motion network,
     by row (``motion-fit``, ``motion-net``), None to leave those rows out."""
     from bench import methods
-    from inference_server.capture import default_intrinsics
+    from inference_server.capture import camera_intrinsics
     from inference_server.video import probe
 
     info = probe(video)
@@ -96,7 +96,7 @@ def predictions(video: Path, summary: dict, skel, device: str, network: dict | N
     n = len(det.frame_ids)
     stages = summary.get("stages", {})
     detect_s = sum((stages.get(s) or {}).get("seconds") or 0.0 for s in ("decode", "detect"))
-    K = default_intrinsics(info.width, info.height, None)
+    K = camera_intrinsics(info, None)
     preds = {"raw-mediapipe": methods.raw_mediapipe(det, detect_s)}
     direct = methods.direct_mapping(det, skel, K, device)
     direct.seconds = {"detect": detect_s, **direct.seconds}

@@ -240,7 +240,7 @@ def _replay_motion(frames: int, cache: Path, whole: bool = False) -> dict:
 
     from inference_server import scratch
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import default_intrinsics, detect_stage
+    from inference_server.capture import camera_intrinsics, detect_stage
     from inference_server.motion_infer import MotionModel
     from inference_server.motion_stage import network_prior
     from inference_server.pipeline import CaptureOptions
@@ -254,7 +254,7 @@ def _replay_motion(frames: int, cache: Path, whole: bool = False) -> dict:
         model.chunk = 1 << 30
         os.environ["REEL2RIG_SCRATCH_MIN_FRAMES"] = str(1 << 30)
     size = (info.width, info.height)
-    K = default_intrinsics(info.width, info.height, None)
+    K = camera_intrinsics(info, None)
     memory = _PeakMemory()
     began = time.perf_counter()
     with scratch.opened(cache / "scratch"):

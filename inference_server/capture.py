@@ -70,6 +70,21 @@ def default_intrinsics(width: int, height: int, focal_px: float | None) -> np.nd
     return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
 
 
+def camera_intrinsics(info: VideoInfo, focal_px: float | None) -> np.ndarray:
+    """The capture's K: the user's focal length, else the one the file records (EXIF, QuickTime; see
+    `camera_meta`), else the longer side."""
+    return default_intrinsics(info.width, info.height, focal_px or info.focal_px)
+
+
+def focal_words(info: VideoInfo, focal_px: float | None) -> str:
+    """Where the capture's focal length came from, in words (the sidecar's camera line)."""
+    if focal_px:
+        return f"focal {focal_px:.0f} px given"
+    if info.focal_px:
+        return f"focal {info.focal_px:.0f} px from the file ({info.focal_source})"
+    return f"focal {max(info.width, info.height)} px estimated (longer side)"
+
+
 def _mediapipe_version() -> str:
     try:
         from importlib.metadata import version
@@ -189,7 +204,7 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
     found = FrameStore(total)  # every frame's landmarks as whole-clip arrays (3.6 KB a frame, no object each)
     t_detect = 0.0
     started = time.perf_counter()
-    tracker = CameraTracker(default_intrinsics(info.width, info.height, options.focal_px), (info.width, info.height))
+    tracker = CameraTracker(camera_intrinsics(info, options.focal_px), (info.width, info.height))
     with Perception(options.mode) as detector:
         for _, _, size, rgb in decoded:
             t0 = time.perf_counter()
@@ -228,7 +243,7 @@ def _detect_people(frames, info: VideoInfo, options: CaptureOptions, total: int,
     detector = MultiPerson(device=device, hands=options.mode == "body+hands",
                            tiles=PEOPLE_TILES if options.people != 1 else 0)
     decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
-    tracker = CameraTracker(default_intrinsics(info.width, info.height, options.focal_px), (info.width, info.height))
+    tracker = CameraTracker(camera_intrinsics(info, options.focal_px), (info.width, info.height))
     started = time.perf_counter()
 
     def on_batch(done: int, _seconds: float) -> None:
@@ -392,9 +407,9 @@ def camera_may_travel(camera_info: dict) -> bool:
     return camera_info.get("translating_frames", 0) > 0 or camera_info.get("reliable_frames", 0) < 0.5 * frames
 
 
-def _camera_words(info: dict, options: CaptureOptions) -> str:
+def _camera_words(info: dict, options: CaptureOptions, video: VideoInfo) -> str:
     """The sidecar's one-line description of the camera."""
-    focal = "focal " + ("given" if options.focal_px else "estimated (longer side)")
+    focal = focal_words(video, options.focal_px)
     kind = {"still": "still", "rotating": "turning (rotation from the background)",
             "travelling": "travelling with the subject (from the feet)"}.get(info.get("camera", ""), "still")
     estimate = info.get("camera_estimate") or {}
@@ -541,7 +556,8 @@ def _run(video: Path, out_dir: Path, options: CaptureOptions, progress: Progress
 def _source_meta(video: Path, info: VideoInfo) -> dict:
     """The sidecar's ``source`` entry: the clip and what was read from it."""
     return {"path": str(Path(video).resolve()), "width": info.width, "height": info.height, "fps": info.fps,
-            "frame_count": info.frame_count, "rotation": info.rotation, "kind": info.kind}
+            "frame_count": info.frame_count, "rotation": info.rotation, "kind": info.kind,
+            "recorded_focal_px": info.focal_px, "recorded_focal_source": info.focal_source}
 
 
 def _to_float32(det: Detections, names: tuple[str, ...]) -> None:
@@ -592,7 +608,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
 
     started = time.perf_counter()
     t0 = time.perf_counter()
-    K = default_intrinsics(info.width, info.height, options.focal_px)
+    K = camera_intrinsics(info, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     count = len(all_takes)
     prior, body_start = None, None
@@ -701,7 +717,7 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     meta = {
         "source": _source_meta(video, info),
         "model": model_meta["name"], "model_info": model_meta, "engine_version": __version__, "options": dataclasses.asdict(options),
-        "camera": _camera_words(world.info, options),
+        "camera": _camera_words(world.info, options, info),
         "world": dict(world.info),
         "detected_frames": int(valid.sum()),
         "hands_detected_frames": dict(zip(("left", "right"), per_frame(
@@ -758,7 +774,7 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
     from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_hands_in_camera, resolve_device
 
     t0 = time.perf_counter()
-    K = default_intrinsics(info.width, info.height, options.focal_px)
+    K = camera_intrinsics(info, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     hands_world, hand_mesh_info = _hands_world(video, options, det, K, progress, cancelled)
     fits = fit_hands_in_camera(skel, det.hands_2d, hands_world, K, settings,
@@ -840,7 +856,7 @@ def _fit_and_write_hands(video: Path, info: VideoInfo, options: CaptureOptions, 
             "source": _source_meta(video, info),
             "model": model.name, "model_info": model_meta, "engine_version": __version__,
             "options": dataclasses.asdict(options),
-            "camera": "static, level, focal " + ("given" if options.focal_px else "estimated (longer side)"),
+            "camera": "static, level, " + focal_words(info, options.focal_px),
             "detected_frames": int(f.seen.sum()),
             "hands_detected_frames": {"left": int(np.isfinite(det.hands_2d[:, 0, 0, 0]).sum()),
                                       "right": int(np.isfinite(det.hands_2d[:, 1, 0, 0]).sum())},

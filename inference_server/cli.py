@@ -15,7 +15,8 @@ def add_commands(commands) -> None:
     cap.add_argument("video", help="video file (mp4, mov, ...), folder of images, or pattern like img_%%04d.png")
     cap.add_argument("--fps", type=float, default=None, help="frame rate of an image sequence (default 30)")
     cap.add_argument("--out", default="out", help="output folder (default: out/)")
-    cap.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: estimated)")
+    cap.add_argument("--focal", type=float, default=None,
+                     help="focal length in pixels (default: the one the file records, else the longer image side)")
     cap.add_argument("--actor-height", type=float, default=None, metavar="METRES",
                      help="the actor's height in metres (e.g. 1.72): sets the scale one camera cannot see (how far "
                           "away they are, how far they travel); default: Anny's average body, 1.63 m")

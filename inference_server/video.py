@@ -69,6 +69,8 @@ class VideoInfo:
     frame_count: int      # as reported by the container (may be approximate); an image sequence: its images
     rotation: int         # degrees clockwise from the metadata, already applied to the frames we yield
     kind: str = "video"   # "video" or "images" (a folder or a printf-style pattern)
+    focal_px: float | None = None   # the focal length the file records, in pixels (camera_meta); None: not recorded
+    focal_source: str = ""          # where focal_px was read, in words
 
 
 @dataclasses.dataclass
@@ -197,7 +199,16 @@ def _probe_video(path: Path) -> VideoInfo:
     if not np.isfinite(fps) or fps <= 0:
         fps = 30.0
     height, width = frame.shape[:2]
-    return VideoInfo(str(path), int(width), int(height), fps, count, rotation)
+    return VideoInfo(str(path), int(width), int(height), fps, count, rotation, "video",
+                     *_recorded_focal(path, int(width), int(height)))
+
+
+def _recorded_focal(path: Path, width: int, height: int) -> tuple[float | None, str]:
+    """VideoInfo's focal_px and focal_source: what the file's EXIF or QuickTime metadata records, if anything."""
+    from .camera_meta import recorded_focal
+
+    found = recorded_focal(path, width, height)
+    return (found.px, found.source) if found else (None, "")
 
 
 def _check_declared(path: Path, cap: Any) -> None:
@@ -359,7 +370,8 @@ def _probe_sequence(path: Path, fps: float | None) -> VideoInfo:
         if frame is not None:
             height, width = frame.shape[:2]
             _check_image_side(path, image, (width, height))
-            return VideoInfo(str(path), int(width), int(height), _sequence_fps(path, fps), len(files), 0, "images")
+            return VideoInfo(str(path), int(width), int(height), _sequence_fps(path, fps), len(files), 0, "images",
+                             *_recorded_focal(image, int(width), int(height)))
     raise _error(VIDEO_UNREADABLE, path, f"none of its first {min(len(files), MAX_CONSECUTIVE_FAILURES)} images "
                  "could be decoded", fix="check that the images open in an image viewer; re-export them as PNG")
 

@@ -35,7 +35,7 @@ def test_the_network_drives_the_body_and_the_fit_keeps_the_hands(network, tmp_pa
     if not SAMPLE.exists():
         pytest.skip("the sample clip is missing")
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import default_intrinsics, detect_stage
+    from inference_server.capture import camera_intrinsics, detect_stage
     from inference_server.motion_infer import MotionModel
     from inference_server.pipeline import CaptureOptions
     from inference_server.video import probe
@@ -52,7 +52,7 @@ def test_the_network_drives_the_body_and_the_fit_keeps_the_hands(network, tmp_pa
     info = probe(SAMPLE)
     det = detect_stage(SAMPLE, info, CaptureOptions(), lambda *a: None, lambda: False)[0]
     model = MotionModel.load(network, skel)
-    K = default_intrinsics(info.width, info.height, None)
+    K = camera_intrinsics(info, None)
     pred = model.predict(det.pose_2d, (info.width, info.height), K, det.camera_R, det.timestamps)
     body = [names.index(b) for b in model.bone_names if not b.startswith("wrist")]
     np.testing.assert_allclose(net["local_rotations_aa"][:, body], pred.local_rotations_aa[:, body], atol=1e-6)
@@ -93,7 +93,7 @@ def test_the_prior_is_the_networks_body_in_the_fits_frame(network):
     if not SAMPLE.exists():
         pytest.skip("the sample clip is missing")
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import default_intrinsics, detect_stage
+    from inference_server.capture import camera_intrinsics, detect_stage
     from inference_server.fit import R_WORLD2CAM_LEVEL as R_L
     from inference_server.motion_infer import MotionModel
     from inference_server.motion_stage import network_prior
@@ -104,7 +104,7 @@ def test_the_prior_is_the_networks_body_in_the_fits_frame(network):
     skel = load_skeleton()
     info = probe(SAMPLE)
     det = detect_stage(SAMPLE, info, CaptureOptions(), lambda *a: None, lambda: False)[0]
-    K = default_intrinsics(info.width, info.height, None)
+    K = camera_intrinsics(info, None)
     size = (info.width, info.height)
     model = MotionModel.load(network, skel)
     (local, root), start = network_prior(skel, det, size, K, model)
