@@ -28,6 +28,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "throughput":
 
     sys.exit(throughput_main(sys.argv[2:]))
 
+if len(sys.argv) > 1 and sys.argv[1] == "shape":
+    from bench.shape import main as shape_main
+
+    sys.exit(shape_main(sys.argv[2:]))
+
 if len(sys.argv) > 1 and sys.argv[1] == "perception":
     from bench.perception import main as perception_main
 

@@ -120,6 +120,19 @@ def anny_forward(model, key: tuple[float, ...] | None) -> dict:
         return model.forward(phenotype_kwargs=dict(zip(ANNY_PHENOTYPE, key)))
 
 
+def rest_keypoints(model, out: dict, regressor=None) -> np.ndarray:
+    """Anny's COCO + feet keypoints (23, 3) of a rest output of :func:`anny_forward` (``regressor``: a built
+    ``anny.KeypointsRegressor.coco(model)`` to reuse). They are regressed from the REST vertices, in the frame of
+    ``rest_bone_poses``: Anny's posed output puts the root at the origin, ~5 cm away from its rest place
+    (regressing from it left every body marker 5 cm off its bone, cache v3 and earlier)."""
+    import anny
+    import torch
+
+    regressor = regressor if regressor is not None else anny.KeypointsRegressor.coco(model)
+    with torch.no_grad():
+        return regressor({"vertices": out["rest_vertices"]})[0].double().numpy()
+
+
 def stature_m(model, key: tuple[float, ...] | None) -> float:
     """The height of Anny's rest mesh (soles to the top of the head, metres) for a phenotype key."""
     z = anny_forward(model, key)["rest_vertices"][0, :, 2]
@@ -138,17 +151,19 @@ def height_range_m() -> tuple[float, float]:
     return float(data["range"][0]), float(data["range"][1])
 
 
-def _with_height(h: float) -> tuple[float, ...]:
-    p = DEFAULT_PHENOTYPE.copy()
+def _with_height(h: float, base: np.ndarray | None = None) -> tuple[float, ...]:
+    p = (DEFAULT_PHENOTYPE if base is None else np.asarray(base, np.float64)).copy()
     p[ANNY_PHENOTYPE.index("height")] = h
     return tuple(round(float(v), 5) for v in p)
 
 
-def phenotype_for_height(height_m: float) -> np.ndarray:
-    """The Anny phenotype of an actor of this height (metres, soles to the top of the head): every parameter at
-    its average but ``height``, solved (the stature grows monotonically with it) to within HEIGHT_TOLERANCE_M.
-    Raises ValueError, naming the range, for a height Anny cannot be (or a value that looks like centimetres).
-    Cached in the stage cache per millimetre of height."""
+def phenotype_for_height(height_m: float, base=None) -> np.ndarray:
+    """The Anny phenotype of an actor of this height (metres, soles to the top of the head): every parameter as in
+    ``base`` (default: the average body; e.g. the proportions `body_shape` estimated) but ``height``, solved (the
+    stature grows monotonically with it) to within HEIGHT_TOLERANCE_M. Raises ValueError, naming the range, for a
+    height Anny's average body cannot be (or a value that looks like centimetres); a ``base`` whose own range stops
+    short of the height gets the nearest it can be (``height`` 0 or 1). Cached in the stage cache per millimetre of
+    height and base."""
     from .npz_cache import load_or_build, versioned_path
 
     h = float(height_m)
@@ -161,15 +176,19 @@ def phenotype_for_height(height_m: float) -> np.ndarray:
         raise ValueError(f"an actor's height of {h:.2f} m is outside what the Anny body can be "
                          f"({lo_m:.2f}–{hi_m:.2f} m)")
     mm = int(round(h * 1000))
+    base_key = phenotype_key(base)
+    base_p = None if base_key is None else np.asarray(base_key)
 
     def build() -> dict[str, np.ndarray]:
         model = load_anny_model()
         target = mm / 1000.0
         a, b = 0.0, 1.0
-        fa, fb = lo_m - target, hi_m - target
+        fa, fb = (stature_m(model, _with_height(x, base_p)) - target for x in (a, b))
+        if fa >= 0 or fb <= 0:   # this body cannot be that tall (or that short): the nearest it can be
+            return {"phenotype": np.array(_with_height(a if fa >= 0 else b, base_p))}
         x = float(np.clip(-fa / (fb - fa), 0.0, 1.0))
         for _ in range(40):   # regula falsi, bracketed: Anny's stature is very nearly linear in ``height``
-            fx = stature_m(model, _with_height(x)) - target
+            fx = stature_m(model, _with_height(x, base_p)) - target
             if abs(fx) <= HEIGHT_TOLERANCE_M / 4 or b - a < 1e-7:
                 break
             if (fx < 0) == (fa < 0):
@@ -177,9 +196,10 @@ def phenotype_for_height(height_m: float) -> np.ndarray:
             else:
                 b, fb = x, fx
             x = float(np.clip(a - fa * (b - a) / (fb - fa), a, b))
-        return {"phenotype": np.array(_with_height(x))}
+        return {"phenotype": np.array(_with_height(x, base_p))}
 
-    data = load_or_build(versioned_path(stage_cache_dir(), f"anny_height_{mm}mm", 1), build)
+    data = load_or_build(versioned_path(stage_cache_dir(), f"anny_height_{mm}mm" + phenotype_tag(base_key), 1),
+                         build)
     return data["phenotype"].astype(np.float64)
 
 
@@ -194,16 +214,9 @@ def load_anny_model():
 
 
 def _build(key: tuple[float, ...] | None = None) -> dict[str, np.ndarray]:
-    import anny
-    import torch
-
     model = load_anny_model()
     out = anny_forward(model, key)
-    with torch.no_grad():
-        # The markers are regressed from the REST vertices, in the frame of ``rest_bone_poses``. Anny's posed output
-        # (``vertices``, ``bone_poses``) puts the root at the origin, ~5 cm away from its rest place: regressing
-        # from it left every body marker 5 cm off its bone (cache v3 and earlier).
-        coco = anny.KeypointsRegressor.coco(model)({"vertices": out["rest_vertices"]})[0].double().numpy()  # (23, 3)
+    coco = rest_keypoints(model, out)   # (23, 3)
     names = list(model.bone_labels)
     parents = np.asarray(model.bone_parents, dtype=np.int64)
     rest = out["rest_bone_poses"][0].double().numpy()  # (J, 4, 4)
