@@ -172,8 +172,6 @@ def capture_settings(context: bpy.types.Context, video: str = "") -> CaptureSett
         options["focal_px"] = float(scene_settings.focal_px)
     if scene_settings.actor_height > 0:
         options["actor_height_m"] = float(scene_settings.actor_height)
-    if scene_settings.mode != "hands":
-        options["shape"] = "estimate" if scene_settings.estimate_shape else "average"
     if scene_settings.use_frame_range:
         first, last = int(scene_settings.frame_first), int(scene_settings.frame_last)
         if last < first:

@@ -55,9 +55,6 @@ class REEL2RIG_PT_capture(_SidebarPanel):
         row.prop(settings, "space", expand=True)
         col.prop(settings, "plant_feet")
         col.prop(settings, "focal_px")
-        row = col.row()
-        row.active = settings.mode != "hands"
-        row.prop(settings, "estimate_shape")
         col.prop(settings, "actor_height")
         col.prop(settings, "target")
         if settings.target == "SELECTED":

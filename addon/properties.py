@@ -100,11 +100,6 @@ class REEL2RIG_PG_settings(bpy.types.PropertyGroup):
         description="Camera focal length in pixels; 0 uses the one the file records (EXIF, an iPhone video's "
                     "metadata), else estimates it from the frame size",
         default=0.0, min=0.0, soft_max=10000.0)
-    estimate_shape: BoolProperty(  # type: ignore[valid-type]
-        name="Body Shape from Video",
-        description="Estimate the actor's proportions (and with them the Anny body's build and height) from the "
-                    "footage; off: Anny's average body",
-        default=True)
     actor_height: FloatProperty(  # type: ignore[valid-type]
         name="Actor Height (m)",
         description="The actor's height in metres (soles to the top of the head). One camera cannot tell a small "

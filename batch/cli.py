@@ -62,8 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the motion network for --motion network|prior (default: $REEL2RIG_MOTION_MODEL, then "
                         "the one shipped with the engine)")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing 0..1 (default 0.5)")
-    p.add_argument("--shape", choices=("estimate", "average"), default="estimate",
-                   help="each actor's body proportions: estimated from their clip (default), or Anny's average")
     p.add_argument("--actor-height", type=float, default=None, metavar="METRES",
                    help="the actor's height in metres, the same in every clip (default: Anny's average body)")
     p.add_argument("--space", choices=("world", "camera"), default="world")
@@ -105,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
             bone_map="AUTO" if args.map.lower() == "auto" else args.map, fbx_preset=args.fbx_preset,
             device=args.device, mode=args.mode, smoothing=args.smoothing, space=args.space,
             foot_lock=not args.no_foot_lock, sequence_fps=args.fps, actor_height_m=args.actor_height,
-            shape=args.shape,
             presets_dir=Path(args.presets_dir).expanduser().absolute() if args.presets_dir else None,
             thumbnails=not args.no_thumbnails, clip_timeout_s=args.clip_timeout, part_frames=args.part_frames,
             model=args.model, model_dir=model_dir, motion=args.motion, motion_model=motion_model)

@@ -48,7 +48,6 @@ class BatchSettings:
     motion_model: Path | None = None   # the motion network's .onnx (None: the engine's default)
     actor_height_m: float | None = None  # the actor's height in metres, the same for every clip (None: Anny's
                                        # average body)
-    shape: str = "estimate"             # body proportions: "estimate" (from each clip) or "average" (Anny's)
 
     @staticmethod
     def parse_formats(text: str) -> tuple[str, ...]:
@@ -89,8 +88,6 @@ class BatchSettings:
             options["motion_model"] = str(self.motion_model)
         if self.actor_height_m is not None:
             options["actor_height_m"] = self.actor_height_m
-        if self.shape != "estimate":
-            options["shape"] = self.shape
         if self.model != "anny":
             options["model"] = self.model
             if self.model_dir is not None:

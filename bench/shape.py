@@ -1,9 +1,11 @@
-"""``./reel2rig bench shape [smoke|standard|heldout]``: the body shape estimated from the pictures against the truth.
+"""``./reel2rig bench shape [smoke|standard|heldout]``: the body shape estimated from the pictures against the truth
+(the experiment of bench/body_shape.py; not in the product).
 
-Per scene with a body in view: the capture's first fit (Anny's average skeleton, hands left out), the proportions it
-leaves unexplained (`body_shape.observed_proportions`), the phenotype estimated from them, and against the truth's
+Per scene with a body in view: a first fit (Anny's average skeleton, hands left out), the proportions it leaves
+unexplained (`body_shape.observed_proportions`), the phenotype estimated from them, and against the truth's
 phenotype: the stature error and the proportion error (RMS over the segments of the centred log lengths, %) of the
-estimated body and of Anny's average one. ``--calibrate`` prints the detector's bias and noise per segment
+estimated body and of Anny's average one. ``--leave-one-out`` adds the same with each scene's estimate calibrated on
+the other scenes only (the honest figure on the suite the constants were calibrated on). ``--calibrate`` prints the detector's bias and noise per segment
 (MediaPipe's landmarks against Anny's keypoints, for the truth's own body) over the suite's scenes, for
 `body_shape.DETECTOR_BIAS` and `DETECTOR_NOISE`.
 """
@@ -21,18 +23,10 @@ from inference_server.take import atomic_write_bytes
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def first_fit_proportions(det, skel, K):
-    """The capture's first fit of the body (see `capture._estimated_phenotype`) and the proportions it leaves."""
-    from inference_server.capture import first_fit_proportions as product
-
-    return product(det, skel, K)
-
-
 def scene_row(scene, any_render: bool, skel, rest) -> dict | None:
+    from bench.body_shape import SEGMENTS, first_fit_proportions
     from bench.perception import _scene_video
     from bench.run import detections
-    from inference_server.anny_skeleton import DEFAULT_PHENOTYPE, phenotype_key, stature_m
-    from inference_server.body_shape import SEGMENTS, estimate_phenotype
     from inference_server.capture import camera_intrinsics
     from inference_server.video import probe
 
@@ -45,8 +39,21 @@ def scene_row(scene, any_render: bool, skel, rest) -> dict | None:
     with np.load(folder / "truth.npz", allow_pickle=False) as f:
         truth_p = np.asarray(f["phenotype"], np.float64)
     seen = first_fit_proportions(det, skel, camera_intrinsics(info, None))
-    est = estimate_phenotype(seen, rest)
-    est_p = DEFAULT_PHENOTYPE if est is None else est
+    row = {"scene": scene.name, "phenotype": scene.phenotype, "segments_seen": int(seen.seen.sum()),
+           "frames_per_segment": dict(zip(SEGMENTS, seen.frames.tolist())),
+           "log_ratio": [float(v) if np.isfinite(v) else None for v in seen.log_ratio], "truth": truth_p.tolist()}
+    return {**row, **scored(row, rest)}
+
+
+def scored(row: dict, rest, bias: np.ndarray | None = None, noise: np.ndarray | None = None) -> dict:
+    """A scene's estimate (with these calibration constants; None: body_shape's) scored against its truth."""
+    from bench.body_shape import MIN_FRAMES, Proportions, estimate_phenotype
+    from inference_server.anny_skeleton import DEFAULT_PHENOTYPE, phenotype_key, stature_m
+
+    log_ratio = np.array([np.nan if v is None else v for v in row["log_ratio"]])
+    frames = np.array(list(row["frames_per_segment"].values()))
+    est = estimate_phenotype(Proportions(log_ratio, frames), rest, bias=bias, noise=noise)
+    truth_p, est_p = np.asarray(row["truth"]), DEFAULT_PHENOTYPE if est is None else est
     truth_len, default_len, est_len = (rest.log_lengths(p) for p in (truth_p, DEFAULT_PHENOTYPE, est_p))
 
     def prop_err(x: np.ndarray) -> float:
@@ -56,14 +63,21 @@ def scene_row(scene, any_render: bool, skel, rest) -> dict | None:
     statures = {name: stature_m(rest.model, phenotype_key(p)) for name, p in
                 (("truth", truth_p), ("default", DEFAULT_PHENOTYPE), ("estimated", est_p))}
     # What the detector shows for the truth's own body: the bias, per segment (calibration).
-    bias = seen.log_ratio - (truth_len - default_len)
-    return {"scene": scene.name, "phenotype": scene.phenotype, "segments_seen": int(seen.seen.sum()),
-            "frames_per_segment": dict(zip(SEGMENTS, seen.frames.tolist())),
-            "estimated": est is not None, "estimate": est_p.tolist(), "truth": truth_p.tolist(),
-            "stature_m": statures,
+    bias_seen = log_ratio - (truth_len - default_len)
+    return {"estimated": est is not None, "estimate": est_p.tolist(), "stature_m": statures,
             "stature_error_m": {k: abs(statures[k] - statures["truth"]) for k in ("default", "estimated")},
             "proportion_error_pct": {"default": prop_err(default_len), "estimated": prop_err(est_len)},
-            "bias": [float(b) if ok else None for b, ok in zip(bias, seen.seen)]}
+            "bias": [float(b) if ok else None for b, ok in zip(bias_seen, (frames >= MIN_FRAMES)
+                                                                & np.isfinite(log_ratio))]}
+
+
+def leave_one_out(rows: list[dict], rest) -> list[dict]:
+    """Each scene scored with the bias and noise calibrated on the other scenes."""
+    out = []
+    for k, row in enumerate(rows):
+        others = calibration(rows[:k] + rows[k + 1:])
+        out.append({**row, **scored(row, rest, np.array(others["bias"]), np.array(others["noise"]))})
+    return out
 
 
 def summary(rows: list[dict]) -> dict:
@@ -76,7 +90,7 @@ def summary(rows: list[dict]) -> dict:
 def calibration(rows: list[dict]) -> dict[str, list[float]]:
     """The per-segment bias (median) and noise (standard deviation, at least 1 %) of the log ratios the detector shows
     for the truth's own body, each scene's centred over the segments it saw."""
-    from inference_server.body_shape import SEGMENTS
+    from bench.body_shape import SEGMENTS
 
     B = np.array([[np.nan if b is None else b for b in r["bias"]] for r in rows], np.float64)
     B = B[np.isfinite(B).sum(axis=1) >= 4]
@@ -115,11 +129,13 @@ def main(argv=None) -> int:
                         help="use an older cached render of a scene instead of rendering it again")
     parser.add_argument("--scenes", default=None, help="only these scenes of the suite (comma-separated)")
     parser.add_argument("--calibrate", action="store_true", help="also print the detector's bias per segment")
+    parser.add_argument("--leave-one-out", action="store_true",
+                        help="also score each scene with the constants calibrated on the other scenes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     from bench.run import select_scenes
+    from bench.body_shape import RestProportions
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.body_shape import RestProportions
 
     skel, rest = load_skeleton(), RestProportions()
     rows = []
@@ -134,9 +150,17 @@ def main(argv=None) -> int:
               "rows": rows, "summary": summary(rows)}
     if args.calibrate:
         report["calibration"] = calibration(rows)
+    if args.leave_one_out:
+        loo = leave_one_out(rows, rest)
+        report["leave_one_out"] = {"rows": loo, "summary": summary(loo)}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / (f"shape-{args.suite}.json" if not args.scenes else f"shape-{args.suite}-partial.json")
     atomic_write_bytes(path, json.dumps(report, indent=1, default=float).encode())
     print(table(report))
+    if args.leave_one_out:
+        m = report["leave_one_out"]["summary"]
+        print(f"left one out: stature error {100 * m['stature_error_m']['default']:.1f} cm average body → "
+              f"{100 * m['stature_error_m']['estimated']:.1f} cm estimated; proportion error "
+              f"{m['proportion_error_pct']['default']:.2f} % → {m['proportion_error_pct']['estimated']:.2f} %")
     print(f"\nwritten {path}")
     return 0

@@ -151,19 +151,17 @@ def height_range_m() -> tuple[float, float]:
     return float(data["range"][0]), float(data["range"][1])
 
 
-def _with_height(h: float, base: np.ndarray | None = None) -> tuple[float, ...]:
-    p = (DEFAULT_PHENOTYPE if base is None else np.asarray(base, np.float64)).copy()
+def _with_height(h: float) -> tuple[float, ...]:
+    p = DEFAULT_PHENOTYPE.copy()
     p[ANNY_PHENOTYPE.index("height")] = h
     return tuple(round(float(v), 5) for v in p)
 
 
-def phenotype_for_height(height_m: float, base=None) -> np.ndarray:
-    """The Anny phenotype of an actor of this height (metres, soles to the top of the head): every parameter as in
-    ``base`` (default: the average body; e.g. the proportions `body_shape` estimated) but ``height``, solved (the
-    stature grows monotonically with it) to within HEIGHT_TOLERANCE_M. Raises ValueError, naming the range, for a
-    height Anny's average body cannot be (or a value that looks like centimetres); a ``base`` whose own range stops
-    short of the height gets the nearest it can be (``height`` 0 or 1). Cached in the stage cache per millimetre of
-    height and base."""
+def phenotype_for_height(height_m: float) -> np.ndarray:
+    """The Anny phenotype of an actor of this height (metres, soles to the top of the head): every parameter at
+    its average but ``height``, solved (the stature grows monotonically with it) to within HEIGHT_TOLERANCE_M.
+    Raises ValueError, naming the range, for a height Anny cannot be (or a value that looks like centimetres).
+    Cached in the stage cache per millimetre of height."""
     from .npz_cache import load_or_build, versioned_path
 
     h = float(height_m)
@@ -176,19 +174,15 @@ def phenotype_for_height(height_m: float, base=None) -> np.ndarray:
         raise ValueError(f"an actor's height of {h:.2f} m is outside what the Anny body can be "
                          f"({lo_m:.2f}–{hi_m:.2f} m)")
     mm = int(round(h * 1000))
-    base_key = phenotype_key(base)
-    base_p = None if base_key is None else np.asarray(base_key)
 
     def build() -> dict[str, np.ndarray]:
         model = load_anny_model()
         target = mm / 1000.0
         a, b = 0.0, 1.0
-        fa, fb = (stature_m(model, _with_height(x, base_p)) - target for x in (a, b))
-        if fa >= 0 or fb <= 0:   # this body cannot be that tall (or that short): the nearest it can be
-            return {"phenotype": np.array(_with_height(a if fa >= 0 else b, base_p))}
+        fa, fb = lo_m - target, hi_m - target
         x = float(np.clip(-fa / (fb - fa), 0.0, 1.0))
         for _ in range(40):   # regula falsi, bracketed: Anny's stature is very nearly linear in ``height``
-            fx = stature_m(model, _with_height(x, base_p)) - target
+            fx = stature_m(model, _with_height(x)) - target
             if abs(fx) <= HEIGHT_TOLERANCE_M / 4 or b - a < 1e-7:
                 break
             if (fx < 0) == (fa < 0):
@@ -196,10 +190,9 @@ def phenotype_for_height(height_m: float, base=None) -> np.ndarray:
             else:
                 b, fb = x, fx
             x = float(np.clip(a - fa * (b - a) / (fb - fa), a, b))
-        return {"phenotype": np.array(_with_height(x, base_p))}
+        return {"phenotype": np.array(_with_height(x))}
 
-    data = load_or_build(versioned_path(stage_cache_dir(), f"anny_height_{mm}mm" + phenotype_tag(base_key), 1),
-                         build)
+    data = load_or_build(versioned_path(stage_cache_dir(), f"anny_height_{mm}mm", 1), build)
     return data["phenotype"].astype(np.float64)
 
 

@@ -433,54 +433,6 @@ def actor_phenotype(options: CaptureOptions) -> np.ndarray | None:
                            "it unset for Anny's average body") from exc
 
 
-SHAPE_FRAMES = 400   # frames of the first fit that estimates the body's shape, spread evenly over those with a body
-
-
-def first_fit_proportions(det: Detections, skel, K: np.ndarray, device: str = "cpu"):
-    """What a first fit of the body with ``skel`` (hands left out, no smoothing, at most SHAPE_FRAMES frames spread
-    over the clip) leaves unexplained in the proportions of the detected 2D landmarks (`body_shape`)."""
-    from rigs.fk import forward_kinematics
-
-    from .anny_skeleton import attached_points
-    from .body_shape import observed_proportions
-    from .fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence
-
-    seen = np.flatnonzero(np.isfinite(det.pose_2d[:, 0, 0]))
-    pick = np.unique(seen[np.linspace(0, len(seen) - 1, min(len(seen), SHAPE_FRAMES)).round().astype(np.int64)])
-    pose_2d = np.asarray(det.pose_2d[pick], np.float64)
-    fit = fit_sequence(skel, pose_2d, np.asarray(det.pose_world[pick], np.float64),
-                       np.full((len(pick), 2, 21, 3), np.nan), K, FitSettings(smoothing=0.0, device=device))
-    W = forward_kinematics(skel.rest, skel.parents, fit.local_rotations_aa, fit.root_position_world)
-    body = attached_points(W, np.maximum(skel.body_marker_bone, 0), skel.body_marker_local)
-    body[:, skel.body_marker_bone < 0] = np.nan
-    shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((len(pick), 3))
-    cam = body @ R_WORLD2CAM_LEVEL.T + shift[:, None]
-    uvw = cam @ K.T
-    return observed_proportions(pose_2d, uvw[..., :2] / uvw[..., 2:3], cam)
-
-
-def _estimated_body(det: Detections, K: np.ndarray, options: CaptureOptions, device: str):
-    """The skeleton and phenotype of this person's body with its proportions estimated from the pictures
-    (`body_shape`), made ``options.actor_height_m`` tall when given; and the sidecar's ``shape`` entry. Too little
-    seen to tell: Anny's average proportions (or the actor's height alone)."""
-    from .anny_skeleton import (ANNY_PHENOTYPE, DEFAULT_PHENOTYPE, load_skeleton, phenotype_for_height,
-                                phenotype_key, stature_m)
-    from .body_shape import SEGMENTS, RestProportions, estimate_phenotype
-
-    rest = RestProportions()
-    seen = first_fit_proportions(det, load_skeleton(), K, device)
-    estimate = estimate_phenotype(seen, rest)
-    phenotype = estimate
-    if options.actor_height_m is not None:
-        phenotype = phenotype_for_height(options.actor_height_m, base=estimate)
-    info = {"source": ("estimated from the pictures" if estimate is not None else "average")
-            + (", actor height" if options.actor_height_m is not None else ""),
-            "segments_seen": [name for name, ok in zip(SEGMENTS, seen.seen) if ok],
-            "phenotype": dict(zip(ANNY_PHENOTYPE, (DEFAULT_PHENOTYPE if phenotype is None else phenotype).tolist())),
-            "stature_m": round(stature_m(rest.model, phenotype_key(phenotype)), 4)}
-    return load_skeleton(phenotype), phenotype, info
-
-
 def _size_ratio(skel) -> float:
     """How much larger (> 1) or smaller this skeleton is than Anny's default one (its shoulders' height above the
     ankles at rest)."""
@@ -659,9 +611,6 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
     K = camera_intrinsics(info, options.focal_px)
     settings = FitSettings(smoothing=options.smoothing, device=resolve_device(options.device))
     count = len(all_takes)
-    shape_info = {"source": "actor height" if phenotype is not None else "average"}
-    if options.shape == "estimate" and not hands_only:
-        skel, phenotype, shape_info = _estimated_body(det, K, options, settings.device)   # (in the fit's time)
     prior, body_start = None, None
     if options.motion == "prior" and not hands_only:   # the motion network's body as the fit's starting pose
         from .motion_stage import network_prior
@@ -770,7 +719,6 @@ def _fit_and_write(video: Path, info: VideoInfo, options: CaptureOptions, det: D
         "model": model_meta["name"], "model_info": model_meta, "engine_version": __version__, "options": dataclasses.asdict(options),
         "camera": _camera_words(world.info, options, info),
         "world": dict(world.info),
-        "shape": shape_info,
         "detected_frames": int(valid.sum()),
         "hands_detected_frames": dict(zip(("left", "right"), per_frame(
             det.hands_2d, lambda h: np.isfinite(h[:, :, 0, 0])).sum(axis=0).tolist())),

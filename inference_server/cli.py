@@ -20,9 +20,6 @@ def add_commands(commands) -> None:
     cap.add_argument("--actor-height", type=float, default=None, metavar="METRES",
                      help="the actor's height in metres (e.g. 1.72): sets the scale one camera cannot see (how far "
                           "away they are, how far they travel); default: Anny's average body, 1.63 m")
-    cap.add_argument("--shape", choices=("estimate", "average"), default="estimate",
-                     help="the body's proportions: estimated from the pictures per person (default), or Anny's "
-                          "average ones")
     cap.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing, 0 (none) to 1 (strong)")
     cap.add_argument("--frames", default=None, help="frame range START:END (end exclusive), e.g. 0:120")
     cap.add_argument("--mode", choices=("body+hands", "hands", "body"), default="body+hands",
@@ -142,7 +139,7 @@ def _capture(args: argparse.Namespace) -> int:
         a, _, b = args.frames.partition(":")
         start, end = int(a or 0), (int(b) if b else None)
     options = CaptureOptions(mode="body" if args.body_only else args.mode, focal_px=args.focal,
-                             actor_height_m=args.actor_height, shape=args.shape,
+                             actor_height_m=args.actor_height,
                              frame_start=start, frame_end=end, smoothing=args.smoothing, device=args.device,
                              use_cache=not args.no_cache, fps=args.fps, people=args.people, model=args.model,
                              model_dir=args.model_dir, space=args.space, foot_lock=not args.no_foot_lock,

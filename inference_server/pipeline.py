@@ -26,7 +26,6 @@ SPACES = ("world", "camera")
 MOTIONS = ("fit", "network", "prior")
 HAND_MESH = ("off", "init")
 DETECTORS = ("auto", "mediapipe", "torch")
-SHAPES = ("estimate", "average")
 HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each hand placed in the camera
 
 
@@ -38,9 +37,6 @@ class CaptureOptions:
                                       # is made that tall (anny_skeleton.phenotype_for_height), which sets the
                                       # scale a single camera cannot see — the depth, the path's length, the
                                       # feet's steps; None = Anny's average body (1.63 m)
-    shape: str = "estimate"           # the Anny body's proportions: "estimate" them from the pictures per person
-                                      # (body_shape.py; with actor_height_m, then made that tall) or keep Anny's
-                                      # "average" ones
     frame_start: int = 0
     frame_end: int | None = None      # exclusive; None = to the end
     max_side: int = 1280              # frames larger than this are downscaled for detection
@@ -96,8 +92,6 @@ class CaptureOptions:
             raise ValueError(f"option 'hand_mesh' must be one of {list(HAND_MESH)}, not {out.hand_mesh!r}")
         if out.detector not in DETECTORS:
             raise ValueError(f"option 'detector' must be one of {list(DETECTORS)}, not {out.detector!r}")
-        if out.shape not in SHAPES:
-            raise ValueError(f"option 'shape' must be one of {list(SHAPES)}, not {out.shape!r}")
         if out.space not in SPACES:
             raise ValueError(f"option 'space' must be one of {list(SPACES)}, not {out.space!r}")
         if out.actor_height_m is not None and not (isinstance(out.actor_height_m, (int, float))

@@ -84,7 +84,6 @@ def test_a_height_anny_cannot_be_fails_before_detection(tmp_path):
 
 
 def _capture(out: Path, **options):
-    options.setdefault("shape", "average")   # Anny's average proportions: the bodies differ in height alone
     result = run_capture(SAMPLE, out, CaptureOptions(frame_end=FRAMES, **options), lambda *a: None, lambda: False)
     return read_take(result.take_path), json.loads(result.sidecar_path.read_text()), result
 

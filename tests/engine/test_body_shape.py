@@ -1,17 +1,15 @@
-"""The body's shape from the pictures (issue 5: "shape shared across the sequence"): `body_shape` on known answers
-with the real Anny model, `phenotype_for_height` on an estimated body, and a real capture that estimates one."""
+"""The body-shape experiment (bench/body_shape.py, issue 5's "shape shared across the sequence"): the solve on known
+answers with the real Anny model, the measurement on synthetic projections and on a real clip."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inference_server.anny_skeleton import (ANNY_PHENOTYPE, DEFAULT_PHENOTYPE, HEIGHT_TOLERANCE_M, load_anny_model,
-                                            load_skeleton, phenotype_for_height, phenotype_key, stature_m)
-from inference_server.body_shape import (DETECTOR_BIAS, ESTIMATED, MIN_FRAMES, SEGMENTS, Proportions,
-                                         RestProportions, estimate_phenotype, observed_proportions)
+from bench.body_shape import (DETECTOR_BIAS, ESTIMATED, MIN_FRAMES, SEGMENTS, Proportions, RestProportions,
+                               estimate_phenotype, observed_proportions)
+from inference_server.anny_skeleton import ANNY_PHENOTYPE, DEFAULT_PHENOTYPE, load_skeleton, phenotype_key, stature_m
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sample_wave.mp4"
@@ -71,7 +69,7 @@ def test_the_average_body_stays_average(rest):
 
 
 def test_noise_at_the_calibrated_level_moves_the_average_body_little(rest):
-    from inference_server.body_shape import DETECTOR_NOISE
+    from bench.body_shape import DETECTOR_NOISE
 
     rng = np.random.default_rng(5)
     statures = [stature_m(rest.model, phenotype_key(estimate_phenotype(
@@ -112,41 +110,17 @@ def test_observed_proportions_measure_a_longer_thigh():
     assert np.isnan(observed_proportions(pose_2d, project(cam), cam).log_ratio[thigh])
 
 
-def test_height_on_an_estimated_body(rest):
-    base = _phenotype(gender=0.2, age=0.7, proportions=0.3)
-    for height in (1.55, 1.80):
-        p = phenotype_for_height(height, base=base)
-        assert abs(stature_m(rest.model, phenotype_key(p)) - height) <= HEIGHT_TOLERANCE_M
-        keep = [i for i, n in enumerate(ANNY_PHENOTYPE) if n != "height"]
-        assert np.allclose(p[keep], base[keep])
-
-
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is missing")
-def test_capture_estimates_the_body_and_carries_it_through(tmp_path):
-    from inference_server.anny_mesh import load_mesh
-    from inference_server.pipeline import CaptureOptions, run_capture
-    from inference_server.take import read_take
+def test_first_fit_of_a_real_clip_measures_its_segments(rest):
+    from bench.body_shape import first_fit_proportions
+    from inference_server.capture import camera_intrinsics, detect_stage
+    from inference_server.pipeline import CaptureOptions
+    from inference_server.video import probe
 
-    def capture(out: str, **options):
-        result = run_capture(SAMPLE, tmp_path / out, CaptureOptions(frame_end=FRAMES, **options), lambda *a: None,
-                             lambda: False)
-        return read_take(result.take_path), json.loads(result.sidecar_path.read_text()), result
-
-    take, meta, result = capture("estimated")
-    shape = meta["shape"]
-    assert shape["source"] == "estimated from the pictures" and len(shape["segments_seen"]) >= 4
-    p = np.array([shape["phenotype"][n] for n in ANNY_PHENOTYPE])
-    assert np.allclose(take["shape"], p, atol=1e-5)
-    skel = load_skeleton(p)
-    assert np.allclose(take["rest_matrices"], skel.rest, atol=1e-5)
-    with np.load(result.take_path.with_name(meta["mesh"]["file"])) as mesh:
-        assert abs(float(np.ptp(mesh["vertices"][:, 2])) - shape["stature_m"]) < 0.002
-    assert shape["stature_m"] == pytest.approx(stature_m(load_anny_model(), phenotype_key(p)), abs=1e-3)
-    # "average" keeps Anny's average body; an actor's height makes the estimated body that tall.
-    average, meta_avg, _ = capture("average", shape="average")
-    assert np.allclose(average["shape"], DEFAULT_PHENOTYPE) and meta_avg["shape"]["source"] == "average"
-    tall, meta_tall, _ = capture("tall", actor_height_m=1.85)
-    assert meta_tall["shape"]["source"] == "estimated from the pictures, actor height"
-    assert meta_tall["shape"]["stature_m"] == pytest.approx(1.85, abs=HEIGHT_TOLERANCE_M + 1e-4)
-    keep = [i for i, n in enumerate(ANNY_PHENOTYPE) if n != "height"]
-    assert np.allclose(tall["shape"][keep], p[keep], atol=1e-5)
+    info = probe(SAMPLE)
+    det = detect_stage(SAMPLE, info, CaptureOptions(frame_end=FRAMES), lambda *a: None, lambda: False)[0]
+    seen = first_fit_proportions(det, load_skeleton(), camera_intrinsics(info, None))
+    assert seen.seen.sum() >= 4
+    # Anny's average body fitted to a clip of a body of Anny's proportions: every segment within a few per cent.
+    assert np.nanmax(np.abs(seen.log_ratio[seen.seen] - DETECTOR_BIAS[seen.seen])) < 0.15
+    assert estimate_phenotype(seen, rest) is not None

@@ -179,8 +179,8 @@ def test_capture_uses_the_recorded_focal_and_the_users_wins(tmp_path):
     clip = _with_meta(SAMPLE, tmp_path / "clip.mov", _meta_box(_focal_item(f"{f35:.4f}mm")), True)
 
     def capture(video: Path, out: str, **options):
-        result = run_capture(video, tmp_path / out, CaptureOptions(frame_end=FRAMES, shape="average", **options),
-                             lambda *a: None, lambda: False)
+        result = run_capture(video, tmp_path / out, CaptureOptions(frame_end=FRAMES, **options), lambda *a: None,
+                             lambda: False)
         return read_take(result.take_path), json.loads(result.sidecar_path.read_text())
 
     base, _ = capture(SAMPLE, "plain")

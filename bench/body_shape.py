@@ -1,6 +1,11 @@
-"""The actor's body from the pictures: Anny's phenotype chosen so that its proportions match what the landmarks show.
+"""An experiment, measured and not in the product: the actor's body from the pictures, Anny's phenotype chosen so that
+its proportions match what the detected 2D landmarks show (`./reel2rig bench shape`; README › Fitting › Body shape).
 
-May touch: numpy, the Anny model (through `anny_skeleton`). No bpy, no cv2.
+Result (session 19): with MediaPipe's landmarks the proportions a clip shows vary from scene to scene by 2–6 % per
+segment (``DETECTOR_NOISE``), as much as Anny's phenotypes differ (2–9 %), and the estimate did not beat Anny's
+average body on the standard suite, left one scene out at a time. The capture keeps the average body (or the
+actor's height, ``--actor-height``). The known-answer tests (tests/engine/test_body_shape.py) show the solve
+itself recovers a body from clean proportions: what is missing is a cleaner measurement.
 
 One camera cannot measure a person's size (a small person near it looks like a tall one further away), but it can
 measure their *proportions*: how long the thighs are against the torso, the shoulders against the hips. In Anny
@@ -9,7 +14,7 @@ neck, a woman wider hips), so the proportions choose a phenotype and with it a s
 
 How
 ---
-1. A first fit of the body with Anny's average skeleton (the capture's own fit, hands left out).
+1. A first fit of the body with Anny's average skeleton (the capture's fit, hands left out, no smoothing).
 2. For each segment (shoulder width, hip width, upper arm, forearm, thigh, shin, torso), in frames where the detector
    is confident of both ends and the fitted segment lies nearly parallel to the picture (foreshortened by less than
    ``MIN_PARALLEL``), the ratio of its length in the detected 2D landmarks to its length in the fit's projection:
@@ -23,7 +28,7 @@ How
    keypoints, each less their mean over the segments seen (scale-free), against the observed log ratios; a prior
    ``PRIOR_WEIGHT`` pulls each parameter to the average. The result is rounded to ``ROUND_TO`` (so skeletons cache).
 
-Measured on the benchmark's renders (README › Fitting › Body shape): `./reel2rig bench shape standard|heldout`.
+Measured on the benchmark's renders: `./reel2rig bench shape standard|heldout [--calibrate]`.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .anny_skeleton import ANNY_PHENOTYPE, BODY_MARKER_COCO, DEFAULT_PHENOTYPE
+from inference_server.anny_skeleton import ANNY_PHENOTYPE, BODY_MARKER_COCO, DEFAULT_PHENOTYPE
 
 # segment → MediaPipe landmark pairs ("shoulders"/"hips": the midpoints of 11–12 / 23–24); both sides pooled.
 SEGMENTS: dict[str, tuple[tuple[object, object], ...]] = {
@@ -54,10 +59,10 @@ PRIOR_WEIGHT = 10.0      # on (p - 0.5)² per parameter, against the residuals i
 ROUND_TO = 0.01
 # log(MediaPipe's length / Anny's keypoints' length) per segment for the same body, less its mean: measured on the
 # standard suite's renders (`./reel2rig bench shape standard --calibrate`), per segment in SEGMENTS' order.
-DETECTOR_BIAS = np.array([-0.0348, 0.0111, -0.0228, 0.0027, 0.0204, 0.0321, -0.0118, 0.0032])
+DETECTOR_BIAS = np.array([-0.0523, -0.0118, 0.0093, 0.0182, 0.0224, 0.0339, -0.0042, -0.0155])
 # The spread of that log ratio from scene to scene (standard deviation, the same calibration): how far one clip's
 # median can be trusted; the solve weighs each segment by its inverse square.
-DETECTOR_NOISE = np.array([0.019, 0.035, 0.031, 0.016, 0.016, 0.033, 0.012, 0.043])
+DETECTOR_NOISE = np.array([0.026, 0.04, 0.057, 0.022, 0.018, 0.03, 0.017, 0.041])
 
 
 @dataclasses.dataclass
@@ -111,19 +116,43 @@ def observed_proportions(pose_2d: np.ndarray, fitted_2d: np.ndarray, fitted_cam:
     return Proportions(log_ratio, frames)
 
 
+FIRST_FIT_FRAMES = 400   # frames of the first fit, spread evenly over those with a body
+
+
+def first_fit_proportions(det, skel, K: np.ndarray, device: str = "cpu") -> Proportions:
+    """What a first fit of the body with ``skel`` (hands left out, no smoothing, at most FIRST_FIT_FRAMES frames
+    spread over the clip) leaves unexplained in the proportions of the detected 2D landmarks."""
+    from inference_server.anny_skeleton import attached_points
+    from inference_server.fit import R_WORLD2CAM_LEVEL, FitSettings, fit_sequence
+    from rigs.fk import forward_kinematics
+
+    seen = np.flatnonzero(np.isfinite(det.pose_2d[:, 0, 0]))
+    pick = np.unique(seen[np.linspace(0, len(seen) - 1, min(len(seen), FIRST_FIT_FRAMES)).round().astype(np.int64)])
+    pose_2d = np.asarray(det.pose_2d[pick], np.float64)
+    fit = fit_sequence(skel, pose_2d, np.asarray(det.pose_world[pick], np.float64),
+                       np.full((len(pick), 2, 21, 3), np.nan), K, FitSettings(smoothing=0.0, device=device))
+    W = forward_kinematics(skel.rest, skel.parents, fit.local_rotations_aa, fit.root_position_world)
+    body = attached_points(W, np.maximum(skel.body_marker_bone, 0), skel.body_marker_local)
+    body[:, skel.body_marker_bone < 0] = np.nan
+    shift = fit.camera_shift if fit.camera_shift is not None else np.zeros((len(pick), 3))
+    cam = body @ R_WORLD2CAM_LEVEL.T + shift[:, None]
+    uvw = cam @ K.T
+    return observed_proportions(pose_2d, uvw[..., :2] / uvw[..., 2:3], cam)
+
+
 class RestProportions:
     """Log segment lengths of Anny's rest keypoints per phenotype (each an Anny forward pass, ~20 ms)."""
 
     def __init__(self):
         import anny
 
-        from .anny_skeleton import load_anny_model
+        from inference_server.anny_skeleton import load_anny_model
 
         self.model = load_anny_model()
         self.regressor = anny.KeypointsRegressor.coco(self.model)
 
     def log_lengths(self, phenotype: Sequence[float]) -> np.ndarray:
-        from .anny_skeleton import anny_forward, rest_keypoints
+        from inference_server.anny_skeleton import anny_forward, rest_keypoints
 
         coco = rest_keypoints(self.model, anny_forward(self.model, tuple(float(v) for v in phenotype)),
                               self.regressor)
