@@ -78,6 +78,8 @@ class FitSettings:
     w_prior: float = 0.001
     w_smooth: float = 80.0
     realign_iterations: int = 3  # Gauss–Newton steps on the body's place alone after smoothing (0: none)
+    fast_move: float = 0.4    # rad/frame: where the detector's own 3D limb direction turns this fast two frames
+                              # running, the smoother lets the limb's bone turn as fast (`_fast_relax`); 0: never
     w_hand_on_body: float = 1.5  # weight of one hand's wrist + knuckles in the body fit, against one body marker
     window: int = 400  # frames fitted together; longer clips go window by window (bounded memory)
     device: str = "cpu"  # torch device of the fit: "cpu" or "cuda" (resolve_device checks it first)
@@ -838,7 +840,49 @@ class _Blocks:
 BASE_STIFFNESS = 1.0   # the network's motion is smoothed as stiffly as the fit (measured 0.15, 0.3, 1: README)
 
 
-def _smooth(lm, pose, free, seen, stiffness, move_root, base=None):
+# Limb bones whose swing the detector's 3D landmarks show: bone → (from, to) MediaPipe pose indices, subject's left;
+# the right side's are one more.
+_FAST_SEGMENTS = {"upperarm01": (11, 13), "lowerarm01": (13, 15), "upperleg01": (23, 25), "lowerleg01": (25, 27)}
+FAST_RELAX = 0.003   # the acceleration penalty's factor around a fast move (measured: README › World › Fast moves)
+
+
+def _fast_relax(skel: Skeleton, free: list[int], pose_world: np.ndarray, vis: np.ndarray, scale: float
+                ) -> np.ndarray | None:
+    """(T−2, F) factors for the smoother's acceleration penalty (smoothing.py's ``relax``), from the detector's own 3D
+    direction of each limb (world landmarks, confident ends): a limb that turns by ``scale`` rad/frame or more for
+    at least two frames running, the same way, is making a fast move (a jab), and around those frames its bone's
+    penalty is cut to FAST_RELAX. A jump out and straight back (a landmark glitch, an arm-crossing swap) turns the
+    other way at once and is not relaxed. None when ``scale`` is 0 or the clip is under 4 frames."""
+    n = len(pose_world)
+    if scale <= 0 or n < 4:
+        return None
+    out = np.ones((n - 2, len(free)))
+    for k, j in enumerate(free):
+        name = skel.names[j]
+        base, side = name[:-2], name[-2:]
+        if base not in _FAST_SEGMENTS or side not in (".L", ".R"):
+            continue
+        a, b = (i + (side == ".R") for i in _FAST_SEGMENTS[base])
+        d = _unit(pose_world[:, b] - pose_world[:, a])
+        d[~((vis[:, a] > 0.5) & (vis[:, b] > 0.5))] = np.nan
+        v = np.nan_to_num(d[1:] - d[:-1])                                        # (T−1,) steps
+        speed = np.linalg.norm(v, axis=-1)
+        fast = speed > scale
+        along = np.einsum("ti,ti->t", v[1:], v[:-1]) > 0.5 * speed[1:] * speed[:-1]   # step t+1 goes on as t did
+        run = np.zeros(n - 1, dtype=bool)
+        both = fast[1:] & fast[:-1] & along
+        run[1:] |= both
+        run[:-1] |= both
+        # Second difference r spans steps r and r+1: relax the rows touching a fast run, and one more each side.
+        rows = np.zeros(n - 2, dtype=bool)
+        rows |= run[:-1] | run[1:]
+        rows[1:] |= rows[:-1].copy()
+        rows[:-1] |= rows[1:].copy()
+        out[rows, k] = FAST_RELAX
+    return out
+
+
+def _smooth(lm, pose, free, seen, stiffness, move_root, base=None, relax=None):
     """Whittaker-smooth the solved bones' rotations (and the root's position) over time, each frame weighted by the
     curvature of its fit (smoothing.py); frames that were not seen weigh nothing and are bridged.
 
@@ -862,7 +906,7 @@ def _smooth(lm, pose, free, seen, stiffness, move_root, base=None):
     w_bone = np.stack([info[:, o:][:, bone_of == k].mean(axis=1) for k in range(len(free))], axis=1)  # (T,F)
     R = pose.local_R.detach().double().cpu().numpy()
     if base is None:
-        R[:, free] = smooth_rotations(R[:, free], w_bone, stiffness)
+        R[:, free] = smooth_rotations(R[:, free], w_bone, stiffness, relax)
     else:
         from rigs.rotations import aa_to_matrix
 
@@ -871,10 +915,10 @@ def _smooth(lm, pose, free, seen, stiffness, move_root, base=None):
         unused = ~w_base.any(axis=0)
         w_base[:, unused] = 1.0
         B = aa_to_matrix(np.where(w_base[..., None] > 0, np.nan_to_num(given), 0.0))    # missing: identity, weight 0
-        B = smooth_rotations(B, w_base, stiffness * BASE_STIFFNESS)
+        B = smooth_rotations(B, w_base, stiffness * BASE_STIFFNESS, relax)
         B[:, unused] = np.eye(3)
         rel = np.einsum("tfji,tfjk->tfik", B, R[:, free])                               # Bᵀ R
-        R[:, free] = np.einsum("tfij,tfjk->tfik", B, smooth_rotations(rel, w_bone, stiffness))
+        R[:, free] = np.einsum("tfij,tfjk->tfik", B, smooth_rotations(rel, w_bone, stiffness, relax))
     local_R = torch.as_tensor(R, dtype=pose.local_R.dtype, device=pose.local_R.device)
     root = pose.root_pos
     if move_root:
@@ -968,7 +1012,8 @@ def _fit_window_lm(skel, pose_2d, pose_world, hands_2d, K, settings, progress, c
               blocks.rotations(2 * settings.w_prior * prior_all[free], lo, hi, LIMIT_WEIGHT)]
         pose = lm.solve(pose, bl, iters, body_seen, lambda p, it: tick(), cancelled)
         pose = _smooth(lm, pose, free, body_seen, smooth, move_root=True,
-                       base=None if prior is None else prior[0])
+                       base=None if prior is None else prior[0],
+                       relax=_fast_relax(skel, free, pose_world, body_vis, settings.fast_move))
         if smooth > 0 and settings.realign_iterations > 0:
             # The smoother takes out jitter, and with it the shake of a handheld camera that the picture still has.
             # What is left between the smooth body and each frame is given to the camera (a per-frame shift of

@@ -12,6 +12,14 @@ solved exactly in O(T) with ``scipy.linalg.solveh_banded``.
 
 Rotations are smoothed as unit quaternions made sign-continuous over time, then renormalised; for the small
 frame-to-frame steps of video motion this is the same as smoothing on the rotation group.
+
+**Fast moves** (a jab, a clap). The penalty spreads any sudden acceleration over many frames: a jab smoothed at the
+default stiffness keeps about half its peak speed. ``relax`` (T−2, D) scales each frame's acceleration penalty by a
+factor in (0, 1]: where the caller has independent evidence of a fast move there (the fit uses the detector's own 3D
+landmarks, `fit._fast_relax`), the curve may turn as sharply as its data does, and elsewhere it is as smooth as
+before. (Relaxing where the *smoothed curve itself* accelerates — iteratively reweighted, ℓ1 trend filtering's way —
+was tried: it kept the jabs, but it also kept the fit's occasional flips between two arm poses, which the detector
+never shows; the standard suite's acceleration error tripled.)
 """
 from __future__ import annotations
 
@@ -37,8 +45,21 @@ def _second_difference_bands(n: int) -> np.ndarray:
     return bands
 
 
-def smooth_series(x: np.ndarray, w: np.ndarray, stiffness: float) -> np.ndarray:
+def _weighted_second_difference_bands(u: np.ndarray) -> np.ndarray:
+    """DᵀUD as upper bands (3, n) for solveh_banded, U = diag(u) over the n − 2 second differences."""
+    n = len(u) + 2
+    bands = np.zeros((3, n))
+    for k, c in enumerate((1.0, -2.0, 1.0)):          # row r of D: +1 at r, −2 at r+1, +1 at r+2
+        bands[2, k:k + n - 2] += c * c * u
+    bands[1, 1:n - 1] += -2.0 * u                     # (r, r+1) and (r+1, r+2)
+    bands[1, 2:n] += -2.0 * u
+    bands[0, 2:n] += u                                # (r, r+2)
+    return bands
+
+
+def smooth_series(x: np.ndarray, w: np.ndarray, stiffness: float, relax: np.ndarray | None = None) -> np.ndarray:
     """x (T,D), w (T,D) ≥ 0 → smoothed (T,D). λ per column = stiffness × the median positive weight of that column.
+    ``relax`` (T−2, D) in (0, 1]: each frame's acceleration penalty scaled by it (see the module's notes).
 
     Frames before the first and after the last weighted one hold those frames' values. Columns with no positive
     weight, or clips shorter than 3 frames, are returned unchanged."""
@@ -58,7 +79,8 @@ def smooth_series(x: np.ndarray, w: np.ndarray, stiffness: float) -> np.ndarray:
         if positive.size == 0:
             continue
         lam = stiffness * float(np.median(positive))
-        ab = lam * dtd
+        ab = lam * (dtd if relax is None or np.all(relax[:, d] >= 1.0)
+                    else _weighted_second_difference_bands(np.asarray(relax[:, d], dtype=np.float64)))
         ab[2] = ab[2] + wd + 1e-9 * lam
         y = solveh_banded(ab, wd * x[:, d])
         seen = np.nonzero(wd > 0)[0]
@@ -68,8 +90,9 @@ def smooth_series(x: np.ndarray, w: np.ndarray, stiffness: float) -> np.ndarray:
     return out
 
 
-def smooth_rotations(R: np.ndarray, w: np.ndarray, stiffness: float) -> np.ndarray:
-    """R (T,F,3,3) rotations, w (T,F) weights → smoothed rotations (T,F,3,3)."""
+def smooth_rotations(R: np.ndarray, w: np.ndarray, stiffness: float, relax: np.ndarray | None = None) -> np.ndarray:
+    """R (T,F,3,3) rotations, w (T,F) weights → smoothed rotations (T,F,3,3); ``relax`` (T−2, F) as in
+    :func:`smooth_series`, per bone."""
     from scipy.spatial.transform import Rotation
 
     n, f = R.shape[:2]
@@ -78,7 +101,9 @@ def smooth_rotations(R: np.ndarray, w: np.ndarray, stiffness: float) -> np.ndarr
         flip = np.sum(q[t] * q[t - 1], axis=-1) < 0
         q[t, flip] *= -1
     ws = np.repeat(np.asarray(w, dtype=np.float64)[:, :, None], 4, axis=2).reshape(n, 4 * f)
-    qs = smooth_series(q.reshape(n, 4 * f), ws, stiffness).reshape(n, f, 4)
+    rel = None if relax is None or n < 3 else np.repeat(np.asarray(relax, np.float64)[:, :, None], 4, axis=2
+                                                        ).reshape(n - 2, 4 * f)
+    qs = smooth_series(q.reshape(n, 4 * f), ws, stiffness, rel).reshape(n, f, 4)
     norm = np.linalg.norm(qs, axis=-1, keepdims=True)
     qs = np.where(norm > 1e-9, qs / np.maximum(norm, 1e-12), q)
     return Rotation.from_quat(qs.reshape(-1, 4)).as_matrix().reshape(n, f, 3, 3)
