@@ -1,6 +1,6 @@
 """``python -m bench`` = ``./reel2rig bench``: see bench/run.py (``perception``: bench/perception.py, ``fit``:
 bench/fit.py, ``batch``: bench/batch.py, ``stage-memory``: bench/stage_memory.py, ``detector-errors``: bench/detector_errors.py,
-``throughput``: bench/throughput.py)."""
+``throughput``: bench/throughput.py, ``shape``: bench/shape.py, ``fast-figure``: bench/fast_figure.py)."""
 import sys
 
 if len(sys.argv) > 1 and sys.argv[1] == "fit":
@@ -27,6 +27,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "throughput":
     from bench.throughput import main as throughput_main
 
     sys.exit(throughput_main(sys.argv[2:]))
+
+if len(sys.argv) > 1 and sys.argv[1] == "fast-figure":
+    from bench.fast_figure import main as fast_figure_main
+
+    sys.exit(fast_figure_main(sys.argv[2:]))
 
 if len(sys.argv) > 1 and sys.argv[1] == "shape":
     from bench.shape import main as shape_main
