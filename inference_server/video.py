@@ -12,6 +12,7 @@ Inputs
 * a folder of images (``.png``, ``.jpg`` …), in natural order of the names (``frame_2`` before ``frame_10``);
   other files are ignored. All images must have the same size (after EXIF orientation, which ``cv2.imdecode``
   applies). Timestamps are ``index / fps`` with ``fps`` from the caller (``DEFAULT_SEQUENCE_FPS`` otherwise).
+* one photo (``.jpg``, ``.png`` …): a sequence of one image, its EXIF orientation applied.
 * a printf-style pattern such as ``shots/img_%04d.png``: the files of that folder whose names the pattern prints,
   in numeric order; otherwise as a folder. Frame indices are positions in that list (gaps in the numbering are
   not kept as gaps in time).
@@ -96,7 +97,7 @@ def probe(path: str | os.PathLike[str], *, fps: float | None = None) -> VideoInf
     is always used.
     """
     path = Path(path)
-    if _is_sequence(path):
+    if _is_sequence(path) or _is_still(path):
         return _probe_sequence(path, fps)
     return _probe_video(path)
 
@@ -111,7 +112,7 @@ def iter_frames(path: str | os.PathLike[str], start: int = 0, end: int | None = 
     """
     path = Path(path)
     stats = stats if stats is not None else DecodeStats()
-    if _is_sequence(path):
+    if _is_sequence(path) or _is_still(path):
         return _iter_sequence(path, start, end, stats, fps)
     return _iter_video(path, start, end, stats)
 
@@ -318,8 +319,17 @@ def _is_sequence(path: Path) -> bool:
     return not path.exists() and name.count("%") == 1 and _PRINTF.search(name) is not None and _is_image_name(name)
 
 
+def _is_still(path: Path) -> bool:
+    """One photo (a file named as an image): read as a sequence of one, so that its EXIF orientation is applied
+    (OpenCV's video reader, which opens it otherwise, leaves a photo as the sensor stored it)."""
+    return _is_image_name(path.name) and path.is_file()
+
+
 def _sequence_files(path: Path) -> list[Path]:
-    """The images of a folder (natural order) or of a printf pattern (numeric order). Raises when there are none."""
+    """The images of a folder (natural order) or of a printf pattern (numeric order), or a photo alone. Raises when
+    there are none."""
+    if _is_still(path):
+        return [path]
     if path.is_dir():
         files = [p for p in path.iterdir() if _is_image_name(p.name) and p.is_file()]
         files.sort(key=lambda p: (_natural_key(p.name), p.name))

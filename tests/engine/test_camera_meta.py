@@ -110,9 +110,7 @@ def test_lens_and_sensor_density_scaled_to_the_picture(tmp_path):
     tags = {0x920A: 8.0, 0xA20E: 2500.0, 0xA210: 3, 0xA002: 4000, 0xA003: 3000}
     assert probe(_jpeg(tmp_path / "camera.jpg", (800, 600), tags)).focal_px == pytest.approx(400)
     # Turned a quarter by its EXIF orientation: decoded 600×800, the written width is now the height.
-    (tmp_path / "turned").mkdir()   # (a folder: OpenCV's video reader leaves a lone photo's orientation unapplied)
-    _jpeg(tmp_path / "turned" / "0.jpg", (800, 600), tags, orientation=6)
-    turned = probe(tmp_path / "turned")
+    turned = probe(_jpeg(tmp_path / "turned.jpg", (800, 600), tags, orientation=6))
     assert (turned.width, turned.height) == (600, 800) and turned.focal_px == pytest.approx(400)
 
 

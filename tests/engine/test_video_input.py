@@ -557,6 +557,21 @@ def test_exif_orientation_of_images_is_honoured(tmp_path, suffix):
     assert all(img.shape == (H, W, 3) and marker_corner(img) == "tl" for _, _, img in frames)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_lone_photo_is_one_upright_frame(tmp_path, suffix):
+    """A photo given alone (not a folder) is a sequence of one, its EXIF orientation applied like a folder's."""
+    ok, data = cv2.imencode(suffix, np.ascontiguousarray(np.rot90(frame_image(7), k=1)))   # (W, H) stored
+    photo = tmp_path / f"IMG_0001{suffix}"
+    photo.write_bytes(with_exif(data.tobytes(), 6))
+    video.check_input(photo)
+    info = video.probe(photo)
+    assert (info.width, info.height, info.frame_count, info.kind) == (W, H, 1, "images")
+    (frame,) = decode_all(photo)
+    assert frame[0] == 0 and frame[2].shape == (H, W, 3) and marker_corner(frame[2]) == "tl"
+    assert read_code(frame[2]) == 7
+    assert video.content_hash(photo) != video.content_hash(tmp_path)
+
+
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp"])
 def test_mixed_image_sizes_name_the_first_odd_file(tmp_path, suffix):
     folder = sequence(tmp_path / "shot", 6, suffix)
