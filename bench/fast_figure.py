@@ -31,23 +31,15 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     from bench import methods as M
-    from bench.fit import _fit_row
-    from bench.perception import _scene_video
-    from bench.run import detections, select_scenes
+    from bench.fit import _fit_row, scene_inputs
+    from bench.run import select_scenes
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import camera_intrinsics
     from inference_server.fit import FitSettings
     from inference_server.take import atomic_write_bytes
-    from inference_server.video import probe
 
     (scene,) = select_scenes("fast", args.scene)
-    folder = _scene_video(scene, True)
-    video = folder / "clip.mp4"
-    info = probe(video)
-    det = detections(video, info)
-    with np.load(folder / "truth.npz", allow_pickle=False) as f:
-        truth = {k: f[k] for k in f.files}
-    skel, K = load_skeleton(), camera_intrinsics(info, None)
+    _, _, det, truth, K = scene_inputs(scene, True)
+    skel = load_skeleton()
     curves = {"truth": _wrist_speed(truth["body_markers_cam"])}
     curves["raw MediaPipe"] = _wrist_speed(M.raw_mediapipe(det, 0.0).body_cam)
     for label, settings in (("fit, smoother alone", dataclasses.replace(FitSettings(), fast_move=0.0)),

@@ -127,26 +127,34 @@ def hand_mesh_rows(video: Path, det, skel, K, device: str, model: Path) -> dict:
     return {"hand-mesh": raw, "lm+hand-mesh": fitted, "crops_per_s": res.crops / max(res.seconds, 1e-9)}
 
 
+def scene_inputs(scene, any_render: bool):
+    """A benchmark scene's render folder, clip, detections (the capture's, from the stage cache when there), truth
+    and the capture's intrinsics."""
+    from bench.perception import _scene_video
+    from bench.run import detections
+    from inference_server.capture import camera_intrinsics
+    from inference_server.video import probe
+
+    folder = _scene_video(scene, any_render)
+    video = folder / "clip.mp4"
+    info = probe(video)
+    det = detections(video, info)
+    with np.load(folder / "truth.npz", allow_pickle=False) as f:
+        truth = {k: f[k] for k in f.files}
+    return folder, video, det, truth, camera_intrinsics(info, None)
+
+
 def accuracy(suite: str, any_render: bool, device: str, scene_names: str | None = None,
              hand_mesh: Path | None = None) -> dict:
     from bench import methods as M
     from bench.evaluate import evaluate
-    from bench.perception import _scene_video
-    from bench.run import aggregate, detections, select_scenes
+    from bench.run import aggregate, select_scenes
     from inference_server.anny_skeleton import load_skeleton
-    from inference_server.capture import camera_intrinsics
-    from inference_server.video import probe
 
     skel = load_skeleton()
     per_scene = []
     for scene in select_scenes(suite, scene_names):
-        folder = _scene_video(scene, any_render)
-        video = folder / "clip.mp4"
-        info = probe(video)
-        det = detections(video, info)
-        with np.load(folder / "truth.npz", allow_pickle=False) as f:
-            truth = {k: f[k] for k in f.files}
-        K = camera_intrinsics(info, None)
+        folder, video, det, truth, K = scene_inputs(scene, any_render)
         n = len(det.frame_ids)
         body_ok = np.isfinite(det.pose_2d[:, 0, 0])
         results = {"raw-mediapipe": evaluate(truth, M.raw_mediapipe(det, 1.0))}

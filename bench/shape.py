@@ -25,20 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def scene_row(scene, any_render: bool, skel, rest) -> dict | None:
     from bench.body_shape import SEGMENTS, first_fit_proportions
-    from bench.perception import _scene_video
-    from bench.run import detections
-    from inference_server.capture import camera_intrinsics
-    from inference_server.video import probe
+    from bench.fit import scene_inputs
 
-    folder = _scene_video(scene, any_render)
-    video = folder / "clip.mp4"
-    info = probe(video)
-    det = detections(video, info)
+    _, _, det, truth, K = scene_inputs(scene, any_render)
     if not np.isfinite(det.pose_2d[:, 0, 0]).any():
         return None
-    with np.load(folder / "truth.npz", allow_pickle=False) as f:
-        truth_p = np.asarray(f["phenotype"], np.float64)
-    seen = first_fit_proportions(det, skel, camera_intrinsics(info, None))
+    truth_p = np.asarray(truth["phenotype"], np.float64)
+    seen = first_fit_proportions(det, skel, K)
     row = {"scene": scene.name, "phenotype": scene.phenotype, "segments_seen": int(seen.seen.sum()),
            "frames_per_segment": dict(zip(SEGMENTS, seen.frames.tolist())),
            "log_ratio": [float(v) if np.isfinite(v) else None for v in seen.log_ratio], "truth": truth_p.tolist()}
