@@ -27,6 +27,7 @@ import dataclasses
 import math
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -58,7 +59,8 @@ def recorded_focal(path: str | Path, width: int, height: int) -> RecordedFocal |
             return _exif_focal(path, width, height)
         with open(path, "rb") as handle:
             return _quicktime_focal(handle, width, height)
-    except (OSError, ValueError, struct.error, OverflowError):
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error, OverflowError):
+        # (a damaged EXIF block can trip Pillow in several ways: metadata is optional, so none of them stops a job)
         return None
 
 
@@ -83,9 +85,11 @@ def _exif_focal(path: Path, width: int, height: int) -> RecordedFocal | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            tags = image.getexif()
-            exif = tags.get_ifd(_EXIF_IFD)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")    # Pillow warns of a corrupt EXIF block; it is then just unreadable
+            with Image.open(path) as image:
+                tags = image.getexif()
+                exif = tags.get_ifd(_EXIF_IFD)
     except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
         return None
     f35 = _number(exif.get(_TAG_FOCAL_35))

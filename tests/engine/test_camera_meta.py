@@ -127,6 +127,18 @@ def test_unusable_records_are_ignored(tmp_path, tags, why):
     assert probe(photo).focal_source == ""
 
 
+def test_a_photo_with_a_damaged_exif_block(tmp_path, recwarn):
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", np.zeros((40, 60, 3), np.uint8))
+    exif = b"Exif\0\0II*\0" + struct.pack("<IH", 8, 0xFFFF) + b"\1" * 30     # 65535 entries claimed, 2 there
+    photo = tmp_path / "damaged.jpg"
+    photo.write_bytes(data.tobytes()[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + data.tobytes()[2:])
+    info = probe(photo)
+    assert (info.width, info.height, info.focal_px, info.focal_source) == (60, 40, None, "")
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]
+
+
 def test_a_photo_without_exif(tmp_path):
     from PIL import Image
 
