@@ -32,7 +32,8 @@ HAND_MODELS = ("anny_hand", "mano")   # hands mode only: one Take per hand, each
 @dataclasses.dataclass(frozen=True)
 class CaptureOptions:
     mode: str = "body+hands"          # "body+hands" | "hands" | "body" (see detect.py)
-    focal_px: float | None = None     # camera focal length in pixels; None = estimate from the frame size
+    focal_px: float | None = None     # camera focal length in pixels; None = the one the file records, else the
+                                      # longer image side (capture.camera_intrinsics)
     actor_height_m: float | None = None  # the actor's height (metres, soles to the top of the head): the Anny body
                                       # is made that tall (anny_skeleton.phenotype_for_height), which sets the
                                       # scale a single camera cannot see — the depth, the path's length, the
