@@ -5,7 +5,6 @@ The figure in README › World › Fast moves. Needs the fast suite's renders (`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
     skel = load_skeleton()
     curves = {"truth": _wrist_speed(truth["body_markers_cam"])}
     curves["raw MediaPipe"] = _wrist_speed(M.raw_mediapipe(det, 0.0).body_cam)
-    for label, settings in (("fit, smoother alone", dataclasses.replace(FitSettings(), fast_move=0.0)),
+    for label, settings in (("fit, smoother alone", FitSettings(fast_move=0.0)),
                             ("fit, fast moves kept (default)", FitSettings())):
         curves[label] = _wrist_speed(_fit_row("lm", det, skel, K, settings)[0].body_cam)
     fig, ax = plt.subplots(figsize=(8, 3.2), dpi=110)

@@ -874,8 +874,7 @@ def _fast_relax(skel: Skeleton, free: list[int], pose_world: np.ndarray, vis: np
         run[1:] |= both
         run[:-1] |= both
         # Second difference r spans steps r and r+1: relax the rows touching a fast run, and one more each side.
-        rows = np.zeros(n - 2, dtype=bool)
-        rows |= run[:-1] | run[1:]
+        rows = run[:-1] | run[1:]
         rows[1:] |= rows[:-1].copy()
         rows[:-1] |= rows[1:].copy()
         out[rows, k] = FAST_RELAX

@@ -69,7 +69,7 @@ class VideoInfo:
     fps: float            # nominal, from the container (an image sequence: the fps it was given)
     frame_count: int      # as reported by the container (may be approximate); an image sequence: its images
     rotation: int         # degrees clockwise from the metadata, already applied to the frames we yield
-    kind: str = "video"   # "video" or "images" (a folder or a printf-style pattern)
+    kind: str = "video"   # "video" or "images" (a folder, a printf-style pattern or one photo)
     focal_px: float | None = None   # the focal length the file records, in pixels (camera_meta); None: not recorded
     focal_source: str = ""          # where focal_px was read, in words
 

@@ -13,6 +13,7 @@ import pytest
 
 from inference_server.camera_meta import QUICKTIME_FOCAL_KEY, px_from_35mm, recorded_focal
 from inference_server.video import iter_frames, probe
+from mp4_boxes import Box, encode_mp4, find, parse_boxes, video_trak
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sample_wave.mp4"
@@ -47,30 +48,11 @@ def _meta_box(items: dict[str, tuple[int, bytes]], iso: bool = False) -> bytes:
 
 
 def _with_meta(src: Path, dst: Path, meta: bytes, in_track: bool) -> Path:
-    """``src`` (whose ``moov`` is its last box, as OpenCV's and this sample's are) with ``meta`` added to the movie
-    or to its first track. Nothing before ``moov`` moves, so the sample tables' chunk offsets stay right."""
-    data = src.read_bytes()
-    at = 0
-    while True:
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
-        if kind == b"moov":
-            break
-        at += size
-    assert at + size == len(data), "moov must be the last box"
-    moov = data[at + 8:at + size]
-    if in_track:
-        children, inner = [], 0
-        while inner < len(moov):
-            csize, ckind = struct.unpack(">I4s", moov[inner:inner + 8])
-            child = moov[inner:inner + csize]
-            if ckind == b"trak" and not any(k == b"trak" for k, _ in children):
-                child = _box(b"trak", child[8:] + meta)
-            children.append((ckind, child))
-            inner += csize
-        moov = b"".join(c for _, c in children)
-    else:
-        moov = moov + meta
-    dst.write_bytes(data[:at] + _box(b"moov", moov))
+    """``src`` with the ``meta`` box added to the movie or to its (video) track; the chunk offsets follow."""
+    boxes = parse_boxes(src.read_bytes())
+    parent = video_trak(boxes) if in_track else find(boxes, b"moov")
+    parent.children.append(Box(b"meta", payload=meta[8:]))
+    dst.write_bytes(encode_mp4(boxes))
     return dst
 
 
