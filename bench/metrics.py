@@ -292,7 +292,10 @@ def contact_f1(pred_contact: np.ndarray, true_contact: np.ndarray) -> dict:
 # -------------------------------------------------------------------------------------------------- detection, hands
 
 def handedness_swaps(pred_wrists_px: np.ndarray, true_wrists_px: np.ndarray, margin_px: float = 0.0) -> dict:
-    """Left/right hand swaps from wrist positions. Arrays (T,2,2) pixels, index 1 = [left, right] (the subject's own).
+    """Left/right hand swaps from wrist positions. Arrays (T,2,2) pixels, index 1 = [left, right] (the subject's own);
+    or whole hands, (T,2,K,2), where a hand's distance to a true hand is the mean over its K points (a hand is
+    present when all K are) — what tells crossed hands apart, whose wrists may lie closer together than a
+    detector's wrist error.
 
     A frame is compared when both true wrists and at least one predicted wrist are present.
     - Both predicted: swapped when the crossed assignment (pred L↔true R, pred R↔true L) is shorter in total distance
@@ -304,8 +307,12 @@ def handedness_swaps(pred_wrists_px: np.ndarray, true_wrists_px: np.ndarray, mar
     along the compared frames (frames not compared neither end nor start a run; a swapped first frame counts as one).
     """
     pred, true = np.asarray(pred_wrists_px, float), np.asarray(true_wrists_px, float)
-    have_pred, have_true = _present(pred), _present(true)  # (T, 2)
-    dist = lambda a, b: np.linalg.norm(a - b, axis=-1)  # noqa: E731
+    if pred.ndim == 4:                                                      # whole hands: (T, 2, K, 2)
+        have_pred, have_true = _present(pred).all(-1), _present(true).all(-1)
+        dist = lambda a, b: np.linalg.norm(a - b, axis=-1).mean(-1)  # noqa: E731
+    else:
+        have_pred, have_true = _present(pred), _present(true)  # (T, 2)
+        dist = lambda a, b: np.linalg.norm(a - b, axis=-1)  # noqa: E731
     straight = dist(pred, true)  # (T, 2): pred L↔true L, pred R↔true R
     crossed = dist(pred, true[:, ::-1])  # (T, 2): pred L↔true R, pred R↔true L
     swapped: list[bool] = []
@@ -317,6 +324,28 @@ def handedness_swaps(pred_wrists_px: np.ndarray, true_wrists_px: np.ndarray, mar
     flags = np.array(swapped, bool)
     events = int(np.count_nonzero(flags[1:] & ~flags[:-1]) + (flags[0] if len(flags) else 0))
     return dict(swap_frames=int(flags.sum()), frames_compared=int(len(flags)), swap_events=events)
+
+
+def wrong_hands(pred_hands_px: np.ndarray, true_hands_px: np.ndarray, max_apart: float = 1.0,
+                length_px: np.ndarray | None = None) -> int:
+    """Hands reported where that hand is not: side-frames whose predicted hand (T,2,K,2) px lies, on average over
+    its K points, more than ``max_apart`` hand lengths from the true hand of its side — the other hand read twice, a
+    hand on the wrong arm, a hand on nothing. A swap counts here too; a hand hidden behind the other and reported
+    where it is hidden does not. ``length_px`` (T,2): each hand's length (wrist → middle knuckle) in pixels as if
+    it faced the camera (from the 3D truth: a hand pointing at the camera is a few pixels long in the picture);
+    by default its length in the picture (points 0 and 9)."""
+    pred, true = np.asarray(pred_hands_px, float), np.asarray(true_hands_px, float)
+    have = _present(pred).all(-1) & _present(true).all(-1)                  # (T, 2)
+    apart = np.linalg.norm(pred - true, axis=-1).mean(-1)
+    length = np.linalg.norm(true[:, :, 9] - true[:, :, 0], axis=-1) if length_px is None else np.asarray(length_px)
+    return int((have & (apart > max_apart * length)).sum())
+
+
+def hand_length_px(hand_points_cam: np.ndarray, focal_px: float) -> np.ndarray:
+    """(T,2) each hand's wrist → middle-knuckle length (points 0 and 9 of (T,2,21,3) camera-space metres) in pixels
+    at its wrist's depth: its size in the picture had it faced the camera."""
+    cam = np.asarray(hand_points_cam, float)
+    return focal_px * np.linalg.norm(cam[:, :, 9] - cam[:, :, 0], axis=-1) / np.maximum(cam[:, :, 0, 2], 1e-6)
 
 
 def detection_rate(detected: np.ndarray, eligible: np.ndarray | None = None) -> float:

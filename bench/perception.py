@@ -6,8 +6,11 @@ MediaPipe Holistic measured in the same run.
 
 Ground-truth suites: a hand counts as visible on a frame when at least HAND_VISIBLE_MIN of its 21 points are
 unoccluded and inside the picture (bench/evaluate.py); coverage = found ∧ visible / visible, per side. A swap is a
-frame where the found hands sit closer to the other side's true wrists (bench.metrics.handedness_swaps, 10 px
-margin). Footage: where `bench/footage_hands.json` says which hand is in the picture on which frames (annotated by eye),
+frame where the found hands sit closer to the other side's true hands, each hand's distance the mean over its 21
+points (bench.metrics.handedness_swaps, 10 px margin); "wrists" counts the same by the wrists alone (the metric
+until session 20: crossed hands' wrists can lie closer together than a detector's wrist error); "wrong" counts the
+side-frames whose hand lies more than one hand length (its size facing the camera) from its true hand
+(bench.metrics.wrong_hands: the other hand read twice, a hand on the wrong arm). Footage: where `bench/footage_hands.json` says which hand is in the picture on which frames (annotated by eye),
 coverage of the visible hands and false hand frames; elsewhere the share of frames with each hand found.
 
 Methods: ``holistic`` (MediaPipe Holistic alone, the baseline), ``ours`` (inference_server.detect.Perception in
@@ -57,17 +60,26 @@ def _detect(video: Path, method: str, max_frames: int | None) -> tuple[np.ndarra
 
     graph = HolisticDetector(hands=True) if method == "holistic" else \
         Perception("hands" if method == "ours-hands" else "body+hands")
-    found, seconds = [], 0.0
-    with graph:
+    decode = 0.0
+
+    def frames():
+        nonlocal decode
+        t0 = time.perf_counter()
         for _, _, bgr in iter_frames(video, 0, max_frames):
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            decode += time.perf_counter() - t0
+            yield rgb, (bgr.shape[1], bgr.shape[0])
             t0 = time.perf_counter()
-            found.append(graph.process(rgb, (bgr.shape[1], bgr.shape[0])))
-            seconds += time.perf_counter() - t0
-        if hasattr(graph, "finish"):
-            t0 = time.perf_counter()
+        decode += time.perf_counter() - t0
+
+    started = time.perf_counter()
+    with graph:
+        if hasattr(graph, "stream"):                 # ours: as the capture runs it (pipelined), then `finish`
+            found = [lm for _, lm in graph.stream(frames())]
             graph.finish(found)
-            seconds += time.perf_counter() - t0
+        else:
+            found = [graph.process(rgb, size) for rgb, size in frames()]
+    seconds = time.perf_counter() - started - decode
     return np.stack([f.hands_2d for f in found]), len(found) / max(seconds, 1e-9)
 
 
@@ -92,7 +104,8 @@ def scene_rows(suite: str, any_render: bool, max_frames: int | None, names: str 
         folder = _scene_video(scene, any_render)
         with np.load(folder / "truth.npz") as f:
             visible = f["hand_visible"].sum(-1) >= HAND_VISIBLE_MIN       # (T, 2)
-            true_wrists = f["hand_points_2d"][:, :, 0, :2]                # (T, 2, 2)
+            true_hands = f["hand_points_2d"][..., :2]                     # (T, 2, 21, 2)
+            hand_length = M.hand_length_px(f["hand_points_cam"], float(f["K"][0, 0]))    # (T, 2)
         methods = ["holistic", "ours"] + (["ours-hands"] if scene.framing == "hands" else [])
         if torch_rows:
             methods += ["torch"] + (["torch-hands"] if scene.framing == "hands" else [])
@@ -104,11 +117,14 @@ def scene_rows(suite: str, any_render: bool, max_frames: int | None, names: str 
             vis = visible[:n]
             cover = [float((seen[:, s] & vis[:, s]).sum() / vis[:, s].sum()) if vis[:, s].any() else None
                      for s in (0, 1)]
-            wrists = np.where(seen[..., None], hands[:, :, 0, :2], np.nan)
-            swaps = M.handedness_swaps(wrists, true_wrists[:n], margin_px=10.0)
+            points = np.where(seen[..., None, None], hands[..., :2], np.nan)
+            swaps = M.handedness_swaps(points, true_hands[:n], margin_px=10.0)
+            wrist_swaps = M.handedness_swaps(points[:, :, 0], true_hands[:n, :, 0], margin_px=10.0)
             row["methods"][method] = {"coverage_L": cover[0], "coverage_R": cover[1], "visible_L": int(vis[:, 0].sum()),
                                       "visible_R": int(vis[:, 1].sum()), "found": int(seen.sum()),
-                                      "swap_frames": swaps["swap_frames"], "fps": fps, "frames": n}
+                                      "swap_frames": swaps["swap_frames"],
+                                      "swap_frames_wrist": wrist_swaps["swap_frames"],
+                                      "wrong_hands": M.wrong_hands(points, true_hands[:n], length_px=hand_length[:n]), "fps": fps, "frames": n}
         print(_row_text(row), flush=True)
         rows.append(row)
     return rows
@@ -294,6 +310,8 @@ def _row_text(row: dict) -> str:
     parts = [f"{row['scene']:<22}"]
     for method, m in row["methods"].items():
         swaps = f" swaps {m['swap_frames']}" if "swap_frames" in m else ""
+        if "wrong_hands" in m:
+            swaps += f" (wrists {m['swap_frames_wrist']}) wrong {m['wrong_hands']}"
         if "false_L" in m:
             swaps += f" false L {m['false_L']} R {m['false_R']}"
         parts.append(f"{method}: L {_pct(m['coverage_L'])} R {_pct(m['coverage_R'])}{swaps} {m['fps']:.1f} fps")
@@ -316,6 +334,8 @@ def summary(rows: list[dict]) -> dict:
         else:
             cover = float(np.mean([(m["coverage_L"] + m["coverage_R"]) / 2 for m in ms]))
         out[method] = {"coverage": cover, "swap_frames": sum(m.get("swap_frames", 0) for m in ms),
+                       "swap_frames_wrist": sum(m.get("swap_frames_wrist", 0) for m in ms),
+                       "wrong_hands": sum(m.get("wrong_hands", 0) for m in ms),
                        "false_frames": sum(m.get("false_L", 0) + m.get("false_R", 0) for m in ms),
                        "scenes": len(ms), "fps": float(np.mean([m["fps"] for m in ms]))}
     return out
@@ -357,7 +377,8 @@ def main(argv=None) -> int:
                   f"frames {s['false_track_frames']}  hands {_pct(s['hand_coverage'])}  hand swaps "
                   f"{s['hand_swap_frames']}  {s['fps']:.1f} fps over {s['scenes']} clips")
             continue
-        print(f"{method:<11} coverage {_pct(s['coverage'])}  swap frames {s['swap_frames']}  "
+        print(f"{method:<11} coverage {_pct(s['coverage'])}  swap frames {s['swap_frames']} "
+              f"(by wrists {s['swap_frames_wrist']})  wrong hands {s['wrong_hands']}  "
               f"false hand frames {s['false_frames']}  "
               f"{s['fps']:.1f} fps over {s['scenes']} clips")
     print(f"wrote {args.out / (name + '.json')}")

@@ -6,7 +6,10 @@
 The same frames (the sample clip's, resized to ``--size``; 720p by default, as the issue's bars are stated) go
 through, each timed after a warm-up run and with the device synchronised:
 
-- ``mediapipe holistic``: MediaPipe Holistic frame by frame (the single-person body+hands path's core; CPU only);
+- ``mediapipe holistic``: MediaPipe Holistic as shipped, frame by frame (the issue's CPU baseline; CPU only);
+- ``holistic, no face``: the same graph without its face branch (`detect.holistic_graph`), the capture's core;
+- ``ours body+hands``: the capture's whole body+hands detection stage (`detect.Perception`: that graph, the wrist
+  crops and the whole-frame searches for missing hands; the clip-level passes of ``finish`` excluded);
 - ``mediapipe hands``: MediaPipe Hands, two hands, frame by frame (hands mode's core; CPU only);
 - ``torch pose``: `models.blaze.BlazePose` — pose detection and landmarks of every person;
 - ``torch hands``: `models.blaze.BlazeHands` — palm detection and hand landmarks;
@@ -67,15 +70,20 @@ def time_batches(run, frames: list[np.ndarray], batch: int, device: str) -> floa
 
 
 def mediapipe_rows(frames: list[np.ndarray]) -> list[dict]:
-    from inference_server.detect import HandsDetector, HolisticDetector
+    from inference_server.detect import HandsDetector, HolisticDetector, Perception
 
     rows = []
     size = (frames[0].shape[1], frames[0].shape[0])
     frames = [f.copy() for f in frames]      # MediaPipe marks the arrays it reads read-only: the torch rows' stay as
     for name, graph in (("mediapipe holistic", HolisticDetector(hands=True)),     # they are
+                        ("holistic, no face", HolisticDetector(hands=True, face=False)),   # the capture's graph
+                        ("ours body+hands", Perception("body+hands")),   # + wrist crops and searches
                         ("mediapipe hands", HandsDetector(static=False, max_hands=2))):
         with graph:
-            fps = time_batches(lambda fs: [graph.process(f, size) for f in fs], frames, 1, "cpu")
+            if isinstance(graph, Perception):        # as the capture runs it: pipelined over the frames of a call
+                fps = time_batches(lambda fs: list(graph.stream((f, size) for f in fs)), frames, len(frames), "cpu")
+            else:
+                fps = time_batches(lambda fs: [graph.process(f, size) for f in fs], frames, 1, "cpu")
         rows.append({"method": name, "device": "cpu", "batch": 1, "fps": fps})
         print(f"{name:<20} cpu   batch  1  {fps:8.1f} frames/s", flush=True)
     return rows

@@ -28,11 +28,12 @@ from .video import DecodeStats, VideoInfo, content_hash, iter_frames, probe
 
 log = logging.getLogger(__name__)
 
-DETECT_CACHE_VERSION = 8  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
+DETECT_CACHE_VERSION = 9  # 2: capture modes, wrist-crop rescue, hand world landmarks/score/source; 3: a person axis;
 #                           4: whole-frame hand search for unsure wrists and close-ups, phantom bodies dropped,
 # 5: mirrored bodies swapped back by the hands' chirality; 6: the camera's rotation (camera_motion.py);
 # 7: each person's arrays an entry of its own (streamed: no stack of the people in memory);
-# 8: hands on the other arm dropped, one hand on both sides by chirality, body-less frames' hands by track
+# 8: hands on the other arm dropped, one hand on both sides by chirality, body-less frames' hands by track;
+# 9: a lone hand that continues the other side's hand moved there (detect.relink_lone_hands)
 
 
 @dataclasses.dataclass
@@ -202,23 +203,22 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
 
     decoded = _Decoded(frames, min(1.0, options.max_side / max(info.width, info.height)), cancelled)
     found = FrameStore(total)  # every frame's landmarks as whole-clip arrays (3.6 KB a frame, no object each)
-    t_detect = 0.0
     started = time.perf_counter()
     tracker = CameraTracker(camera_intrinsics(info, options.focal_px), (info.width, info.height))
     with Perception(options.mode) as detector:
-        for _, _, size, rgb in decoded:
-            t0 = time.perf_counter()
-            lm = detector.process(rgb, size)
+        # Two frames in flight: Holistic on one while the other's missing hands are searched (`Perception.stream`).
+        for rgb, lm in detector.stream((rgb, size) for _, _, size, rgb in decoded):
             found.append(lm)
             tracker.add(rgb, np.concatenate([lm.pose_2d[:, :2], lm.hands_2d[..., :2].reshape(-1, 2)]))
-            t_detect += time.perf_counter() - t0
             done = len(found)
             progress("detect", min(done, total), max(total, done), done / max(1e-6, time.perf_counter() - started))
         detector.finish(found)
+        t_detect = time.perf_counter() - started - decoded.seconds    # decoding (timed apart) excluded
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
                   "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies,
-                  "unmirrored_frames": detector.unmirrored,
-                  "misplaced_hands": detector.misplaced, "searches_skipped": detector.searches_skipped}
+                  "unmirrored_frames": detector.unmirrored, "relinked_hands": detector.relinked,
+                  "misplaced_hands": detector.misplaced, "searches_skipped": detector.searches_skipped,
+                  "body_skipped": detector.body_skipped}
     camera = tracker.finish() if found else None
     return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
 

@@ -105,6 +105,20 @@ def _frame_with_hands(pose: np.ndarray, hands: dict[int, HandObservation]) -> de
     return out
 
 
+def test_a_sure_label_decides_a_hand_between_wrists_that_coincide():
+    """Crossed arms whose body wrists lie 5 px apart (forearms 100 px): a hand 4 px from one and 6 px from the
+    other sits on both; its sure label names the side. An unsure label, or wrists far apart, leave it to the
+    distances."""
+    pose = _pose_with_wrists((200, 200), (205, 200))
+    hand = _hand_at((204, 204), LEFT, 0.97)                        # nearer the right wrist, labelled left
+    assert list(assign_to_wrists([hand], pose, sides=(RIGHT,))) == []
+    assert list(assign_to_wrists([hand], pose, sides=(LEFT,))) == [LEFT]
+    unsure = _hand_at((204, 204), LEFT, 0.6)
+    assert list(assign_to_wrists([unsure], pose)) == [RIGHT]
+    apart = _pose_with_wrists((150, 200), (205, 200))               # 55 px apart: the nearer wrist takes it
+    assert list(assign_to_wrists([hand], apart)) == [RIGHT]
+
+
 def test_a_hand_on_the_other_arm_is_cleared():
     """vid02's case: Holistic's 'left hand' lies on the right fist, far from the body's left wrist."""
     pose = _pose_with_wrists((300, 200), (100, 200))
@@ -203,6 +217,22 @@ def test_searches_for_a_hand_that_stays_missing_back_off():
     assert perception._may_search(RIGHT)                  # the other side is not affected
 
 
+def test_wrist_crops_that_keep_finding_nothing_back_off():
+    perception = Perception.__new__(Perception)          # the back-off's bookkeeping alone, no graphs
+    perception._crop_misses, perception.searches_skipped = [0, 0], 0
+    tried = []
+    for frame in range(30):
+        if perception._may_crop(LEFT):
+            tried.append(frame)
+            perception._crop_misses[LEFT] += 1            # never found (what `_rescue` counts)
+    after, every = Perception.RESCUE_BACKOFF_AFTER, Perception.RESCUE_BACKOFF_EVERY
+    assert tried[:after] == list(range(after))
+    assert tried[after:] == list(range(after, 30, every))
+    assert perception.searches_skipped == 30 - len(tried)
+    perception._crop_misses[LEFT] = 0                     # found again: every frame once more
+    assert perception._may_crop(LEFT) and perception._may_crop(RIGHT)
+
+
 def test_hands_by_label_keeps_two_hands_when_both_carry_one_label():
     a, b = _hand_at((10, 10), LEFT, 0.9), _hand_at((50, 10), LEFT, 0.6)
     out = hands_by_label([b, a])
@@ -251,6 +281,27 @@ def test_body_and_hands_mode_keeps_each_hand_on_its_own_wrist(truth):
                     assert _nearest_side(out.hands_2d[side, 0, :2], truth[index]) == side, (index, side)
 
 
+def test_holistic_without_its_face_branch_gives_the_same_body_and_hands():
+    """The capture runs Holistic's graph without the face nodes (`detect.holistic_graph(face=False)`): the pose and
+    hand landmarks must be the shipped graph's to the bit, frame by frame in tracking mode; the face is gone."""
+    config = detect.holistic_graph(face=False)
+    calculators = [node.calculator for node in config.node]
+    assert "PoseLandmarkCpu" in calculators and "HandLandmarksLeftAndRightCpu" in calculators
+    assert not set(detect.HOLISTIC_FACE_NODES) & set(calculators)
+    assert not any(name.startswith("FACE") for name in config.output_stream)
+    assert set(detect.HOLISTIC_FACE_NODES) <= {node.calculator for node in detect.holistic_graph(face=True).node}
+    outs = {}
+    for face in (True, False):
+        with detect.HolisticDetector(hands=True, face=face) as graph:
+            outs[face] = [graph.process(rgb, (rgb.shape[1], rgb.shape[0])) for _, rgb in frames(20)]
+    hands = 0
+    for shipped, ours in zip(outs[True], outs[False]):
+        for field in ("pose_2d", "pose_world", "hands_2d", "hand_source"):
+            np.testing.assert_array_equal(getattr(shipped, field), getattr(ours, field))
+        hands += int((ours.hand_source != SRC_NONE).sum())
+    assert np.isfinite(outs[False][0].pose_2d).all() and hands >= 20     # something was compared
+
+
 def test_wrist_crop_rescue_finds_a_hand_that_holistic_missed(truth):
     """Holistic's hand is removed by hand; the rescue must find it again from the body's wrist alone, on the wrist
     it belongs to, in a frame scaled down so the hands are small (about 20 px wrist to knuckles)."""
@@ -271,6 +322,67 @@ def test_wrist_crop_rescue_finds_a_hand_that_holistic_missed(truth):
     assert rescued >= 6, rescued                                        # of 10 hands in 5 frames
 
 
+def test_wrist_crops_track_a_small_hand_from_frame_to_frame(truth):
+    """Consecutive small frames (the sample at a third of its size: hands about 12 px wrist to knuckles) with
+    Holistic's hands removed: the crops' tracking graph keeps reading a hand it found without the palm detector,
+    and finds at least as many hands, on their own wrists, as palm detection on every crop."""
+    found, tracked_calls = {}, 0
+    for tracking in (False, True):
+        with Perception("body+hands") as perception:
+            perception.RESCUE_TRACKING = tracking
+            perception.RESCUE_BACKOFF_AFTER = 10 ** 6
+            hits = 0
+            for index, rgb in frames(40):
+                small = cv2.resize(rgb, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA)
+                size = (rgb.shape[1], rgb.shape[0])
+                out = perception._holistic.process(small, size)
+                for side in (LEFT, RIGHT):
+                    detect._clear_hand(out, side)
+                tracked_calls += int(tracking) * sum(perception._crop_tracked)
+                perception._rescue(small, size, out)
+                for side in (LEFT, RIGHT):
+                    if out.hand_source[side] == SRC_WRIST_CROP:
+                        hits += 1
+                        assert _nearest_side(out.hands_2d[side, 0, :2], truth[index]) == side, (index, side)
+            found[tracking] = hits
+    assert found[True] >= found[False] and found[True] >= 40, found
+    assert tracked_calls >= 20                                          # crops read from the previous landmarks
+
+
+def test_the_pipelined_stream_gives_what_process_gives_frame_by_frame():
+    """`Perception.stream` runs Holistic on the next frame while it completes this one (two threads): each frame's
+    landmarks, and the counters, must be what `process` gives, frame by frame. Frames at a third of their size, so
+    that Holistic misses hands and the wrist crops run too."""
+    small = [cv2.resize(rgb, None, fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_AREA) for _, rgb in frames(40)]
+    size = (small[0].shape[1] * 3, small[0].shape[0] * 3)
+    with Perception("body+hands") as perception:
+        one_by_one = [perception.process(rgb, size) for rgb in small]
+        counts = (perception.rescued, perception.searches_skipped, perception.misplaced)
+    with Perception("body+hands") as perception:
+        streamed = list(perception.stream((rgb, size) for rgb in small))
+        assert (perception.rescued, perception.searches_skipped, perception.misplaced) == counts
+    assert counts[0] >= 1                                               # the second stage had work to do
+    assert [rgb is frame for (rgb, _), frame in zip(streamed, small)] == [True] * len(small)
+    for a, (_, b) in zip(one_by_one, streamed):
+        for field in ("pose_2d", "pose_world", "hands_2d", "hands_world", "hand_score", "hand_source"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_a_failure_in_the_second_stage_reaches_the_caller_and_stops_the_stream(monkeypatch):
+    calls = []
+
+    def broken(self, rgb, scale_to, out):
+        calls.append(1)
+        raise RuntimeError("hand graph failed")
+
+    monkeypatch.setattr(Perception, "_complete", broken)
+    with Perception("body+hands") as perception:
+        with pytest.raises(RuntimeError, match="hand graph failed"):
+            for _ in perception.stream((rgb, (rgb.shape[1], rgb.shape[0])) for _, rgb in frames(10)):
+                pass
+    assert 1 <= len(calls) <= 2                                         # no frame completed past the failure
+
+
 def test_body_and_hands_mode_falls_back_to_the_hand_detector_in_a_close_up(truth):
     """A crop around the waving hand holds no body: the hand detector on the whole frame finds the hand."""
     close = _close_up(truth)
@@ -279,6 +391,24 @@ def test_body_and_hands_mode_falls_back_to_the_hand_detector_in_a_close_up(truth
     assert not np.isfinite(out.pose_2d[:, 0]).any()
     assert perception.fallback_frames == 1
     assert out.hand_source.tolist() == [SRC_NONE, SRC_HANDS]            # the subject's right hand
+
+
+def test_holistic_backs_off_in_a_close_up_and_finds_a_body_that_comes_back(truth):
+    """Twelve close-ups of the waving hand (no body), then the whole frame: Holistic runs on the first
+    BODY_BACKOFF_AFTER close-ups and then every BODY_BACKOFF_EVERY-th; the hand is read on every close-up all the
+    same, and the body is found at most BODY_BACKOFF_EVERY - 1 frames after it comes back."""
+    close = _close_up(truth)
+    whole = list(frames(1))[0][1]
+    after, every = Perception.BODY_BACKOFF_AFTER, Perception.BODY_BACKOFF_EVERY
+    with Perception("body+hands") as perception:
+        outs = [lm for _, lm in perception.stream([(close, (360, 360))] * 12 + [(whole, whole.shape[1::-1])] * 4)]
+        skipped = perception.body_skipped
+    runs = [k for k in range(16) if k < after or (k - after) % every == 0]   # the frames Holistic sees
+    back = min(k for k in runs if k >= 12)                                       # the first with the body in it
+    assert back <= 12 + every - 1 and skipped == back - len([k for k in runs if k < back])
+    assert all(out.hand_source[RIGHT] == SRC_HANDS for out in outs[:12])
+    body = [bool(np.isfinite(out.pose_2d[:, 0]).any()) for out in outs]
+    assert body == [False] * back + [True] * (16 - back)
 
 
 def test_a_body_too_small_for_the_hands_cannot_hold_them():

@@ -285,6 +285,52 @@ def test_handedness_swaps():
     assert m.handedness_swaps(pred_close, close, margin_px=10.0)["swap_frames"] == 0
 
 
+def test_handedness_swaps_of_whole_hands_tell_crossed_wrists_apart():
+    """Crossed hands whose wrists lie 12 px apart: a detector's wrist 9 px off makes a correct hand look swapped by
+    the wrists alone; its whole hand (fingers pointing away from each other) does not."""
+    k = np.arange(21, dtype=float)[:, None]
+    true = np.zeros((T, 2, 21, 2))
+    true[:, 0] = np.array([600.0, 500.0]) + k * [-5.0, -4.0]       # left hand: fingers up and to the image's left
+    true[:, 1] = np.array([612.0, 500.0]) + k * [5.0, -4.0]        # right hand: up and to the right
+    pred = true.copy()
+    pred[:, 0, 0] += [9.0, 0.0]                                     # the left wrist 9 px toward the right one
+    pred[:, 1] = np.nan                                             # the right hand not found
+    assert m.handedness_swaps(pred[:, :, 0], true[:, :, 0])["swap_frames"] == T
+    assert m.handedness_swaps(pred, true)["swap_frames"] == 0
+    pred[:, 1] = true[:, 1]
+    pred[2:4] = pred[2:4, ::-1]                                     # two frames really swapped
+    pred[6, 1] = np.nan                                             # a hand not found: the other is still compared
+    assert m.handedness_swaps(pred, true) == dict(swap_frames=2, frames_compared=T, swap_events=1)
+
+
+def test_wrong_hands_counts_a_hand_reported_where_its_hand_is_not():
+    k = np.arange(21, dtype=float)[:, None]
+    true = np.zeros((T, 2, 21, 2))
+    true[:, 0] = np.array([300.0, 500.0]) + k * [0.0, -5.0]        # hand length (points 0 → 9) 45 px
+    true[:, 1] = np.array([600.0, 500.0]) + k * [0.0, -5.0]
+    pred = true + 10.0                                              # 14 px off on average: right
+    assert m.wrong_hands(pred, true) == 0
+    pred[3, 1] = pred[3, 0]                                         # the left hand read on both sides
+    pred[5] = pred[5, ::-1]                                         # a swap: both sides wrong
+    pred[7, 0] = np.nan                                             # a hand not found is not a wrong one
+    assert m.wrong_hands(pred, true) == 3
+    assert m.wrong_hands(pred, true, max_apart=10.0) == 0
+    # a hand pointing at the camera is short in the picture: its length as if it faced the camera decides
+    pointing = true.copy()
+    pointing[:, 0] = np.array([300.0, 500.0]) + k * [0.0, -0.3]    # 3 px long in the picture
+    near = pointing + 10.0
+    assert m.wrong_hands(near, pointing) == T                      # every left hand "wrong" by its 2D length
+    assert m.wrong_hands(near, pointing, length_px=np.full((T, 2), 45.0)) == 0
+
+
+def test_hand_length_px_is_the_length_facing_the_camera():
+    cam = np.zeros((2, 2, 21, 3))
+    cam[..., 2] = 2.0
+    cam[0, :, 9] = [0.0, 0.09, 2.0]                                 # 9 cm, facing the camera at 2 m
+    cam[1, :, 9] = [0.0, 0.0, 2.09]                                 # 9 cm, pointing away from it
+    np.testing.assert_allclose(m.hand_length_px(cam, 1000.0), 45.0)
+
+
 def test_detection_rate():
     detected = np.array([1, 1, 0, 1, 0, 0], bool)
     assert m.detection_rate(detected) == pytest.approx(0.5)
