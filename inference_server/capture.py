@@ -217,8 +217,7 @@ def _detect_one(frames, info: VideoInfo, options: CaptureOptions, total: int, pr
         counts = {"rescued": detector.rescued, "fallback_frames": detector.fallback_frames,
                   "whole_frame_searches": detector.whole_frame_searches, "phantom_bodies": detector.phantom_bodies,
                   "unmirrored_frames": detector.unmirrored, "relinked_hands": detector.relinked,
-                  "misplaced_hands": detector.misplaced, "searches_skipped": detector.searches_skipped,
-                  "body_skipped": detector.body_skipped}
+                  "misplaced_hands": detector.misplaced, "searches_skipped": detector.searches_skipped}
     camera = tracker.finish() if found else None
     return [found], decoded.frame_ids, decoded.stamps, decoded.seconds, t_detect, counts, camera
 

@@ -771,8 +771,6 @@ class Perception:
         self.misplaced = 0        # hands cleared for sitting on the body's other wrist
         self.searches_skipped = 0  # side-frames skipped by the back-offs (`_may_search`, `_may_crop`)
         self._misses = [0, 0]     # frames in a row each side's hand has been missing
-        self._no_body = 0         # frames in a row without a body (`_body`)
-        self.body_skipped = 0     # frames on which Holistic was not run, for lack of a body before (`_body`)
         self._crop_tracked = [False, False]   # whether each side's tracking crop graph found a hand last time
         self._crop_misses = [0, 0]            # wrist-crop searches in a row that found nothing, per side
 
@@ -829,24 +827,13 @@ class Perception:
                 for _, future in pending:
                     future.cancel()
 
-    #: After this many frames in a row without a body, Holistic runs only every BODY_BACKOFF_EVERY-th frame until it
-    #: finds one (the frames between are read by the hand tracker alone, as body-less frames are): a close-up of
-    #: hands cost a pose detection on every frame for nothing. A body that comes into the picture is found at most
-    #: BODY_BACKOFF_EVERY - 1 frames late.
-    BODY_BACKOFF_AFTER = 5
-    BODY_BACKOFF_EVERY = 3
-
     def _body(self, rgb: np.ndarray, scale_to: tuple[int, int]) -> FrameLandmarks:
-        """Body+hands, first stage: Holistic (its pose and the hands it found on the pose's wrists)."""
+        """Body+hands, first stage: Holistic (its pose and the hands it found on the pose's wrists). It runs on
+        every frame: skipping it after frames without a body (a close-up of hands costs a pose detection a frame
+        for nothing) was tried and lost `vid01`'s hand in 23% of its frames, the pose network's phantom bodies
+        then going unchecked."""
         self._image_size = scale_to
-        skipped = self._no_body - self.BODY_BACKOFF_AFTER
-        if skipped >= 0 and skipped % self.BODY_BACKOFF_EVERY:
-            self._no_body += 1
-            self.body_skipped += 1
-            return empty_frame()
-        out = self._holistic.process(rgb, scale_to)
-        self._no_body = 0 if np.isfinite(out.pose_2d[:, 0]).any() else self._no_body + 1
-        return out
+        return self._holistic.process(rgb, scale_to)
 
     def _complete(self, rgb: np.ndarray, scale_to: tuple[int, int], out: FrameLandmarks) -> FrameLandmarks:
         """Body+hands, second stage: a frame without a body is read by the hand tracker; otherwise hands on the

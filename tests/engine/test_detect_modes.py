@@ -393,24 +393,6 @@ def test_body_and_hands_mode_falls_back_to_the_hand_detector_in_a_close_up(truth
     assert out.hand_source.tolist() == [SRC_NONE, SRC_HANDS]            # the subject's right hand
 
 
-def test_holistic_backs_off_in_a_close_up_and_finds_a_body_that_comes_back(truth):
-    """Twelve close-ups of the waving hand (no body), then the whole frame: Holistic runs on the first
-    BODY_BACKOFF_AFTER close-ups and then every BODY_BACKOFF_EVERY-th; the hand is read on every close-up all the
-    same, and the body is found at most BODY_BACKOFF_EVERY - 1 frames after it comes back."""
-    close = _close_up(truth)
-    whole = list(frames(1))[0][1]
-    after, every = Perception.BODY_BACKOFF_AFTER, Perception.BODY_BACKOFF_EVERY
-    with Perception("body+hands") as perception:
-        outs = [lm for _, lm in perception.stream([(close, (360, 360))] * 12 + [(whole, whole.shape[1::-1])] * 4)]
-        skipped = perception.body_skipped
-    runs = [k for k in range(16) if k < after or (k - after) % every == 0]   # the frames Holistic sees
-    back = min(k for k in runs if k >= 12)                                       # the first with the body in it
-    assert back <= 12 + every - 1 and skipped == back - len([k for k in runs if k < back])
-    assert all(out.hand_source[RIGHT] == SRC_HANDS for out in outs[:12])
-    body = [bool(np.isfinite(out.pose_2d[:, 0]).any()) for out in outs]
-    assert body == [False] * back + [True] * (16 - back)
-
-
 def test_a_body_too_small_for_the_hands_cannot_hold_them():
     pose = _pose_with_wrists((100, 100), (140, 100))
     pose[[11, 12]] = [(95, 60, 0.9), (145, 60, 0.9)]                    # shoulders 50 px apart
@@ -486,6 +468,22 @@ def test_body_and_hands_mode_reports_no_hand_that_is_not_there():
                                             ).hands_2d)
     scores = footage_scores(np.stack(hands), clip, 1280)
     assert scores["false_L"] <= 2, scores
+    assert scores["coverage_R"] >= 0.95 and scores["false_R"] == 0, scores
+
+
+@pytest.mark.skipif(not (FOOTAGE / "vid01_hand_single_closeup.mp4").exists(), reason="../shared/footage absent")
+def test_body_and_hands_mode_keeps_the_hand_of_a_real_close_up():
+    """vid01: one hand held out toward the camera; the pose network finds a small phantom body in most frames, which
+    must be dropped so that the hand is read (measured: 99% of the frames; a Holistic back-off tried in session 20
+    let the phantoms through and kept 76%)."""
+    truth = json.loads((ROOT / "bench" / "footage_hands.json").read_text())["clips"]["vid01_hand_single_closeup.mp4"]
+    from bench.perception import footage_scores
+    clip = FOOTAGE / "vid01_hand_single_closeup.mp4"
+    with Perception("body+hands") as perception:
+        outs = [lm for _, lm in perception.stream((cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (bgr.shape[1], bgr.shape[0]))
+                                                  for _, _, bgr in iter_frames(clip, 0, None))]
+        perception.finish(outs)
+    scores = footage_scores(np.stack([out.hands_2d for out in outs]), truth, cv2.VideoCapture(str(clip)).get(3))
     assert scores["coverage_R"] >= 0.95 and scores["false_R"] == 0, scores
 
 
