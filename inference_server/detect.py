@@ -389,7 +389,7 @@ def assign_to_wrists(hands: list[HandObservation], pose_2d: np.ndarray, sides=(L
     A tie — the body wrists within ``WRIST_TIE`` × the region size of each other (crossed arms) and the hand about
     as far from both (within a factor ``TIE_RATIO``) — is decided by the hand's label when it is sure (score ≥
     ``LABEL_SURE``): the hand goes only to the side it names. (`arms_cross`: the left hand, labelled left at
-    0.96–0.99, lay 5 px from the pose's right wrist and 6 px from its left one, and went to the right.)
+    0.96–0.99, lay 5.8 px from the pose's right wrist and 6.1 px from its left one, and went to the right.)
     """
     taken: dict[int, HandObservation] = {}
     used: set[int] = set()
