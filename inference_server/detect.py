@@ -706,6 +706,13 @@ def assign_hand_tracks(hands: HandStore, image_size: tuple[int, int], min_length
     return out
 
 
+def _backs_off(misses: int, after: int, every: int) -> bool:
+    """Whether a search that has found nothing ``misses`` times in a row skips this frame: after ``after`` misses
+    it runs only every ``every``-th frame."""
+    late = misses - after
+    return late >= 0 and late % every != 0
+
+
 class Perception:
     """The detection stage for one capture mode: ``process(rgb, (width, height)) -> FrameLandmarks``.
 
@@ -728,8 +735,7 @@ class Perception:
     RESCUE_BACKOFF_EVERY = 3
 
     def _may_crop(self, side: int) -> bool:
-        misses = self._crop_misses[side] - self.RESCUE_BACKOFF_AFTER
-        if misses < 0 or misses % self.RESCUE_BACKOFF_EVERY == 0:
+        if not _backs_off(self._crop_misses[side], self.RESCUE_BACKOFF_AFTER, self.RESCUE_BACKOFF_EVERY):
             return True
         self._crop_misses[side] += 1
         self.searches_skipped += 1
@@ -859,15 +865,14 @@ class Perception:
 
     #: After this many frames in a row in which a side's hand was not found, the whole-frame search for it runs
     #: only every SEARCH_BACKOFF_EVERY-th frame until it is found again: a hand outside the picture (an arm hanging
-    #: below a close-up) would otherwise cost a whole-frame palm detection on every frame. (The wrist crops keep
-    #: running: they find the small hands of full-body shots now and then, and backing them off lost 4–11 % of
-    #: reach_overhead's hands.)
+    #: below a close-up) would otherwise cost a whole-frame palm detection on every frame. (The wrist crops back off
+    #: later, `RESCUE_BACKOFF_AFTER`: they find the small hands of full-body shots now and then, and backing them off
+    #: this early lost 4–11 % of reach_overhead's hands.)
     SEARCH_BACKOFF_AFTER = 3
     SEARCH_BACKOFF_EVERY = 4
 
     def _may_search(self, side: int) -> bool:
-        misses = self._misses[side] - self.SEARCH_BACKOFF_AFTER
-        if misses < 0 or misses % self.SEARCH_BACKOFF_EVERY == 0:
+        if not _backs_off(self._misses[side], self.SEARCH_BACKOFF_AFTER, self.SEARCH_BACKOFF_EVERY):
             return True
         self.searches_skipped += 1
         return False
