@@ -15,7 +15,8 @@ def test_throughput_bench_writes_every_row(tmp_path):
     assert main(["--frames", "4", "--batches", "1,2", "--size", "640x360", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "throughput-cpu.json").read_text())
     rows = {(r["method"], r["batch"]): r["fps"] for r in report["rows"]}
-    assert set(rows) == {("mediapipe holistic", 1), ("mediapipe hands", 1)} | {
+    assert set(rows) == {("mediapipe holistic", 1), ("holistic, no face", 1), ("ours body+hands", 1),
+                         ("mediapipe hands", 1)} | {
         (m, b) for m in ("torch pose", "torch hands", "torch people") for b in (1, 2)}
     assert all(fps > 0 for fps in rows.values())
     assert report["frames"] == 4 and report["size"] == [640, 360]
