@@ -33,7 +33,8 @@ DETECT_CACHE_VERSION = 9  # 2: capture modes, wrist-crop rescue, hand world land
 # 5: mirrored bodies swapped back by the hands' chirality; 6: the camera's rotation (camera_motion.py);
 # 7: each person's arrays an entry of its own (streamed: no stack of the people in memory);
 # 8: hands on the other arm dropped, one hand on both sides by chirality, body-less frames' hands by track;
-# 9: a lone hand that continues the other side's hand moved there (detect.relink_lone_hands)
+# 9: Holistic without its face, a lone hand that continues the other side's hand moved there, wrist crops and
+#    close-ups tracked, a sure label between crossed wrists (detect.py, session 20)
 
 
 @dataclasses.dataclass

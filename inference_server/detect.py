@@ -2,12 +2,15 @@
 
 Modes (``CaptureOptions.mode``)
 -------------------------------
-``body+hands``  Holistic (pose + both hands attached to the pose's wrists). Where Holistic misses a hand that the
-                body says is there (small hands in full-body shots), the hand network runs again on an upscaled crop
-                around that body wrist (`Perception._rescue`). Where Holistic finds no body at all (close-ups), the
-                multi-hand detector runs on the whole frame; it also runs where a hand is still missing and the
-                body's wrist is unsure or the hand would be a close-up's. A body that holds none of the hands found
-                there and is too small to hold them is a phantom of the pose network and is dropped.
+``body+hands``  Holistic without its face branch (pose + both hands attached to the pose's wrists;
+                `holistic_graph`). Where Holistic misses a hand that the body says is there (small hands in
+                full-body shots), the hand network runs again on an upscaled crop around that body wrist, following
+                the hand from crop to crop (`Perception._rescue`). Where Holistic finds no body at all (close-ups),
+                the hand tracker reads the whole frame; the multi-hand detector runs on the whole frame where a hand
+                is still missing and the body's wrist is unsure or the hand would be a close-up's. A body that holds
+                none of the hands found there and is too small to hold them is a phantom of the pose network and is
+                dropped. After the clip, a lone hand that continues the other side's hand moves there
+                (`relink_lone_hands`). `Perception.stream` runs Holistic and the searches as a two-stage pipeline.
 ``hands``       The multi-hand detector (palm detection + hand landmarks) on the whole frame: 2D and world
                 landmarks and the handedness of each hand.
 ``body``        Pose only.
