@@ -43,7 +43,7 @@ import numpy as np
 from . import scratch
 from .protocol import MODEL_MISSING, RpcError
 from .sides import (CHIRALITY_LAMBDA, CHIRALITY_MIN_SINE, CHIRALITY_MU, chirality_sine, chirality_votes,
-                    mirrored_frames, unmirror)
+                    mirrored_frames, swap_hands, unmirror)
 
 N_POSE = 33
 N_HAND = 21
@@ -604,21 +604,18 @@ def lone_hand_runs(wrist: np.ndarray, length: np.ndarray) -> list[tuple[np.ndarr
 
 
 def relink_lone_hands(frames: "list[FrameLandmarks] | FrameStore") -> int:
-    """Move, in place, each run of `lone_hand_runs` to the side its hand belongs to. Returns the frames moved."""
+    """Move, in place, each run of `lone_hand_runs` to the side its hand belongs to (the other side is empty there,
+    so the two sides trade: `sides.swap_hands`). Returns the frames moved."""
     if not frames:
         return 0
-    wrist = np.concatenate([stacked(frames, "hands_2d")[a:b, :, 0, :2] for a, b in scratch.windows(len(frames))])
-    knuckle = np.concatenate([stacked(frames, "hands_2d")[a:b, :, 9, :2] for a, b in scratch.windows(len(frames))])
+    hands = stacked(frames, "hands_2d")
+    ends = np.concatenate([hands[a:b, :, (0, 9), :2] for a, b in scratch.windows(len(frames))])   # wrist, knuckle
     moved = 0
-    for run, side in lone_hand_runs(wrist, np.linalg.norm(knuckle - wrist, axis=-1)):
-        for t in run:
-            out = frames[int(t)]
-            hand = HandObservation(out.hands_2d[side].copy(), out.hands_world[side].copy(), 1 - side,
-                                   float(out.hand_score[side]))
-            source = int(out.hand_source[side])
-            _clear_hand(out, side)
-            _put_hand(out, 1 - side, hand, source)
-            frames[int(t)] = out
+    for run, _side in lone_hand_runs(ends[:, :, 0], np.linalg.norm(ends[:, :, 1] - ends[:, :, 0], axis=-1)):
+        for t in run.tolist():
+            frame = frames[t]
+            swap_hands(frame)
+            frames[t] = frame   # a `FrameStore` takes the swapped fields back (a list holds the same object)
             moved += 1
     return moved
 
